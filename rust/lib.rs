@@ -1,0 +1,13 @@
+//! Core of `resumable-samplers`: seeded permutations, replica sharding, padding and offset
+//! slicing, written into plain buffers. Nothing here knows about Python; the bindings live in
+//! `python.rs` behind the `python` feature.
+
+pub mod buffer;
+pub mod epoch;
+pub mod error;
+pub mod mt19937;
+pub mod permutation;
+pub mod shard;
+
+#[cfg(feature = "python")]
+mod python;

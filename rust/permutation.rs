@@ -1,0 +1,215 @@
+//! `torch.randperm` on the CPU, bit for bit, and fast.
+//!
+//! torch (aten `randperm_cpu`) has two regimes:
+//! - `n < u32::MAX / 20`: start from the identity and for `i` in `0..n-1` swap `P[i]` with
+//!   `P[i + random() % (n - i)]`;
+//! - otherwise, the "inside-out" Fisher-Yates: for `i` in `0..n`, `z = random64() % (i + 1)`,
+//!   `P[i] = P[z]; P[z] = i`.
+//!
+//! The random stream never depends on the array, so the swap targets are drawn `AHEAD` steps
+//! early into a ring and their cache lines prefetched; by the time a swap runs its memory is
+//! (usually) in cache. That hides most of the cache-miss latency that dominates torch's loop,
+//! and the output is unchanged because the draws happen in the same order.
+
+use crate::buffer::IndexElem;
+use crate::mt19937::TorchMt;
+
+/// torch uses the swap regime for `n` below this and the inside-out regime from here on.
+pub const SWAP_REGIME_LIMIT: u64 = (u32::MAX / 20) as u64;
+
+/// How many steps ahead swap targets are drawn and prefetched (a power of two).
+const AHEAD: usize = 64;
+
+/// Steps between two calls of the caller's `check` (a few tens of milliseconds of work).
+pub const CHECK_EVERY: usize = 1 << 22;
+
+/// Fills `out` (its length is `n`) with `torch.randperm(n)` for the generator seeded with
+/// `seed`. `check` runs every [`CHECK_EVERY`] steps; an error from it stops the work and is
+/// returned (the buffer is then unspecified).
+pub fn torch_randperm<T: IndexElem, E>(
+    out: &mut [T],
+    seed: u64,
+    check: &mut dyn FnMut() -> Result<(), E>,
+) -> Result<(), E> {
+    if (out.len() as u64) < SWAP_REGIME_LIMIT {
+        swap_regime(out, seed, check)
+    } else {
+        inside_out_regime(out, seed, check)
+    }
+}
+
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is a hint; it never faults, whatever the address.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+fn swap_regime<T: IndexElem, E>(
+    out: &mut [T],
+    seed: u64,
+    check: &mut dyn FnMut() -> Result<(), E>,
+) -> Result<(), E> {
+    let n = out.len();
+    for (i, v) in out.iter_mut().enumerate() {
+        *v = T::from_u64(i as u64);
+    }
+    if n < 2 {
+        return Ok(());
+    }
+    // In this regime n < 2**32, so `n - i` and every draw fit in u32.
+    let n32 = n as u32;
+    let steps = n - 1;
+    let mut rng = TorchMt::new(seed);
+    let mut ring = [0u32; AHEAD];
+    let base = out.as_ptr();
+    for (k, slot) in ring.iter_mut().enumerate().take(steps.min(AHEAD)) {
+        let z = rng.next_u32() % (n32 - k as u32);
+        *slot = z;
+        prefetch(base.wrapping_add(k + z as usize));
+    }
+    let mut i = 0;
+    while i < steps {
+        let end = (i + CHECK_EVERY).min(steps);
+        while i < end {
+            let slot = i & (AHEAD - 1);
+            let z = ring[slot] as usize;
+            let ahead = i + AHEAD;
+            if ahead < steps {
+                let z2 = rng.next_u32() % (n32 - ahead as u32);
+                ring[slot] = z2;
+                prefetch(out.as_ptr().wrapping_add(ahead + z2 as usize));
+            }
+            out.swap(i, i + z);
+            i += 1;
+        }
+        check()?;
+    }
+    Ok(())
+}
+
+fn inside_out_regime<T: IndexElem, E>(
+    out: &mut [T],
+    seed: u64,
+    check: &mut dyn FnMut() -> Result<(), E>,
+) -> Result<(), E> {
+    let n = out.len();
+    let mut rng = TorchMt::new(seed);
+    let mut ring = [0u64; AHEAD];
+    for (k, slot) in ring.iter_mut().enumerate().take(n.min(AHEAD)) {
+        let z = rng.next_u64() % (k as u64 + 1);
+        *slot = z;
+        prefetch(out.as_ptr().wrapping_add(z as usize));
+    }
+    let mut i = 0;
+    while i < n {
+        let end = (i + CHECK_EVERY).min(n);
+        while i < end {
+            let slot = i & (AHEAD - 1);
+            let z = ring[slot] as usize;
+            let ahead = i + AHEAD;
+            if ahead < n {
+                let z2 = rng.next_u64() % (ahead as u64 + 1);
+                ring[slot] = z2;
+                prefetch(out.as_ptr().wrapping_add(z2 as usize));
+            }
+            let me = T::from_u64(i as u64);
+            // torch writes P[i] = i first, so z == i leaves i in place.
+            out[i] = if z == i { me } else { out[z] };
+            out[z] = me;
+            i += 1;
+        }
+        check()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::convert::Infallible;
+
+    fn no_check() -> Result<(), Infallible> {
+        Ok(())
+    }
+
+    /// torch's loops written plainly, as the reference for the prefetching versions.
+    fn reference(n: usize, seed: u64, inside_out: bool) -> Vec<u64> {
+        let mut rng = TorchMt::new(seed);
+        if !inside_out {
+            let mut p: Vec<u64> = (0..n as u64).collect();
+            for i in 0..n.saturating_sub(1) {
+                let z = u64::from(rng.next_u32()) % (n - i) as u64;
+                p.swap(i, i + z as usize);
+            }
+            p
+        } else {
+            let mut p = vec![0u64; n];
+            for i in 0..n {
+                let z = (rng.next_u64() % (i as u64 + 1)) as usize;
+                p[i] = i as u64;
+                p[i] = p[z];
+                p[z] = i as u64;
+            }
+            p
+        }
+    }
+
+    fn run<T: IndexElem>(n: usize, seed: u64, inside_out: bool) -> Vec<u64> {
+        let mut out = vec![T::default(); n];
+        if inside_out {
+            inside_out_regime(&mut out, seed, &mut no_check).unwrap();
+        } else {
+            swap_regime(&mut out, seed, &mut no_check).unwrap();
+        }
+        out.into_iter().map(T::to_u64).collect()
+    }
+
+    #[test]
+    fn prefetching_loops_equal_plain_loops() {
+        for n in [0, 1, 2, 3, 17, 63, 64, 65, 1000, 65_537] {
+            for seed in [0, 1, 6691, u64::MAX, (1 << 32) + 5] {
+                for inside_out in [false, true] {
+                    let want = reference(n, seed, inside_out);
+                    assert_eq!(run::<u32>(n, seed, inside_out), want, "n={n} seed={seed}");
+                    assert_eq!(run::<i64>(n, seed, inside_out), want, "n={n} seed={seed}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn outputs_are_permutations() {
+        for inside_out in [false, true] {
+            let mut p = run::<u32>(100_000, 3, inside_out);
+            p.sort_unstable();
+            assert!(p.iter().enumerate().all(|(i, &v)| v == i as u64));
+        }
+    }
+
+    #[test]
+    fn regime_is_chosen_by_length() {
+        assert_eq!(SWAP_REGIME_LIMIT, 214_748_364);
+        let mut small = vec![0u32; 1000];
+        torch_randperm(&mut small, 5, &mut no_check).unwrap();
+        let small: Vec<u64> = small.into_iter().map(u64::from).collect();
+        assert_eq!(small, reference(1000, 5, false));
+    }
+
+    #[test]
+    fn check_error_stops_the_work() {
+        let mut out = vec![0u32; CHECK_EVERY + 10];
+        let mut calls = 0;
+        let r = torch_randperm(&mut out, 0, &mut || {
+            calls += 1;
+            Err("stop")
+        });
+        assert_eq!(r, Err("stop"));
+        assert_eq!(calls, 1);
+    }
+}

@@ -125,8 +125,14 @@ mod tests {
 
     #[test]
     fn picks_u32_up_to_2_pow_32() {
-        assert!(matches!(IndexVec::zeroed(3, 1 << 32).unwrap(), IndexVec::U32(_)));
-        assert!(matches!(IndexVec::zeroed(3, (1 << 32) + 1).unwrap(), IndexVec::I64(_)));
+        assert!(matches!(
+            IndexVec::zeroed(3, 1 << 32).unwrap(),
+            IndexVec::U32(_)
+        ));
+        assert!(matches!(
+            IndexVec::zeroed(3, (1 << 32) + 1).unwrap(),
+            IndexVec::I64(_)
+        ));
     }
 
     #[test]
@@ -138,7 +144,13 @@ mod tests {
 
     #[test]
     fn impossible_allocation_is_an_error() {
-        assert!(matches!(zeroed_vec::<u32>(1 << 62), Err(Error::Alloc { .. })));
-        assert!(matches!(zeroed_vec::<i64>(u64::MAX), Err(Error::Alloc { .. })));
+        assert!(matches!(
+            zeroed_vec::<u32>(1 << 62),
+            Err(Error::Alloc { .. })
+        ));
+        assert!(matches!(
+            zeroed_vec::<i64>(u64::MAX),
+            Err(Error::Alloc { .. })
+        ));
     }
 }

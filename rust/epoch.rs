@@ -2,9 +2,9 @@
 //! (identity order), and read by position.
 
 use crate::buffer::{IndexElem, IndexVec};
-use crate::error::Error;
+use crate::error::{invalid, Error};
 use crate::permutation::torch_randperm;
-use crate::shard::Shard;
+use crate::shard::{Shard, MAX_LEN};
 
 /// The permutation `P` of an epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,8 +87,12 @@ impl EpochIndices {
             EpochIndices::Identity(shard) => {
                 let mut out = IndexVec::zeroed(len, shard.n())?;
                 match &mut out {
-                    IndexVec::U32(o) => shard.for_each_source(start, o.len(), |k, p| o[k] = p as u32),
-                    IndexVec::I64(o) => shard.for_each_source(start, o.len(), |k, p| o[k] = p as i64),
+                    IndexVec::U32(o) => {
+                        shard.for_each_source(start, o.len(), |k, p| o[k] = p as u32)
+                    }
+                    IndexVec::I64(o) => {
+                        shard.for_each_source(start, o.len(), |k, p| o[k] = p as i64)
+                    }
                 }
                 Ok(out)
             }
@@ -102,6 +106,9 @@ pub fn randperm<E: From<Error>>(
     seed: u64,
     check: &mut dyn FnMut() -> Result<(), E>,
 ) -> Result<IndexVec, E> {
+    if n > MAX_LEN {
+        return Err(invalid(format!("n should be at most 2**63 - 1, got {n}")).into());
+    }
     let mut perm = IndexVec::zeroed(n, n)?;
     match &mut perm {
         IndexVec::U32(p) => torch_randperm(p, seed, check)?,

@@ -25,9 +25,17 @@ pub struct Shard {
 impl Shard {
     /// Rank `rank` of `replicas` over a dataset of `n` items, resuming after the global
     /// positions `[0, offset)` were consumed.
-    pub fn new(n: u64, replicas: u64, rank: u64, offset: u64, drop_last: bool) -> Result<Self, Error> {
+    pub fn new(
+        n: u64,
+        replicas: u64,
+        rank: u64,
+        offset: u64,
+        drop_last: bool,
+    ) -> Result<Self, Error> {
         if n > MAX_LEN {
-            return Err(invalid(format!("dataset length should be at most 2**63 - 1, got {n}")));
+            return Err(invalid(format!(
+                "dataset length should be at most 2**63 - 1, got {n}"
+            )));
         }
         if replicas == 0 {
             return Err(invalid("num_replicas should be a positive integer, got 0"));
@@ -38,7 +46,13 @@ impl Shard {
                 replicas - 1
             )));
         }
-        Ok(Self { n, replicas, rank, offset, drop_last })
+        Ok(Self {
+            n,
+            replicas,
+            rank,
+            offset,
+            drop_last,
+        })
     }
 
     /// The whole epoch of a single replica: every position of `[0, n)` in order.
@@ -74,7 +88,9 @@ impl Shard {
 
     /// The element of `P` that this rank's `j`-th index is, for `j < len()`.
     pub fn source(&self, j: u64) -> u64 {
-        let p = u128::from(self.offset) + u128::from(self.rank) + u128::from(j) * u128::from(self.replicas);
+        let p = u128::from(self.offset)
+            + u128::from(self.rank)
+            + u128::from(j) * u128::from(self.replicas);
         (p % u128::from(self.n)) as u64
     }
 
@@ -121,7 +137,11 @@ mod tests {
                 idx.extend_from_slice(&base[..need]);
             }
         }
-        let out: Vec<u64> = idx.into_iter().skip(r as usize).step_by(w as usize).collect();
+        let out: Vec<u64> = idx
+            .into_iter()
+            .skip(r as usize)
+            .step_by(w as usize)
+            .collect();
         assert_eq!(out.len() as u64, num_samples);
         out
     }
@@ -142,7 +162,11 @@ mod tests {
                 for r in 0..w {
                     for drop_last in [false, true] {
                         let s = Shard::new(n, w, r, 0, drop_last).unwrap();
-                        assert_eq!(ours(&s), torch_positions(n, w, r, drop_last), "n={n} w={w} r={r}");
+                        assert_eq!(
+                            ours(&s),
+                            torch_positions(n, w, r, drop_last),
+                            "n={n} w={w} r={r}"
+                        );
                     }
                 }
             }
@@ -193,6 +217,9 @@ mod tests {
         assert!(s.source(last) < MAX_LEN);
         let mut got = Vec::new();
         s.for_each_source(last - 2, 3, |_, p| got.push(p));
-        assert_eq!(got, vec![s.source(last - 2), s.source(last - 1), s.source(last)]);
+        assert_eq!(
+            got,
+            vec![s.source(last - 2), s.source(last - 1), s.source(last)]
+        );
     }
 }

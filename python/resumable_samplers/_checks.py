@@ -1,0 +1,76 @@
+"""Argument checks shared by the public API: each names the argument and what is accepted."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sized
+from typing import Any
+
+SEED_MIN = -(2**63)
+SEED_END = 2**64
+MAX_LEN = 2**63 - 1
+
+
+def as_int(name: str, value: Any) -> int:
+    """Return ``value`` as an ``int``; ``bool`` and non-integers raise ``TypeError``."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} should be an integer, got bool ({value})")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} should be an integer, got {type(value).__name__}") from None
+
+
+def positive_int(name: str, value: Any) -> int:
+    """An integer >= 1."""
+    v = as_int(name, value)
+    if v <= 0:
+        raise ValueError(f"{name} should be a positive integer, got {v}")
+    return v
+
+
+def non_negative_int(name: str, value: Any) -> int:
+    """An integer >= 0."""
+    v = as_int(name, value)
+    if v < 0:
+        raise ValueError(f"{name} should be a non-negative integer, got {v}")
+    return v
+
+
+def as_bool(name: str, value: Any) -> bool:
+    """A ``bool`` (numpy bools too); anything else raises ``TypeError``."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return bool(value)
+    raise TypeError(f"{name} should be a bool, got {type(value).__name__}")
+
+
+def dataset_len(name: str, data: Any) -> int:
+    """``len(data)``, with a clear ``TypeError`` when it has none."""
+    if not isinstance(data, Sized):
+        raise TypeError(f"{name} should define __len__, got {type(data).__name__}")
+    n = as_int(f"len({name})", len(data))
+    if not 0 <= n <= MAX_LEN:
+        raise ValueError(f"len({name}) should be in [0, 2**63 - 1], got {n}")
+    return n
+
+
+def generator_seed(seed: int, epoch: int) -> int:
+    """The seed torch's generator gets for an epoch, ``seed + epoch``, as an unsigned 64-bit value.
+
+    ``torch.Generator.manual_seed`` accepts ``[-2**63, 2**64)`` and takes negative seeds as two's
+    complement; anything else is refused rather than silently wrapped.
+    """
+    s = as_int("seed", seed) + as_int("epoch", epoch)
+    if not SEED_MIN <= s < SEED_END:
+        raise ValueError(
+            f"seed + epoch should be in [-2**63, 2**64) (torch.Generator's range), got {s}"
+        )
+    return s % SEED_END
+
+
+def choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """One of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        listed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} should be one of {listed}, got {value!r}")
+    return value

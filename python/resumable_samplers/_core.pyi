@@ -1,0 +1,48 @@
+"""The Rust extension: permutations and epoch buffers. Use the public API instead."""
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import numpy.typing as npt
+
+def randperm(n: int, seed: int) -> npt.NDArray[np.uint32] | npt.NDArray[np.int64]:
+    """``torch.randperm(n)`` for a generator seeded with ``seed`` (an unsigned 64-bit value).
+
+    Returns ``uint32`` when ``n <= 2**32`` else ``int64``. Releases the GIL; Ctrl-C interrupts.
+    """
+
+class Epoch:
+    """One rank's indices for one epoch.
+
+    Rank ``rank`` of ``num_replicas`` reads ``P[(offset + rank + j * num_replicas) % n]`` for
+    ``j < len(epoch)``, where ``P`` is the epoch's permutation (``"torch"`` or ``"identity"``).
+    """
+
+    def __new__(
+        cls,
+        n: int,
+        num_replicas: int,
+        rank: int,
+        offset: int,
+        drop_last: bool,
+        permutation: str,
+        seed: int,
+    ) -> Epoch: ...
+    def __len__(self) -> int: ...
+    def iter(
+        self, start: int = 0, on_exhausted: Callable[[], object] | None = None
+    ) -> IndexIter:
+        """Iterate the indices from position ``start``; ``on_exhausted`` runs once at the end."""
+
+    def array(self, start: int = 0) -> npt.NDArray[np.uint32] | npt.NDArray[np.int64]:
+        """The indices from position ``start`` on; a read-only view when the epoch is stored."""
+
+class IndexIter(Iterator[int]):
+    """An iterator over an epoch's indices, as Python ints."""
+
+    def __iter__(self) -> IndexIter: ...
+    def __next__(self) -> int: ...
+    def __length_hint__(self) -> int: ...
+    @property
+    def position(self) -> int:
+        """How many indices of the epoch lie before the next one yielded."""

@@ -1,0 +1,255 @@
+"""Resumable samplers, drop-in compatible with helios-ml's ``helios.data.samplers``.
+
+The index order of every sampler equals what helios-ml 2.0.1 and torch yield for the same
+arguments; the epoch is computed by the Rust core, cached per epoch, and iterated from the
+resume point without building a Python list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sized
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch.utils.data as tud
+
+from resumable_samplers import _checks, _core
+from resumable_samplers.permutation import PERMUTATIONS
+from resumable_samplers.registry import Registry
+
+SAMPLER_REGISTRY = Registry("sampler")
+"""The registry of sampler types that :func:`create_sampler` looks names up in.
+
+Example:
+    .. code-block:: python
+
+        @SAMPLER_REGISTRY.register
+        class MySampler(ResumableSampler): ...
+
+        SAMPLER_REGISTRY.register(OtherSampler)
+"""
+
+Indices = npt.NDArray[np.uint32] | npt.NDArray[np.int64]
+# The arguments of ``_core.Epoch``: n, num_replicas, rank, offset, drop_last, permutation, seed.
+_EpochArgs = tuple[int, int, int, int, bool, str, int]
+
+
+class _ResumableIteration:
+    """What every resumable sampler shares: the epoch cache and iteration from ``start_iter``."""
+
+    _batch_size: int
+    _start_iter: int
+    _cached: tuple[_EpochArgs, _core.Epoch] | None = None
+
+    def _epoch_args(self) -> _EpochArgs:
+        raise NotImplementedError
+
+    def _current_epoch(self) -> _core.Epoch:
+        args = self._epoch_args()
+        cached = self._cached
+        if cached is not None and cached[0] == args:
+            return cached[1]
+        self._cached = None  # free the previous epoch before building the next one
+        epoch = _core.Epoch(*args)
+        self._cached = (args, epoch)
+        return epoch
+
+    @property
+    def start_iter(self) -> int:
+        """The batch of this epoch at which the next iteration starts.
+
+        The next ``iter()`` skips the first ``start_iter * batch_size`` indices of the epoch;
+        once that iterator is exhausted it goes back to 0, so later epochs are whole.
+        """
+        return self._start_iter
+
+    @start_iter.setter
+    def start_iter(self, ite: int) -> None:
+        self._start_iter = _checks.non_negative_int("start_iter", ite)
+
+    def _finish_epoch(self) -> None:
+        self._start_iter = 0
+
+    def __iter__(self) -> Iterator[int]:
+        """Yield this epoch's indices from ``start_iter`` on, as Python ints."""
+        start = self._start_iter * self._batch_size
+        return self._current_epoch().iter(start, self._finish_epoch)
+
+    def indices(self) -> Indices:
+        """This epoch's remaining indices (from ``start_iter`` on) as a read-only NumPy array.
+
+        ``uint32`` when the dataset has at most ``2**32`` items, else ``int64``. The array is a
+        view of the sampler's own buffer, not a copy.
+        """
+        out: Any = self._current_epoch().array(self._start_iter * self._batch_size)
+        return out  # type: ignore[no-any-return]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_cached", None)  # rebuilt on demand after unpickling
+        return state
+
+
+class ResumableSampler(_ResumableIteration, tud.Sampler[int]):
+    r"""Base class for samplers that are resumable.
+
+    Let :math:`b_i` be the :math:`i`-th batch of epoch :math:`e`. A sampler is resumable if, when
+    training stops right after :math:`b_i` and restarts in epoch :math:`e` with
+    ``start_iter = i + 1``, the next batch is :math:`b_{i+1}` and every later batch is the one the
+    uninterrupted run would have produced.
+
+    Args:
+        batch_size: the number of samples per batch (used to turn ``start_iter`` into indices).
+    """
+
+    def __init__(self, batch_size: int) -> None:
+        super().__init__()
+        self._batch_size = _checks.positive_int("batch_size", batch_size)
+        self._start_iter = 0
+        self._epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch; shuffled samplers seed their order with ``seed + epoch``."""
+        self._epoch = _checks.as_int("epoch", epoch)
+
+
+@SAMPLER_REGISTRY.register
+class ResumableRandomSampler(ResumableSampler):
+    """Random sampler that can resume mid-epoch; replaces torch's ``RandomSampler``.
+
+    Epoch ``e`` yields ``torch.randperm(len(data_source), generator=torch.Generator().manual_seed(
+    seed + e))``, exactly as helios-ml's ``ResumableRandomSampler`` does.
+
+    Args:
+        data_source: the dataset to sample from (anything with ``__len__``).
+        seed: the random seed; ``seed + epoch`` must lie in ``[-2**63, 2**64)``.
+        batch_size: the number of samples per batch.
+        permutation: the order of an epoch; one of :data:`PERMUTATIONS`.
+    """
+
+    def __init__(
+        self,
+        data_source: Sized,
+        seed: int = 0,
+        batch_size: int = 1,
+        *,
+        permutation: str = "torch",
+    ) -> None:
+        super().__init__(batch_size)
+        self._data_source = data_source
+        self._num_samples = _checks.dataset_len("data_source", data_source)
+        self._seed = _checks.as_int("seed", seed)
+        _checks.generator_seed(self._seed, 0)
+        self._permutation = _checks.choice("permutation", permutation, PERMUTATIONS)
+
+    def __len__(self) -> int:
+        """The number of samples in an epoch (whatever ``start_iter`` is)."""
+        return self._num_samples
+
+    def _epoch_args(self) -> _EpochArgs:
+        seed = _checks.generator_seed(self._seed, self._epoch)
+        return (self._num_samples, 1, 0, 0, False, self._permutation, seed)
+
+
+@SAMPLER_REGISTRY.register
+class ResumableSequentialSampler(ResumableSampler):
+    """Sequential sampler that can resume mid-epoch; replaces torch's ``SequentialSampler``.
+
+    Args:
+        data_source: the dataset to sample from (anything with ``__len__``).
+        batch_size: the number of samples per batch.
+    """
+
+    def __init__(self, data_source: Sized, batch_size: int = 1) -> None:
+        super().__init__(batch_size)
+        self._data_source = data_source
+        self._num_samples = _checks.dataset_len("data_source", data_source)
+
+    def __len__(self) -> int:
+        """The number of samples in an epoch (whatever ``start_iter`` is)."""
+        return self._num_samples
+
+    def _epoch_args(self) -> _EpochArgs:
+        return (self._num_samples, 1, 0, 0, False, "identity", 0)
+
+
+@SAMPLER_REGISTRY.register
+class ResumableDistributedSampler(_ResumableIteration, tud.DistributedSampler[int]):
+    """Distributed sampler that can resume mid-epoch; replaces torch's ``DistributedSampler``.
+
+    Each rank yields exactly what ``torch.utils.data.DistributedSampler`` (and helios-ml's
+    ``ResumableDistributedSampler``) yields for the same arguments, but keeps only its own share
+    of the epoch, as a compact buffer. ``num_replicas`` and ``rank`` default to the
+    ``torch.distributed`` process group's.
+
+    Args:
+        dataset: the dataset to sample from (anything with ``__len__``).
+        num_replicas: the number of processes taking part; defaults to the world size.
+        rank: this process's rank in ``[0, num_replicas)``; defaults to the group rank.
+        shuffle: if true, shuffle with ``seed + epoch``; otherwise keep the dataset order.
+        seed: the random seed; ``seed + epoch`` must lie in ``[-2**63, 2**64)``.
+        drop_last: if true, drop the tail so every rank gets the same number of samples;
+            otherwise pad by wrapping around to the start of the epoch.
+        batch_size: the number of samples per batch (used to turn ``start_iter`` into indices).
+        permutation: the order of a shuffled epoch; one of :data:`PERMUTATIONS`.
+    """
+
+    def __init__(
+        self,
+        dataset: tud.Dataset[Any],
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+        batch_size: int = 1,
+        *,
+        permutation: str = "torch",
+    ) -> None:
+        n = _checks.dataset_len("dataset", dataset)
+        if num_replicas is not None:
+            num_replicas = _checks.positive_int("num_replicas", num_replicas)
+        if rank is not None:
+            rank = _checks.as_int("rank", rank)
+            if num_replicas is not None and not 0 <= rank < num_replicas:
+                raise ValueError(
+                    f"rank should be in the interval [0, {num_replicas - 1}], got {rank}"
+                )
+        shuffle = _checks.as_bool("shuffle", shuffle)
+        drop_last = _checks.as_bool("drop_last", drop_last)
+        seed = _checks.as_int("seed", seed)
+        _checks.generator_seed(seed, 0)
+        super().__init__(dataset, num_replicas, rank, shuffle, seed, drop_last)
+        self._dataset_len = n
+        self._batch_size = _checks.positive_int("batch_size", batch_size)
+        self._start_iter = 0
+        self._permutation = _checks.choice("permutation", permutation, PERMUTATIONS)
+
+    def _epoch_args(self) -> _EpochArgs:
+        if self.shuffle:
+            seed = _checks.generator_seed(self.seed, self.epoch)
+            order = self._permutation
+        else:
+            seed, order = 0, "identity"
+        n = self._dataset_len
+        return (n, self.num_replicas, self.rank, 0, self.drop_last, order, seed)
+
+
+ResumableSamplerType = ResumableSampler | ResumableDistributedSampler
+"""Any resumable sampler: a :class:`ResumableSampler` or a :class:`ResumableDistributedSampler`."""
+
+
+def create_sampler(type_name: str, *args: Any, **kwargs: Any) -> ResumableSamplerType:
+    """Create a sampler registered in :data:`SAMPLER_REGISTRY` by its name.
+
+    Args:
+        type_name: the registered name, e.g. ``"ResumableRandomSampler"``.
+        args: positional arguments for the sampler.
+        kwargs: keyword arguments for the sampler.
+
+    Raises:
+        KeyError: if no sampler is registered under ``type_name`` (the message lists the names).
+    """
+    sampler: ResumableSamplerType = SAMPLER_REGISTRY.get(type_name)(*args, **kwargs)
+    return sampler

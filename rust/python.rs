@@ -1,0 +1,170 @@
+//! Python bindings: argument conversion, the GIL released around the work, buffers handed to
+//! NumPy without a copy, and core errors mapped to Python exceptions. No algorithm lives here.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use numpy::ndarray::ArrayView1;
+use numpy::{Element, IntoPyArray, PyArray1, PyArrayMethods};
+use pyo3::exceptions::{PyMemoryError, PyValueError};
+use pyo3::prelude::*;
+
+use crate::buffer::IndexVec;
+use crate::epoch::{randperm as core_randperm, EpochIndices, Order};
+use crate::error::Error;
+use crate::shard::Shard;
+
+impl From<Error> for PyErr {
+    fn from(e: Error) -> PyErr {
+        match e {
+            Error::InvalidArgument(msg) => PyValueError::new_err(msg),
+            Error::Alloc { .. } => PyMemoryError::new_err(e.to_string()),
+        }
+    }
+}
+
+/// Runs between chunks of long work (with the GIL released) so that Ctrl-C interrupts it.
+fn check_signals() -> PyResult<()> {
+    Python::attach(|py| py.check_signals())
+}
+
+fn parse_order(permutation: &str, seed: u64) -> PyResult<Order> {
+    match permutation {
+        "torch" => Ok(Order::Torch { seed }),
+        "identity" => Ok(Order::Identity),
+        other => Err(PyValueError::new_err(format!(
+            "permutation should be one of 'torch', 'identity', got {other:?}"
+        ))),
+    }
+}
+
+fn owned_array(py: Python<'_>, v: IndexVec) -> Bound<'_, PyAny> {
+    match v {
+        IndexVec::U32(v) => v.into_pyarray(py).into_any(),
+        IndexVec::I64(v) => v.into_pyarray(py).into_any(),
+    }
+}
+
+/// A read-only NumPy view of `data` whose base object is `owner`, which keeps it alive.
+fn readonly_view<'py, T: Element>(data: &[T], owner: &Bound<'py, Epoch>) -> Bound<'py, PyAny> {
+    let view = ArrayView1::from(data);
+    // SAFETY: `data` lives in the `Arc<EpochIndices>` of the frozen `owner`, which is never
+    // mutated and is the array's base, so the memory outlives the array.
+    let arr = unsafe { PyArray1::borrow_from_array(&view, owner.clone().into_any()) };
+    arr.readwrite().make_nonwriteable();
+    arr.into_any()
+}
+
+/// `torch.randperm(n, generator=torch.Generator().manual_seed(seed))` as a NumPy array.
+#[pyfunction]
+fn randperm(py: Python<'_>, n: u64, seed: u64) -> PyResult<Bound<'_, PyAny>> {
+    let perm = py.detach(|| core_randperm::<PyErr>(n, seed, &mut check_signals))?;
+    Ok(owned_array(py, perm))
+}
+
+/// One rank's indices for one epoch.
+#[pyclass(frozen, module = "resumable_samplers._core")]
+pub struct Epoch {
+    inner: Arc<EpochIndices>,
+}
+
+#[pymethods]
+impl Epoch {
+    #[new]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        n: u64,
+        num_replicas: u64,
+        rank: u64,
+        offset: u64,
+        drop_last: bool,
+        permutation: &str,
+        seed: u64,
+    ) -> PyResult<Self> {
+        let shard = Shard::new(n, num_replicas, rank, offset, drop_last)?;
+        let order = parse_order(permutation, seed)?;
+        let inner = py.detach(|| EpochIndices::build::<PyErr>(shard, order, &mut check_signals))?;
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len() as usize
+    }
+
+    /// An iterator over the indices from position `start`; `on_exhausted` is called once when
+    /// it runs out.
+    #[pyo3(signature = (start=0, on_exhausted=None))]
+    fn iter(&self, start: u64, on_exhausted: Option<Py<PyAny>>) -> IndexIter {
+        let end = self.inner.len();
+        IndexIter {
+            epoch: Arc::clone(&self.inner),
+            pos: AtomicU64::new(start.min(end)),
+            end,
+            on_exhausted: Mutex::new(on_exhausted),
+        }
+    }
+
+    /// The indices from position `start` on, as a NumPy array (a read-only view when stored).
+    #[pyo3(signature = (start=0))]
+    fn array<'py>(slf: &Bound<'py, Self>, start: u64) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let inner = &slf.get().inner;
+        let from = start.min(inner.len()) as usize;
+        Ok(match &**inner {
+            EpochIndices::Stored(IndexVec::U32(v)) => readonly_view(&v[from..], slf),
+            EpochIndices::Stored(IndexVec::I64(v)) => readonly_view(&v[from..], slf),
+            computed => {
+                let v = py.detach(|| computed.to_vec_from(start))?;
+                owned_array(py, v)
+            }
+        })
+    }
+}
+
+/// Iterates an epoch's indices as Python ints.
+#[pyclass(frozen, module = "resumable_samplers._core")]
+pub struct IndexIter {
+    epoch: Arc<EpochIndices>,
+    pos: AtomicU64,
+    end: u64,
+    on_exhausted: Mutex<Option<Py<PyAny>>>,
+}
+
+#[pymethods]
+impl IndexIter {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<u64>> {
+        let p = self.pos.fetch_add(1, Ordering::Relaxed);
+        if p < self.end {
+            return Ok(Some(self.epoch.get(p)));
+        }
+        self.pos.store(self.end, Ordering::Relaxed);
+        let callback = self.on_exhausted.lock().ok().and_then(|mut cb| cb.take());
+        if let Some(callback) = callback {
+            callback.call0(py)?;
+        }
+        Ok(None)
+    }
+
+    fn __length_hint__(&self) -> usize {
+        (self.end - self.position()) as usize
+    }
+
+    /// How many indices of the epoch lie before the next one this iterator yields.
+    #[getter]
+    fn position(&self) -> u64 {
+        self.pos.load(Ordering::Relaxed).min(self.end)
+    }
+}
+
+#[pymodule]
+mod _core {
+    #[pymodule_export]
+    use super::{randperm, Epoch, IndexIter};
+}

@@ -1,0 +1,25 @@
+"""Shared test helpers: torch references, written the way torch and helios-ml compute them."""
+
+from __future__ import annotations
+
+import torch
+
+
+def torch_perm(n: int, seed: int) -> list[int]:
+    """``torch.randperm`` for ``torch.Generator().manual_seed(seed)``, as a list."""
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return torch.randperm(n, generator=g).tolist()  # type: ignore[no-any-return]
+
+
+class Sized:
+    """A dataset that has only a length (samplers never read items)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> int:
+        return i

@@ -1,0 +1,93 @@
+"""Bad input raises a Python exception that names the argument and what is accepted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import Sized
+
+import resumable_samplers as rs
+
+DS = Sized(10)
+
+
+@pytest.mark.parametrize(
+    ("make", "exc", "match"),
+    [
+        (lambda: rs.ResumableRandomSampler(DS, batch_size=0), ValueError, r"batch_size.*positive.*0"),
+        (lambda: rs.ResumableRandomSampler(DS, batch_size=-3), ValueError, r"batch_size.*-3"),
+        (lambda: rs.ResumableRandomSampler(DS, batch_size=2.0), TypeError, r"batch_size.*float"),
+        (lambda: rs.ResumableRandomSampler(DS, batch_size=True), TypeError, r"batch_size.*bool"),
+        (lambda: rs.ResumableSequentialSampler(DS, batch_size="4"), TypeError, r"batch_size.*str"),
+        (lambda: rs.ResumableSampler(0), ValueError, r"batch_size"),
+        (lambda: rs.ResumableDistributedSampler(DS, 2, 0, batch_size=0), ValueError, r"batch_size"),
+        (lambda: rs.ResumableDistributedSampler(DS, 0, 0), ValueError, r"num_replicas.*positive"),
+        (lambda: rs.ResumableDistributedSampler(DS, -2, 0), ValueError, r"num_replicas.*-2"),
+        (lambda: rs.ResumableDistributedSampler(DS, 2, 2), ValueError, r"rank.*\[0, 1\].*2"),
+        (lambda: rs.ResumableDistributedSampler(DS, 2, -1), ValueError, r"rank.*-1"),
+        (lambda: rs.ResumableDistributedSampler(DS, 2.5, 0), TypeError, r"num_replicas.*float"),
+        (lambda: rs.ResumableDistributedSampler(DS, 2, 0, shuffle=1), TypeError, r"shuffle.*bool"),
+        (lambda: rs.ResumableDistributedSampler(DS, 2, 0, drop_last=None), TypeError, r"drop_last"),
+        (lambda: rs.ResumableRandomSampler(DS, seed=2**64), ValueError, r"seed.*2\*\*64"),
+        (lambda: rs.ResumableRandomSampler(DS, seed=-(2**63) - 1), ValueError, r"seed"),
+        (lambda: rs.ResumableRandomSampler(DS, seed=1.5), TypeError, r"seed.*float"),
+        (lambda: rs.ResumableDistributedSampler(DS, 2, 0, seed=2**64), ValueError, r"seed"),
+        (lambda: rs.ResumableRandomSampler(object()), TypeError, r"data_source.*__len__"),
+        (lambda: rs.ResumableSequentialSampler(iter([1])), TypeError, r"data_source.*__len__"),
+        (lambda: rs.ResumableDistributedSampler(object(), 2, 0), TypeError, r"dataset.*__len__"),
+        (lambda: rs.ResumableRandomSampler(DS, permutation="fast"), ValueError, r"'torch'.*'fast'"),
+        (lambda: rs.ResumableDistributedSampler(DS, 2, 0, permutation=1), ValueError, r"permut"),
+        (lambda: rs.randperm(-1), ValueError, r"n should be a non-negative integer, got -1"),
+        (lambda: rs.randperm(2**63), ValueError, r"n should be in \[0, 2\*\*63 - 1\]"),
+        (lambda: rs.randperm(3.0), TypeError, r"n should be an integer"),
+        (lambda: rs.randperm(5, seed=2**64), ValueError, r"seed"),
+        (lambda: rs.randperm(5, permutation="numpy"), ValueError, r"permutation"),
+        (lambda: rs.create_sampler("NoSuchSampler", DS), KeyError, r"ResumableRandomSampler"),
+    ],
+)
+def test_bad_arguments(make: Any, exc: type[Exception], match: str) -> None:
+    with pytest.raises(exc, match=match):
+        make()
+
+
+def test_start_iter_must_be_a_non_negative_int() -> None:
+    for s in (rs.ResumableRandomSampler(DS), rs.ResumableDistributedSampler(DS, 2, 0)):
+        with pytest.raises(ValueError, match=r"start_iter.*non-negative.*-1"):
+            s.start_iter = -1
+        with pytest.raises(TypeError, match=r"start_iter.*bool"):
+            s.start_iter = True
+        s.start_iter = np.int64(1)  # integer-likes are fine
+        assert s.start_iter == 1 and type(s.start_iter) is int
+
+
+def test_seed_plus_epoch_out_of_range_is_refused_at_iteration() -> None:
+    s = rs.ResumableRandomSampler(DS, seed=2**64 - 1)
+    assert list(s) == list(rs.randperm(10, -1))  # 2**64 - 1 is torch's seed -1
+    s.set_epoch(1)  # seed + epoch = 2**64: torch.Generator refuses it, so do we
+    with pytest.raises(ValueError, match=r"seed \+ epoch.*2\*\*64"):
+        iter(s)
+    d = rs.ResumableDistributedSampler(DS, 2, 0, seed=-(2**63))
+    d.set_epoch(-1)
+    with pytest.raises(ValueError, match=r"seed \+ epoch"):
+        list(d)
+
+
+def test_set_epoch_needs_an_int() -> None:
+    with pytest.raises(TypeError, match="epoch"):
+        rs.ResumableRandomSampler(DS).set_epoch(1.0)  # type: ignore[arg-type]
+    d = rs.ResumableDistributedSampler(DS, 2, 0)
+    d.set_epoch("1")  # torch's set_epoch stores anything; iteration then refuses it
+    with pytest.raises(TypeError, match="epoch"):
+        iter(d)
+
+
+def test_numpy_integers_are_accepted() -> None:
+    s = rs.ResumableDistributedSampler(DS, np.int32(2), np.int64(1), seed=np.uint64(3))
+    assert list(s) == list(rs.ResumableDistributedSampler(DS, 2, 1, seed=3))
+
+
+def test_no_num_replicas_without_a_process_group_is_torchs_error() -> None:
+    with pytest.raises((RuntimeError, ValueError)):
+        rs.ResumableDistributedSampler(DS)

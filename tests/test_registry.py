@@ -1,0 +1,87 @@
+"""The sampler registry behaves like helios-ml's ``Registry``."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+from conftest import Sized, torch_perm
+
+import resumable_samplers as rs
+from resumable_samplers import Registry
+
+BUILTINS = ["ResumableRandomSampler", "ResumableSequentialSampler", "ResumableDistributedSampler"]
+
+
+def test_builtins_are_registered_and_created_by_name() -> None:
+    for name in BUILTINS:
+        assert name in rs.SAMPLER_REGISTRY
+        assert rs.SAMPLER_REGISTRY.get(name).__name__ == name
+    assert set(BUILTINS) <= set(rs.SAMPLER_REGISTRY.keys())
+    assert dict(iter(rs.SAMPLER_REGISTRY))["ResumableRandomSampler"] is rs.ResumableRandomSampler
+    s = rs.create_sampler("ResumableRandomSampler", Sized(20), seed=4, batch_size=2)
+    assert isinstance(s, rs.ResumableRandomSampler)
+    assert list(s) == torch_perm(20, 4)
+    d = rs.create_sampler("ResumableDistributedSampler", Sized(20), num_replicas=2, rank=1)
+    assert isinstance(d, rs.ResumableDistributedSampler)
+
+
+def test_user_samplers_by_decorator_and_by_call() -> None:
+    reg = Registry("sampler")
+
+    @reg.register
+    class EveryOther(rs.ResumableSequentialSampler):
+        pass
+
+    class Plain(rs.ResumableSequentialSampler):
+        pass
+
+    assert reg.register(Plain) is Plain
+    reg.register(Plain, suffix="v2")
+
+    @reg.register(suffix="x")
+    class Decorated(rs.ResumableSequentialSampler):
+        pass
+
+    assert set(reg.keys()) == {"EveryOther", "Plain", "Plain_v2", "Decorated_x"}
+    assert reg.get("EveryOther") is EveryOther
+    assert reg.get("Plain_v2") is Plain
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert reg.get("Decorated", suffix="x") is Decorated
+    assert "found Decorated_x instead of Decorated" in str(caught[0].message)
+    assert str(reg) == "sampler" and len(reg) == 4
+
+
+def test_user_sampler_through_the_global_registry_and_create_sampler() -> None:
+    @rs.SAMPLER_REGISTRY.register(suffix="test_registry")
+    class Reversed(rs.ResumableSequentialSampler):
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            return iter(reversed(list(super().__iter__())))
+
+    s = rs.create_sampler("Reversed_test_registry", Sized(5))
+    assert isinstance(s, Reversed)
+    assert list(s) == [4, 3, 2, 1, 0]
+
+
+def test_duplicate_names_raise_value_error() -> None:
+    reg = Registry("r")
+
+    class A:
+        pass
+
+    reg.register(A)
+    with pytest.raises(ValueError, match="'A' already exists in the 'r' registry"):
+        reg.register(A)
+    with pytest.raises(ValueError, match="ResumableRandomSampler"):
+        rs.SAMPLER_REGISTRY.register(rs.ResumableRandomSampler)
+
+
+def test_unknown_names_raise_key_error_listing_the_names() -> None:
+    reg = Registry("r")
+    with pytest.raises(KeyError, match=r"registered: \(none\)"):
+        reg.get("X")
+    with pytest.raises(KeyError) as info:
+        rs.create_sampler("Nope", Sized(3))
+    for name in BUILTINS:
+        assert name in str(info.value)

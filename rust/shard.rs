@@ -120,7 +120,7 @@ mod tests {
 
     /// torch's DistributedSampler, written out: pad (or trim), then take every W-th element.
     fn torch_positions(n: u64, w: u64, r: u64, drop_last: bool) -> Vec<u64> {
-        let (num_samples, total) = if drop_last && n % w != 0 {
+        let (num_samples, total) = if drop_last && !n.is_multiple_of(w) {
             let s = n / w;
             (s, s * w)
         } else {

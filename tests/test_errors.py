@@ -6,9 +6,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import Sized
 
 import resumable_samplers as rs
+from conftest import Sized
 
 DS = Sized(10)
 
@@ -16,7 +16,11 @@ DS = Sized(10)
 @pytest.mark.parametrize(
     ("make", "exc", "match"),
     [
-        (lambda: rs.ResumableRandomSampler(DS, batch_size=0), ValueError, r"batch_size.*positive.*0"),
+        (
+            lambda: rs.ResumableRandomSampler(DS, batch_size=0),
+            ValueError,
+            r"batch_size.*positive.*0",
+        ),
         (lambda: rs.ResumableRandomSampler(DS, batch_size=-3), ValueError, r"batch_size.*-3"),
         (lambda: rs.ResumableRandomSampler(DS, batch_size=2.0), TypeError, r"batch_size.*float"),
         (lambda: rs.ResumableRandomSampler(DS, batch_size=True), TypeError, r"batch_size.*bool"),

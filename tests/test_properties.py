@@ -10,11 +10,11 @@ import threading
 from collections import Counter
 
 import numpy as np
-from conftest import Sized, torch_perm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import resumable_samplers as rs
+from conftest import Sized, torch_perm
 
 ns = st.integers(min_value=0, max_value=3000)
 replicas = st.integers(min_value=1, max_value=64)
@@ -122,10 +122,7 @@ def test_same_sampler_iterated_from_several_threads_yields_each_index_once() -> 
 
 
 def test_same_result_in_a_fresh_process() -> None:
-    code = (
-        "import json, resumable_samplers as rs;"
-        "print(json.dumps(rs.randperm(5000, 77).tolist()))"
-    )
+    code = "import json, resumable_samplers as rs;print(json.dumps(rs.randperm(5000, 77).tolist()))"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import warnings
 
 import pytest
-from conftest import Sized, torch_perm
 
 import resumable_samplers as rs
+from conftest import Sized, torch_perm
 from resumable_samplers import Registry
 
 BUILTINS = ["ResumableRandomSampler", "ResumableSequentialSampler", "ResumableDistributedSampler"]

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch.utils.data as tud
-from conftest import Sized, torch_perm
 
 import resumable_samplers as rs
+from conftest import Sized, torch_perm
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,12 @@
 """The Rust extension: permutations and epoch buffers. Use the public API instead."""
 
 from collections.abc import Callable, Iterator
+from typing import final
 
 import numpy as np
 import numpy.typing as npt
+
+__all__ = ["Epoch", "IndexIter", "randperm"]
 
 def randperm(n: int, seed: int) -> npt.NDArray[np.uint32] | npt.NDArray[np.int64]:
     """``torch.randperm(n)`` for a generator seeded with ``seed`` (an unsigned 64-bit value).
@@ -11,6 +14,7 @@ def randperm(n: int, seed: int) -> npt.NDArray[np.uint32] | npt.NDArray[np.int64
     Returns ``uint32`` when ``n <= 2**32`` else ``int64``. Releases the GIL; Ctrl-C interrupts.
     """
 
+@final
 class Epoch:
     """One rank's indices for one epoch.
 
@@ -29,14 +33,13 @@ class Epoch:
         seed: int,
     ) -> Epoch: ...
     def __len__(self) -> int: ...
-    def iter(
-        self, start: int = 0, on_exhausted: Callable[[], object] | None = None
-    ) -> IndexIter:
+    def iter(self, start: int = 0, on_exhausted: Callable[[], object] | None = None) -> IndexIter:
         """Iterate the indices from position ``start``; ``on_exhausted`` runs once at the end."""
 
     def array(self, start: int = 0) -> npt.NDArray[np.uint32] | npt.NDArray[np.int64]:
         """The indices from position ``start`` on; a read-only view when the epoch is stored."""
 
+@final
 class IndexIter(Iterator[int]):
     """An iterator over an epoch's indices, as Python ints."""
 

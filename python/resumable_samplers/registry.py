@@ -51,7 +51,9 @@ class Registry:
         if isinstance(suffix, str):
             name = f"{name}_{suffix}"
         if name in self._obj_map:
-            raise ValueError(f"an object named {name!r} already exists in the {self._name!r} registry")
+            raise ValueError(
+                f"an object named {name!r} already exists in the {self._name!r} registry"
+            )
         self._obj_map[name] = obj
         return obj
 

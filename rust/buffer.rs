@@ -23,6 +23,17 @@ impl IndexElem for u32 {
     }
 }
 
+impl IndexElem for u64 {
+    #[inline(always)]
+    fn from_u64(v: u64) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn to_u64(self) -> u64 {
+        self
+    }
+}
+
 impl IndexElem for i64 {
     #[inline(always)]
     fn from_u64(v: u64) -> Self {

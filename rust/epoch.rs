@@ -1,8 +1,9 @@
 //! One rank's indices for one epoch: materialised once (torch order) or computed on demand
-//! (identity order), and read by position.
+//! (identity and lazy orders), and read by position.
 
 use crate::buffer::{IndexElem, IndexVec};
 use crate::error::{invalid, Error};
+use crate::lazy::LazyPermutation;
 use crate::permutation::torch_randperm;
 use crate::shard::{Shard, MAX_LEN};
 
@@ -11,17 +12,43 @@ use crate::shard::{Shard, MAX_LEN};
 pub enum Order {
     /// `P` is the identity (`shuffle=False`, the sequential sampler).
     Identity,
-    /// `P = torch.randperm(n, generator=torch.Generator().manual_seed(seed))`.
-    Torch { seed: u64 },
+    /// `P = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))`.
+    Torch { seed: u64, epoch: u64 },
+    /// `P` is the keyed bijection of [`LazyPermutation`] for the full `(seed, epoch)`.
+    Lazy { seed: u64, epoch: u64 },
 }
+
+impl Order {
+    /// Parses a `permutation` name; `seed` and `epoch` are taken modulo 2**64.
+    pub fn parse(permutation: &str, seed: u64, epoch: u64) -> Result<Self, Error> {
+        match permutation {
+            "torch" => Ok(Order::Torch { seed, epoch }),
+            "lazy" => Ok(Order::Lazy { seed, epoch }),
+            "identity" => Ok(Order::Identity),
+            other => Err(invalid(format!(
+                "permutation should be one of 'torch', 'lazy', 'identity', got {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Outputs at least this long are filled on all cores (the result never depends on it).
+const PARALLEL_FILL: usize = 1 << 18;
+/// Indices computed between two calls of the caller's `check`.
+const FILL_CHUNK: usize = 1 << 24;
 
 /// This rank's indices for an epoch, in the order they are yielded.
 #[derive(Debug)]
+// One value per epoch, behind an `Arc`: keeping the lazy keys inline saves an indirection per
+// index and costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum EpochIndices {
     /// Stored: `buf[j]` is the `j`-th index.
     Stored(IndexVec),
     /// Computed: the `j`-th index is `shard.source(j)`.
     Identity(Shard),
+    /// Computed: the `j`-th index is `perm.index(shard.source(j))`.
+    Lazy { shard: Shard, perm: LazyPermutation },
 }
 
 impl EpochIndices {
@@ -33,7 +60,14 @@ impl EpochIndices {
     ) -> Result<Self, E> {
         match order {
             Order::Identity => Ok(EpochIndices::Identity(shard)),
-            Order::Torch { seed } => {
+            // An empty dataset has no bijection to key; its (empty) identity is the same thing.
+            Order::Lazy { .. } if shard.n() == 0 => Ok(EpochIndices::Identity(shard)),
+            Order::Lazy { seed, epoch } => Ok(EpochIndices::Lazy {
+                shard,
+                perm: LazyPermutation::new(shard.n(), seed, epoch),
+            }),
+            Order::Torch { seed, epoch } => {
+                let seed = seed.wrapping_add(epoch);
                 if shard.is_empty() {
                     return Ok(EpochIndices::Stored(IndexVec::zeroed(0, shard.n())?));
                 }
@@ -55,7 +89,7 @@ impl EpochIndices {
     pub fn len(&self) -> u64 {
         match self {
             EpochIndices::Stored(v) => v.len() as u64,
-            EpochIndices::Identity(s) => s.len(),
+            EpochIndices::Identity(s) | EpochIndices::Lazy { shard: s, .. } => s.len(),
         }
     }
 
@@ -69,20 +103,25 @@ impl EpochIndices {
         match self {
             EpochIndices::Stored(v) => v.get(j as usize),
             EpochIndices::Identity(s) => s.source(j),
+            EpochIndices::Lazy { shard, perm } => perm.index(shard.source(j)),
         }
     }
 
     /// The indices from position `start` on, as a new buffer (`start >= len()` gives an empty
-    /// one).
-    pub fn to_vec_from(&self, start: u64) -> Result<IndexVec, Error> {
+    /// one). Long work calls `check` now and then; its error aborts it.
+    pub fn to_vec_from<E: From<Error>>(
+        &self,
+        start: u64,
+        check: &mut dyn FnMut() -> Result<(), E>,
+    ) -> Result<IndexVec, E> {
         let len = self.len().saturating_sub(start);
-        match self {
+        Ok(match self {
             EpochIndices::Stored(v) => {
                 let s = start.min(v.len() as u64) as usize;
-                Ok(match v {
+                match v {
                     IndexVec::U32(v) => IndexVec::U32(copy_of(&v[s..])?),
                     IndexVec::I64(v) => IndexVec::I64(copy_of(&v[s..])?),
-                })
+                }
             }
             EpochIndices::Identity(shard) => {
                 let mut out = IndexVec::zeroed(len, shard.n())?;
@@ -94,10 +133,51 @@ impl EpochIndices {
                         shard.for_each_source(start, o.len(), |k, p| o[k] = p as i64)
                     }
                 }
-                Ok(out)
+                out
             }
-        }
+            EpochIndices::Lazy { shard, perm } => {
+                let mut out = IndexVec::zeroed(len, shard.n())?;
+                match &mut out {
+                    IndexVec::U32(o) => fill_lazy(perm, shard, start, o, check)?,
+                    IndexVec::I64(o) => fill_lazy(perm, shard, start, o, check)?,
+                }
+                out
+            }
+        })
     }
+}
+
+/// `out[k]` = the lazy epoch's index `start + k`, on all cores for long outputs.
+fn fill_lazy<T: IndexElem, E>(
+    perm: &LazyPermutation,
+    shard: &Shard,
+    start: u64,
+    out: &mut [T],
+    check: &mut dyn FnMut() -> Result<(), E>,
+) -> Result<(), E> {
+    let threads = if out.len() >= PARALLEL_FILL {
+        std::thread::available_parallelism().map_or(1, |t| t.get())
+    } else {
+        1
+    };
+    let mut done = start;
+    for chunk in out.chunks_mut(FILL_CHUNK) {
+        perm.fill_parallel(shard.source(done), shard.step(), chunk, threads);
+        done += chunk.len() as u64;
+        check()?;
+    }
+    Ok(())
+}
+
+/// A lazy permutation of `[0, n)` keyed by `(seed, epoch)`, filled on all cores.
+pub fn lazy_randperm<E: From<Error>>(
+    n: u64,
+    seed: u64,
+    epoch: u64,
+    check: &mut dyn FnMut() -> Result<(), E>,
+) -> Result<IndexVec, E> {
+    let shard = Shard::whole(n)?;
+    EpochIndices::build(shard, Order::Lazy { seed, epoch }, check)?.to_vec_from(0, check)
 }
 
 /// `torch.randperm(n)` for the generator seeded with `seed`, in the narrowest buffer.
@@ -135,15 +215,19 @@ mod tests {
         EpochIndices::build::<Error>(shard, order, &mut || Ok(())).unwrap()
     }
 
+    fn to_vec(e: &EpochIndices, start: u64) -> IndexVec {
+        e.to_vec_from::<Error>(start, &mut || Ok(())).unwrap()
+    }
+
     #[test]
     fn shares_of_a_shuffled_epoch_partition_it_with_padding() {
         let n = 1003;
-        let full = build(Shard::whole(n).unwrap(), Order::Torch { seed: 9 });
+        let full = build(Shard::whole(n).unwrap(), Order::Torch { seed: 9, epoch: 0 });
         for w in [1, 2, 3, 8, 64, 2000] {
             let mut all = Vec::new();
             for r in 0..w {
                 let s = Shard::new(n, w, r, 0, false).unwrap();
-                let e = build(s, Order::Torch { seed: 9 });
+                let e = build(s, Order::Torch { seed: 9, epoch: 0 });
                 assert_eq!(e.len(), s.len());
                 for j in 0..e.len() {
                     assert_eq!(e.get(j), full.get(s.source(j) as usize as u64));
@@ -158,11 +242,15 @@ mod tests {
 
     #[test]
     fn to_vec_from_matches_get() {
-        for order in [Order::Identity, Order::Torch { seed: 1 }] {
+        for order in [
+            Order::Identity,
+            Order::Torch { seed: 1, epoch: 2 },
+            Order::Lazy { seed: 1, epoch: 2 },
+        ] {
             let s = Shard::new(57, 4, 1, 3, false).unwrap();
             let e = build(s, order);
             for start in [0, 1, 5, e.len(), e.len() + 3] {
-                let v = e.to_vec_from(start).unwrap();
+                let v = to_vec(&e, start);
                 let want: Vec<u64> = (start..e.len()).map(|j| e.get(j)).collect();
                 let got: Vec<u64> = (0..v.len()).map(|k| v.get(k)).collect();
                 assert_eq!(got, want);
@@ -173,9 +261,64 @@ mod tests {
     #[test]
     fn check_error_propagates() {
         let s = Shard::whole(crate::permutation::CHECK_EVERY as u64 * 2).unwrap();
-        let r = EpochIndices::build::<Error>(s, Order::Torch { seed: 0 }, &mut || {
+        let r = EpochIndices::build::<Error>(s, Order::Torch { seed: 0, epoch: 0 }, &mut || {
             Err(Error::InvalidArgument("interrupted".into()))
         });
         assert!(r.is_err());
+    }
+
+    #[test]
+    fn torch_order_seeds_with_seed_plus_epoch() {
+        let s = Shard::whole(300).unwrap();
+        let a = build(s, Order::Torch { seed: 5, epoch: 3 });
+        let b = build(s, Order::Torch { seed: 8, epoch: 0 });
+        let c = build(
+            s,
+            Order::Torch {
+                seed: u64::MAX,
+                epoch: 9,
+            },
+        ); // -1 + 9
+        for j in 0..300 {
+            assert_eq!(a.get(j), b.get(j));
+            assert_eq!(c.get(j), b.get(j));
+        }
+    }
+
+    #[test]
+    fn lazy_shares_partition_the_padded_epoch_and_fill_equals_get() {
+        let n = 100_003;
+        for w in [1, 3, 8] {
+            let mut all = Vec::new();
+            for r in 0..w {
+                let s = Shard::new(n, w, r, 7, false).unwrap();
+                let e = build(s, Order::Lazy { seed: 4, epoch: 1 });
+                let v = to_vec(&e, 0);
+                assert_eq!(v.len() as u64, e.len());
+                for j in 0..e.len() {
+                    assert_eq!(v.get(j as usize), e.get(j));
+                    all.push(e.get(j));
+                }
+            }
+            // positions 7.. of the global sequence: all but the first 7 elements, then padding
+            all.sort_unstable();
+            all.dedup();
+            assert!(all.len() as u64 >= n - 7);
+        }
+        let empty = build(Shard::whole(0).unwrap(), Order::Lazy { seed: 0, epoch: 0 });
+        assert_eq!(empty.len(), 0);
+    }
+
+    #[test]
+    fn lazy_fill_is_the_same_on_one_thread_and_many() {
+        let n = (PARALLEL_FILL * 3) as u64;
+        let e = build(
+            Shard::new(n, 2, 1, 5, false).unwrap(),
+            Order::Lazy { seed: 3, epoch: 9 },
+        );
+        let v = to_vec(&e, 11);
+        for k in (0..v.len()).step_by(997) {
+            assert_eq!(v.get(k), e.get(11 + k as u64));
+        }
     }
 }

@@ -5,6 +5,7 @@
 pub mod buffer;
 pub mod epoch;
 pub mod error;
+pub mod lazy;
 pub mod mt19937;
 pub mod permutation;
 pub mod shard;

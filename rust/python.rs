@@ -10,7 +10,7 @@ use pyo3::exceptions::{PyMemoryError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::buffer::IndexVec;
-use crate::epoch::{randperm as core_randperm, EpochIndices, Order};
+use crate::epoch::{lazy_randperm, randperm as core_randperm, EpochIndices, Order};
 use crate::error::Error;
 use crate::shard::Shard;
 
@@ -26,16 +26,6 @@ impl From<Error> for PyErr {
 /// Runs between chunks of long work (with the GIL released) so that Ctrl-C interrupts it.
 fn check_signals() -> PyResult<()> {
     Python::attach(|py| py.check_signals())
-}
-
-fn parse_order(permutation: &str, seed: u64) -> PyResult<Order> {
-    match permutation {
-        "torch" => Ok(Order::Torch { seed }),
-        "identity" => Ok(Order::Identity),
-        other => Err(PyValueError::new_err(format!(
-            "permutation should be one of 'torch', 'identity', got {other:?}"
-        ))),
-    }
 }
 
 fn owned_array(py: Python<'_>, v: IndexVec) -> Bound<'_, PyAny> {
@@ -55,10 +45,29 @@ fn readonly_view<'py, T: Element>(data: &[T], owner: &Bound<'py, Epoch>) -> Boun
     arr.into_any()
 }
 
-/// `torch.randperm(n, generator=torch.Generator().manual_seed(seed))` as a NumPy array.
+/// A permutation of `[0, n)` as a NumPy array: `torch.randperm(n)` for the generator seeded
+/// with `seed` (`permutation="torch"`), or the lazy bijection keyed by `(seed, 0)`.
 #[pyfunction]
-fn randperm(py: Python<'_>, n: u64, seed: u64) -> PyResult<Bound<'_, PyAny>> {
-    let perm = py.detach(|| core_randperm::<PyErr>(n, seed, &mut check_signals))?;
+#[pyo3(signature = (n, seed, permutation="torch"))]
+fn randperm<'py>(
+    py: Python<'py>,
+    n: u64,
+    seed: u64,
+    permutation: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let perm = match Order::parse(permutation, seed, 0)? {
+        Order::Lazy { seed, epoch } => {
+            py.detach(|| lazy_randperm::<PyErr>(n, seed, epoch, &mut check_signals))?
+        }
+        Order::Torch { seed, .. } => {
+            py.detach(|| core_randperm::<PyErr>(n, seed, &mut check_signals))?
+        }
+        Order::Identity => {
+            return Err(PyValueError::new_err(
+                "permutation should be 'torch' or 'lazy'",
+            ))
+        }
+    };
     Ok(owned_array(py, perm))
 }
 
@@ -81,9 +90,10 @@ impl Epoch {
         drop_last: bool,
         permutation: &str,
         seed: u64,
+        epoch: u64,
     ) -> PyResult<Self> {
         let shard = Shard::new(n, num_replicas, rank, offset, drop_last)?;
-        let order = parse_order(permutation, seed)?;
+        let order = Order::parse(permutation, seed, epoch)?;
         let inner = py.detach(|| EpochIndices::build::<PyErr>(shard, order, &mut check_signals))?;
         Ok(Self {
             inner: Arc::new(inner),
@@ -117,7 +127,7 @@ impl Epoch {
             EpochIndices::Stored(IndexVec::U32(v)) => readonly_view(&v[from..], slf),
             EpochIndices::Stored(IndexVec::I64(v)) => readonly_view(&v[from..], slf),
             computed => {
-                let v = py.detach(|| computed.to_vec_from(start))?;
+                let v = py.detach(|| computed.to_vec_from::<PyErr>(start, &mut check_signals))?;
                 owned_array(py, v)
             }
         })

@@ -87,11 +87,31 @@ impl Shard {
     }
 
     /// The element of `P` that this rank's `j`-th index is, for `j < len()`.
+    #[inline]
     pub fn source(&self, j: u64) -> u64 {
-        let p = u128::from(self.offset)
-            + u128::from(self.rank)
-            + u128::from(j) * u128::from(self.replicas);
-        (p % u128::from(self.n)) as u64
+        let p = j
+            .checked_mul(self.replicas)
+            .and_then(|m| m.checked_add(self.offset))
+            .and_then(|m| m.checked_add(self.rank));
+        match p {
+            Some(p) if p < self.n => p,
+            Some(p) => p % self.n,
+            None => {
+                let p = u128::from(self.offset)
+                    + u128::from(self.rank)
+                    + u128::from(j) * u128::from(self.replicas);
+                (p % u128::from(self.n)) as u64
+            }
+        }
+    }
+
+    /// The stride between consecutive sources, modulo `n`.
+    pub fn step(&self) -> u64 {
+        if self.n == 0 {
+            0
+        } else {
+            self.replicas % self.n
+        }
     }
 
     /// Calls `f(k, source(start + k))` for `k` in `0..count`, stepping modulo `n` without
@@ -102,7 +122,7 @@ impl Shard {
             return;
         }
         let n = self.n;
-        let step = self.replicas % n;
+        let step = self.step();
         let mut p = self.source(start);
         for k in 0..count {
             f(k, p);

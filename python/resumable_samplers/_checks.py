@@ -68,6 +68,24 @@ def generator_seed(seed: int, epoch: int) -> int:
     return s % SEED_END
 
 
+def order_key(seed: int, epoch: int, permutation: str) -> tuple[int, int]:
+    """Validate ``(seed, epoch)`` for an order and return both as unsigned 64-bit values.
+
+    The torch order seeds its generator with ``seed + epoch``, which must lie in torch's range
+    ``[-2**63, 2**64)``; the lazy order is keyed by the full ``seed`` and ``epoch``, each in
+    that range.
+    """
+    seed = as_int("seed", seed)
+    epoch = as_int("epoch", epoch)
+    if permutation == "torch":
+        generator_seed(seed, epoch)
+    else:
+        for name, value in (("seed", seed), ("epoch", epoch)):
+            if not SEED_MIN <= value < SEED_END:
+                raise ValueError(f"{name} should be in [-2**63, 2**64), got {value}")
+    return seed % SEED_END, epoch % SEED_END
+
+
 def choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     """One of ``choices``."""
     if not isinstance(value, str) or value not in choices:

@@ -8,10 +8,14 @@ import numpy.typing as npt
 
 __all__ = ["Epoch", "IndexIter", "randperm"]
 
-def randperm(n: int, seed: int) -> npt.NDArray[np.uint32] | npt.NDArray[np.int64]:
-    """``torch.randperm(n)`` for a generator seeded with ``seed`` (an unsigned 64-bit value).
+def randperm(
+    n: int, seed: int, permutation: str = "torch"
+) -> npt.NDArray[np.uint32] | npt.NDArray[np.int64]:
+    """A permutation of ``[0, n)``; ``seed`` is an unsigned 64-bit value.
 
-    Returns ``uint32`` when ``n <= 2**32`` else ``int64``. Releases the GIL; Ctrl-C interrupts.
+    ``"torch"``: ``torch.randperm(n)`` for a generator seeded with ``seed``; ``"lazy"``: the lazy
+    bijection keyed by ``(seed, 0)``. Returns ``uint32`` when ``n <= 2**32`` else ``int64``.
+    Releases the GIL; Ctrl-C interrupts.
     """
 
 @final
@@ -19,7 +23,8 @@ class Epoch:
     """One rank's indices for one epoch.
 
     Rank ``rank`` of ``num_replicas`` reads ``P[(offset + rank + j * num_replicas) % n]`` for
-    ``j < len(epoch)``, where ``P`` is the epoch's permutation (``"torch"`` or ``"identity"``).
+    ``j < len(epoch)``, where ``P`` is the epoch's permutation: ``"torch"`` (seeded with
+    ``seed + epoch``), ``"lazy"`` (keyed by ``(seed, epoch)``) or ``"identity"``.
     """
 
     def __new__(
@@ -31,6 +36,7 @@ class Epoch:
         drop_last: bool,
         permutation: str,
         seed: int,
+        epoch: int,
     ) -> Epoch: ...
     def __len__(self) -> int: ...
     def iter(self, start: int = 0, on_exhausted: Callable[[], object] | None = None) -> IndexIter:

@@ -9,8 +9,14 @@ import numpy.typing as npt
 
 from resumable_samplers import _checks, _core
 
-PERMUTATIONS: tuple[str, ...] = ("torch",)
-"""The accepted values of ``permutation``: ``"torch"`` is ``torch.randperm``'s order."""
+PERMUTATIONS: tuple[str, ...] = ("torch", "lazy")
+"""The accepted values of ``permutation``.
+
+- ``"torch"`` (the default): ``torch.randperm``'s order, bit for bit; an epoch is computed once
+  and a rank keeps its own share (4 bytes per index up to ``2**32`` items).
+- ``"lazy"``: a keyed pseudo-random bijection evaluated one position at a time, so no memory
+  of size ``n`` ever exists and any position is reached in O(1). A different order from torch's.
+"""
 
 
 def randperm(
@@ -20,7 +26,9 @@ def randperm(
 
     With ``permutation="torch"`` the result equals
     ``torch.randperm(n, generator=torch.Generator().manual_seed(seed))`` element for element, for
-    every ``n`` and every seed torch accepts, only faster. The GIL is released while it runs.
+    every ``n`` and every seed torch accepts, only faster. With ``permutation="lazy"`` it is the
+    lazy bijection keyed by ``(seed, 0)``, computed on all cores; the epoch-0 order of a lazy
+    sampler with the same seed. The GIL is released while it runs.
 
     Args:
         n: the length of the permutation, in ``[0, 2**63 - 1]``.
@@ -33,7 +41,7 @@ def randperm(
     n = _checks.non_negative_int("n", n)
     if n > _checks.MAX_LEN:
         raise ValueError(f"n should be in [0, 2**63 - 1], got {n}")
-    s = _checks.generator_seed(seed, 0)
     _checks.choice("permutation", permutation, PERMUTATIONS)
-    out: Any = _core.randperm(n, s)
+    s, _ = _checks.order_key(seed, 0, permutation)
+    out: Any = _core.randperm(n, s, permutation)
     return out  # type: ignore[no-any-return]

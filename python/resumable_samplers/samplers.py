@@ -31,8 +31,9 @@ Example:
 """
 
 Indices = npt.NDArray[np.uint32] | npt.NDArray[np.int64]
-# The arguments of ``_core.Epoch``: n, num_replicas, rank, offset, drop_last, permutation, seed.
-_EpochArgs = tuple[int, int, int, int, bool, str, int]
+# The arguments of ``_core.Epoch``:
+# n, num_replicas, rank, offset, drop_last, permutation, seed, epoch.
+_EpochArgs = tuple[int, int, int, int, bool, str, int, int]
 
 
 class _ResumableIteration:
@@ -140,16 +141,16 @@ class ResumableRandomSampler(ResumableSampler):
         self._data_source = data_source
         self._num_samples = _checks.dataset_len("data_source", data_source)
         self._seed = _checks.as_int("seed", seed)
-        _checks.generator_seed(self._seed, 0)
         self._permutation = _checks.choice("permutation", permutation, PERMUTATIONS)
+        _checks.order_key(self._seed, 0, self._permutation)
 
     def __len__(self) -> int:
         """The number of samples in an epoch (whatever ``start_iter`` is)."""
         return self._num_samples
 
     def _epoch_args(self) -> _EpochArgs:
-        seed = _checks.generator_seed(self._seed, self._epoch)
-        return (self._num_samples, 1, 0, 0, False, self._permutation, seed)
+        seed, epoch = _checks.order_key(self._seed, self._epoch, self._permutation)
+        return (self._num_samples, 1, 0, 0, False, self._permutation, seed, epoch)
 
 
 @SAMPLER_REGISTRY.register
@@ -171,7 +172,7 @@ class ResumableSequentialSampler(ResumableSampler):
         return self._num_samples
 
     def _epoch_args(self) -> _EpochArgs:
-        return (self._num_samples, 1, 0, 0, False, "identity", 0)
+        return (self._num_samples, 1, 0, 0, False, "identity", 0, 0)
 
 
 @SAMPLER_REGISTRY.register
@@ -219,21 +220,22 @@ class ResumableDistributedSampler(_ResumableIteration, tud.DistributedSampler[in
         shuffle = _checks.as_bool("shuffle", shuffle)
         drop_last = _checks.as_bool("drop_last", drop_last)
         seed = _checks.as_int("seed", seed)
-        _checks.generator_seed(seed, 0)
+        permutation = _checks.choice("permutation", permutation, PERMUTATIONS)
+        _checks.order_key(seed, 0, permutation)
         super().__init__(dataset, num_replicas, rank, shuffle, seed, drop_last)
         self._dataset_len = n
         self._batch_size = _checks.positive_int("batch_size", batch_size)
         self._start_iter = 0
-        self._permutation = _checks.choice("permutation", permutation, PERMUTATIONS)
+        self._permutation = permutation
 
     def _epoch_args(self) -> _EpochArgs:
         if self.shuffle:
-            seed = _checks.generator_seed(self.seed, self.epoch)
             order = self._permutation
+            seed, epoch = _checks.order_key(self.seed, self.epoch, order)
         else:
-            seed, order = 0, "identity"
+            order, seed, epoch = "identity", 0, 0
         n = self._dataset_len
-        return (n, self.num_replicas, self.rank, 0, self.drop_last, order, seed)
+        return (n, self.num_replicas, self.rank, 0, self.drop_last, order, seed, epoch)
 
 
 ResumableSamplerType = ResumableSampler | ResumableDistributedSampler

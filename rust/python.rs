@@ -71,6 +71,13 @@ fn randperm<'py>(
     Ok(owned_array(py, perm))
 }
 
+/// How many indices rank `rank` of `num_replicas` reads after the global positions
+/// `[0, offset)` of an epoch of `n` items were consumed (torch's padding rule, exactly).
+#[pyfunction]
+fn shard_len(n: u64, num_replicas: u64, rank: u64, offset: u64, drop_last: bool) -> PyResult<u64> {
+    Ok(Shard::new(n, num_replicas, rank, offset, drop_last)?.len())
+}
+
 /// One rank's indices for one epoch.
 #[pyclass(frozen, module = "resumable_samplers._core")]
 pub struct Epoch {
@@ -176,5 +183,5 @@ impl IndexIter {
 #[pymodule]
 mod _core {
     #[pymodule_export]
-    use super::{randperm, Epoch, IndexIter};
+    use super::{randperm, shard_len, Epoch, IndexIter};
 }

@@ -6,7 +6,7 @@ from typing import final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Epoch", "IndexIter", "randperm"]
+__all__ = ["Epoch", "IndexIter", "randperm", "shard_len"]
 
 def randperm(
     n: int, seed: int, permutation: str = "torch"
@@ -17,6 +17,9 @@ def randperm(
     bijection keyed by ``(seed, 0)``. Returns ``uint32`` when ``n <= 2**32`` else ``int64``.
     Releases the GIL; Ctrl-C interrupts.
     """
+
+def shard_len(n: int, num_replicas: int, rank: int, offset: int, drop_last: bool) -> int:
+    """How many indices a rank reads after the global positions ``[0, offset)`` were consumed."""
 
 @final
 class Epoch:

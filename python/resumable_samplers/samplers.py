@@ -223,6 +223,10 @@ class ResumableDistributedSampler(_ResumableIteration, tud.DistributedSampler[in
         permutation = _checks.choice("permutation", permutation, PERMUTATIONS)
         _checks.order_key(seed, 0, permutation)
         super().__init__(dataset, num_replicas, rank, shuffle, seed, drop_last)
+        # torch computes these with float division, which is off by a few for n > 2**53; the
+        # core's integer rule gives the same values below that and the exact ones above.
+        self.num_samples = _core.shard_len(n, self.num_replicas, self.rank, 0, drop_last)
+        self.total_size = self.num_samples * self.num_replicas
         self._dataset_len = n
         self._batch_size = _checks.positive_int("batch_size", batch_size)
         self._start_iter = 0

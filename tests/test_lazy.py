@@ -9,11 +9,11 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch.utils.data as tud
-from conftest import Sized
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import resumable_samplers as rs
+from conftest import Sized
 
 
 @pytest.mark.parametrize(
@@ -82,7 +82,9 @@ def test_lazy_shards_partition_the_padded_epoch(
 @settings(max_examples=60, deadline=None)
 @given(n=st.integers(0, 5000), b=st.integers(1, 50), k=st.integers(0, 150), w=st.integers(1, 5))
 def test_lazy_resume_equals_the_uninterrupted_suffix(n: int, b: int, k: int, w: int) -> None:
-    full = list(rs.ResumableDistributedSampler(Sized(n), w, w - 1, batch_size=b, permutation="lazy"))
+    full = list(
+        rs.ResumableDistributedSampler(Sized(n), w, w - 1, batch_size=b, permutation="lazy")
+    )
     resumed = rs.ResumableDistributedSampler(Sized(n), w, w - 1, batch_size=b, permutation="lazy")
     resumed.start_iter = k
     assert resumed.indices().tolist() == full[k * b :]

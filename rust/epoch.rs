@@ -107,6 +107,32 @@ impl EpochIndices {
         }
     }
 
+    /// Writes the indices at positions `start..start + out.len()` (all `< len()`) into `out`.
+    pub fn fill_range(&self, start: u64, out: &mut [u64]) {
+        debug_assert!(start + out.len() as u64 <= self.len());
+        match self {
+            EpochIndices::Stored(v) => {
+                let s = start as usize;
+                match v {
+                    IndexVec::U32(v) => {
+                        for (o, &x) in out.iter_mut().zip(&v[s..]) {
+                            *o = u64::from(x);
+                        }
+                    }
+                    IndexVec::I64(v) => {
+                        for (o, &x) in out.iter_mut().zip(&v[s..]) {
+                            *o = x as u64;
+                        }
+                    }
+                }
+            }
+            EpochIndices::Identity(shard) => {
+                shard.for_each_source(start, out.len(), |k, p| out[k] = p)
+            }
+            EpochIndices::Lazy { shard, perm } => perm.fill(shard.source(start), shard.step(), out),
+        }
+    }
+
     /// The indices from position `start` on, as a new buffer (`start >= len()` gives an empty
     /// one). Long work calls `check` now and then; its error aborts it.
     pub fn to_vec_from<E: From<Error>>(
@@ -265,6 +291,23 @@ mod tests {
             Err(Error::InvalidArgument("interrupted".into()))
         });
         assert!(r.is_err());
+    }
+
+    #[test]
+    fn fill_range_matches_get() {
+        for order in [
+            Order::Identity,
+            Order::Torch { seed: 3, epoch: 1 },
+            Order::Lazy { seed: 3, epoch: 1 },
+        ] {
+            let e = build(Shard::new(1001, 3, 2, 4, false).unwrap(), order);
+            for (start, len) in [(0, 0), (0, 10), (7, 100), (e.len() - 5, 5)] {
+                let mut out = vec![0u64; len];
+                e.fill_range(start, &mut out);
+                let want: Vec<u64> = (start..start + len as u64).map(|j| e.get(j)).collect();
+                assert_eq!(out, want);
+            }
+        }
     }
 
     #[test]

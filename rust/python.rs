@@ -1,13 +1,13 @@
 //! Python bindings: argument conversion, the GIL released around the work, buffers handed to
 //! NumPy without a copy, and core errors mapped to Python exceptions. No algorithm lives here.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use numpy::ndarray::ArrayView1;
 use numpy::{Element, IntoPyArray, PyArray1, PyArrayMethods};
 use pyo3::exceptions::{PyMemoryError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyList;
 
 use crate::buffer::IndexVec;
 use crate::epoch::{lazy_randperm, randperm as core_randperm, EpochIndices, Order};
@@ -111,17 +111,13 @@ impl Epoch {
         self.inner.len() as usize
     }
 
-    /// An iterator over the indices from position `start`; `on_exhausted` is called once when
-    /// it runs out.
-    #[pyo3(signature = (start=0, on_exhausted=None))]
-    fn iter(&self, start: u64, on_exhausted: Option<Py<PyAny>>) -> IndexIter {
-        let end = self.inner.len();
-        IndexIter {
-            epoch: Arc::clone(&self.inner),
-            pos: AtomicU64::new(start.min(end)),
-            end,
-            on_exhausted: Mutex::new(on_exhausted),
-        }
+    /// The indices at positions `start..stop` (clamped to the epoch) as a list of ints.
+    fn chunk<'py>(&self, py: Python<'py>, start: u64, stop: u64) -> PyResult<Bound<'py, PyList>> {
+        let stop = stop.min(self.inner.len());
+        let start = start.min(stop);
+        let mut buf = vec![0u64; (stop - start) as usize];
+        self.inner.fill_range(start, &mut buf);
+        PyList::new(py, buf)
     }
 
     /// The indices from position `start` on, as a NumPy array (a read-only view when stored).
@@ -141,47 +137,8 @@ impl Epoch {
     }
 }
 
-/// Iterates an epoch's indices as Python ints.
-#[pyclass(frozen, module = "resumable_samplers._core")]
-pub struct IndexIter {
-    epoch: Arc<EpochIndices>,
-    pos: AtomicU64,
-    end: u64,
-    on_exhausted: Mutex<Option<Py<PyAny>>>,
-}
-
-#[pymethods]
-impl IndexIter {
-    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
-        slf
-    }
-
-    fn __next__(&self, py: Python<'_>) -> PyResult<Option<u64>> {
-        let p = self.pos.fetch_add(1, Ordering::Relaxed);
-        if p < self.end {
-            return Ok(Some(self.epoch.get(p)));
-        }
-        self.pos.store(self.end, Ordering::Relaxed);
-        let callback = self.on_exhausted.lock().ok().and_then(|mut cb| cb.take());
-        if let Some(callback) = callback {
-            callback.call0(py)?;
-        }
-        Ok(None)
-    }
-
-    fn __length_hint__(&self) -> usize {
-        (self.end - self.position()) as usize
-    }
-
-    /// How many indices of the epoch lie before the next one this iterator yields.
-    #[getter]
-    fn position(&self) -> u64 {
-        self.pos.load(Ordering::Relaxed).min(self.end)
-    }
-}
-
 #[pymodule]
 mod _core {
     #[pymodule_export]
-    use super::{randperm, shard_len, Epoch, IndexIter};
+    use super::{randperm, shard_len, Epoch};
 }

@@ -104,21 +104,25 @@ def test_same_result_from_concurrent_threads() -> None:
         assert got == expected[seed]
 
 
-def test_same_sampler_iterated_from_several_threads_yields_each_index_once() -> None:
-    s = rs.ResumableRandomSampler(Sized(200_000), seed=11)
-    it = iter(s)
-    seen: list[list[int]] = [[] for _ in range(4)]
+def test_same_sampler_iterated_from_several_threads_gives_the_serial_result() -> None:
+    for permutation in ("torch", "lazy"):
+        s = rs.ResumableDistributedSampler(Sized(100_003), 3, 1, seed=11, permutation=permutation)
+        serial = list(s)
+        results: list[list[int]] = [[] for _ in range(4)]
 
-    def drain(k: int) -> None:
-        seen[k].extend(it)
+        def drain(
+            k: int,
+            sampler: rs.ResumableDistributedSampler = s,
+            out: list[list[int]] = results,
+        ) -> None:
+            out[k] = list(sampler)
 
-    threads = [threading.Thread(target=drain, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    merged = sorted(i for part in seen for i in part)
-    assert merged == list(range(200_000))
+        threads = [threading.Thread(target=drain, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert all(r == serial for r in results)
 
 
 def test_same_result_in_a_fresh_process() -> None:

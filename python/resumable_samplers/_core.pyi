@@ -1,12 +1,11 @@
 """The Rust extension: permutations and epoch buffers. Use the public API instead."""
 
-from collections.abc import Callable, Iterator
 from typing import final
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Epoch", "IndexIter", "randperm", "shard_len"]
+__all__ = ["Epoch", "randperm", "shard_len"]
 
 def randperm(
     n: int, seed: int, permutation: str = "torch"
@@ -42,19 +41,8 @@ class Epoch:
         epoch: int,
     ) -> Epoch: ...
     def __len__(self) -> int: ...
-    def iter(self, start: int = 0, on_exhausted: Callable[[], object] | None = None) -> IndexIter:
-        """Iterate the indices from position ``start``; ``on_exhausted`` runs once at the end."""
+    def chunk(self, start: int, stop: int) -> list[int]:
+        """The indices at positions ``start..stop`` (clamped to the epoch)."""
 
     def array(self, start: int = 0) -> npt.NDArray[np.uint32] | npt.NDArray[np.int64]:
         """The indices from position ``start`` on; a read-only view when the epoch is stored."""
-
-@final
-class IndexIter(Iterator[int]):
-    """An iterator over an epoch's indices, as Python ints."""
-
-    def __iter__(self) -> IndexIter: ...
-    def __next__(self) -> int: ...
-    def __length_hint__(self) -> int: ...
-    @property
-    def position(self) -> int:
-        """How many indices of the epoch lie before the next one yielded."""

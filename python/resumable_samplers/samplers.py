@@ -7,7 +7,9 @@ resume point without building a Python list.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sized
+import itertools
+import operator
+from collections.abc import Callable, Iterator, Sized
 from typing import Any
 
 import numpy as np
@@ -34,6 +36,33 @@ Indices = npt.NDArray[np.uint32] | npt.NDArray[np.int64]
 # The arguments of ``_core.Epoch``:
 # n, num_replicas, rank, offset, drop_last, permutation, seed, epoch.
 _EpochArgs = tuple[int, int, int, int, bool, str, int, int]
+
+
+class _Cursor:
+    """Hands out an epoch's indices in chunks from a start position and knows where it is."""
+
+    CHUNK = 1024
+
+    def __init__(self, epoch: _core.Epoch, start: int, on_exhausted: Callable[[], None]) -> None:
+        self._epoch = epoch
+        self._chunk_start = self._chunk_end = min(start, len(epoch))
+        self._current: Iterator[int] = iter(())
+        self._on_exhausted = on_exhausted
+
+    def chunks(self) -> Iterator[Iterator[int]]:
+        """List iterators over consecutive chunks; calls ``on_exhausted`` after the last one."""
+        epoch, end = self._epoch, len(self._epoch)
+        while self._chunk_end < end:
+            self._chunk_start = self._chunk_end
+            self._chunk_end = min(self._chunk_start + self.CHUNK, end)
+            self._current = iter(epoch.chunk(self._chunk_start, self._chunk_end))
+            yield self._current
+        self._on_exhausted()
+
+    @property
+    def position(self) -> int:
+        """How many indices of the epoch lie before the next one to be yielded."""
+        return self._chunk_end - operator.length_hint(self._current)
 
 
 class _ResumableIteration:
@@ -75,7 +104,9 @@ class _ResumableIteration:
     def __iter__(self) -> Iterator[int]:
         """Yield this epoch's indices from ``start_iter`` on, as Python ints."""
         start = self._start_iter * self._batch_size
-        return self._current_epoch().iter(start, self._finish_epoch)
+        cursor = _Cursor(self._current_epoch(), start, self._finish_epoch)
+        # chain + list iterators: the per-index path is all C, as fast as iterating a list.
+        return itertools.chain.from_iterable(cursor.chunks())
 
     def indices(self) -> Indices:
         """This epoch's remaining indices (from ``start_iter`` on) as a read-only NumPy array.

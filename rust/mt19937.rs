@@ -2,16 +2,12 @@
 //!
 //! `torch.Generator().manual_seed(s)` keeps the 64-bit seed but initialises MT19937 with
 //! `init_genrand(s mod 2**32)`; `random()` is one tempered 32-bit output and `random64()` is two
-//! of them, the first as the high word.
-//!
-//! [`TorchMt`] wraps `rand_mt` (the reference MT19937) for single draws. [`Mt19937Blocks`]
-//! produces the same stream a whole state (624 words) at a time, with the twist and the tempering
-//! as straight loops the compiler vectorises: a shuffle draws hundreds of millions of words, and
-//! `rand_mt` offers only one word per call.
+//! of them, the first as the high word. `rand_mt` implements the reference MT19937, which is the
+//! same stream.
 
 use rand_mt::Mt;
 
-/// torch's CPU random stream for one seed, one draw at a time.
+/// torch's CPU random stream for one seed.
 pub struct TorchMt(Mt);
 
 impl TorchMt {
@@ -37,62 +33,6 @@ impl TorchMt {
     }
 }
 
-const N: usize = 624;
-const M: usize = 397;
-const MATRIX_A: u32 = 0x9908_b0df;
-const UPPER: u32 = 0x8000_0000;
-const LOWER: u32 = 0x7fff_ffff;
-
-/// The same stream as [`TorchMt`], a block of [`Mt19937Blocks::BLOCK`] tempered words at a time.
-pub struct Mt19937Blocks {
-    state: [u32; N],
-}
-
-impl Mt19937Blocks {
-    /// Words per block: one full regeneration of the state.
-    pub const BLOCK: usize = N;
-
-    /// `init_genrand(seed mod 2**32)`, as torch seeds its generator.
-    pub fn new(seed: u64) -> Self {
-        let mut state = [0u32; N];
-        state[0] = seed as u32;
-        for i in 1..N {
-            let prev = state[i - 1];
-            state[i] = 1_812_433_253u32
-                .wrapping_mul(prev ^ (prev >> 30))
-                .wrapping_add(i as u32);
-        }
-        Self { state }
-    }
-
-    #[inline(always)]
-    fn mix(a: u32, b: u32, m: u32) -> u32 {
-        let y = (a & UPPER) | (b & LOWER);
-        m ^ (y >> 1) ^ ((y & 1).wrapping_neg() & MATRIX_A)
-    }
-
-    /// Writes the next `BLOCK` outputs of the stream into `out`.
-    pub fn next_block(&mut self, out: &mut [u32; N]) {
-        let s = &mut self.state;
-        // The twist, split where its inputs wrap around so each loop reads only settled words.
-        for i in 0..N - M {
-            s[i] = Self::mix(s[i], s[i + 1], s[i + M]);
-        }
-        for i in N - M..N - 1 {
-            s[i] = Self::mix(s[i], s[i + 1], s[i + M - N]);
-        }
-        s[N - 1] = Self::mix(s[N - 1], s[0], s[M - 1]);
-        for (o, &x) in out.iter_mut().zip(s.iter()) {
-            let mut y = x;
-            y ^= y >> 11;
-            y ^= (y << 7) & 0x9d2c_5680;
-            y ^= (y << 15) & 0xefc6_0000;
-            y ^= y >> 18;
-            *o = y;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,21 +46,6 @@ mod tests {
             mt.next_u32();
         }
         assert_eq!(mt.next_u32(), 4_123_659_995);
-    }
-
-    #[test]
-    fn blocks_equal_single_draws() {
-        for seed in [0, 1, 5489, 6691, u64::MAX, (1 << 32) + 5] {
-            let mut one = TorchMt::new(seed);
-            let mut blocks = Mt19937Blocks::new(seed);
-            let mut buf = [0u32; N];
-            for _ in 0..20 {
-                blocks.next_block(&mut buf);
-                for &x in &buf {
-                    assert_eq!(x, one.next_u32(), "seed={seed}");
-                }
-            }
-        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import torch.utils.data as tud
 
-from resumable_samplers import _checks, _core
+from resumable_samplers import _checks, _core, _state
 from resumable_samplers.permutation import PERMUTATIONS
 from resumable_samplers.registry import Registry
 
@@ -43,21 +43,31 @@ class _Cursor:
 
     CHUNK = 1024
 
-    def __init__(self, epoch: _core.Epoch, start: int, on_exhausted: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        epoch: _core.Epoch,
+        args: _EpochArgs,
+        start: int,
+        on_exhausted: Callable[[_Cursor], None],
+    ) -> None:
+        self.args = args
+        self.length = len(epoch)
+        self.done = False
         self._epoch = epoch
-        self._chunk_start = self._chunk_end = min(start, len(epoch))
+        self._chunk_start = self._chunk_end = min(start, self.length)
         self._current: Iterator[int] = iter(())
         self._on_exhausted = on_exhausted
 
     def chunks(self) -> Iterator[Iterator[int]]:
         """List iterators over consecutive chunks; calls ``on_exhausted`` after the last one."""
-        epoch, end = self._epoch, len(self._epoch)
+        epoch, end = self._epoch, self.length
         while self._chunk_end < end:
             self._chunk_start = self._chunk_end
             self._chunk_end = min(self._chunk_start + self.CHUNK, end)
             self._current = iter(epoch.chunk(self._chunk_start, self._chunk_end))
             yield self._current
-        self._on_exhausted()
+        self.done = True
+        self._on_exhausted(self)
 
     @property
     def position(self) -> int:
@@ -66,17 +76,40 @@ class _Cursor:
 
 
 class _ResumableIteration:
-    """What every resumable sampler shares: the epoch cache and iteration from ``start_iter``."""
+    """What every resumable sampler shares: the epoch cache, iteration from the resume point,
+    and the resume state.
+
+    The next iteration starts at one place in the epoch, set by whichever came last:
+    ``start_iter`` (batches from the start of the epoch) or ``load_state_dict`` (a global
+    position). Both are absolute, so the two never add up to a double skip.
+    """
 
     _batch_size: int
     _start_iter: int
     _cached: tuple[_EpochArgs, _core.Epoch] | None = None
+    _cursor: _Cursor | None = None
+    # (epoch, global offset) restored by load_state_dict for that epoch's next iteration
+    _resume: tuple[int, int] | None = None
 
-    def _epoch_args(self) -> _EpochArgs:
+    def _settings(self) -> _state.Settings:
         raise NotImplementedError
 
-    def _current_epoch(self) -> _core.Epoch:
-        args = self._epoch_args()
+    def _set_epoch_value(self, epoch: int) -> None:
+        raise NotImplementedError
+
+    def _epoch_args(self, st: _state.Settings | None = None) -> _EpochArgs:
+        st = st or self._settings()
+        if st.shuffle:
+            seed, epoch = _checks.order_key(st.seed, st.epoch, st.permutation)
+            order = st.permutation
+        else:
+            order, seed, epoch = "identity", 0, 0
+        resume = self._resume
+        offset = resume[1] if resume is not None and resume[0] == st.epoch else 0
+        return (st.n, st.num_replicas, st.rank, offset, st.drop_last, order, seed, epoch)
+
+    def _current_epoch(self, args: _EpochArgs | None = None) -> _core.Epoch:
+        args = args or self._epoch_args()
         cached = self._cached
         if cached is not None and cached[0] == args:
             return cached[1]
@@ -90,26 +123,33 @@ class _ResumableIteration:
         """The batch of this epoch at which the next iteration starts.
 
         The next ``iter()`` skips the first ``start_iter * batch_size`` indices of the epoch;
-        once that iterator is exhausted it goes back to 0, so later epochs are whole.
+        once that iterator is exhausted it goes back to 0, so later epochs are whole. Setting it
+        replaces a position restored by :meth:`load_state_dict`.
         """
         return self._start_iter
 
     @start_iter.setter
     def start_iter(self, ite: int) -> None:
         self._start_iter = _checks.non_negative_int("start_iter", ite)
+        self._resume = None
+        self._cursor = None
 
-    def _finish_epoch(self) -> None:
-        self._start_iter = 0
+    def _finish_epoch(self, cursor: _Cursor) -> None:
+        if self._cursor is cursor:  # an abandoned iterator finishing late changes nothing
+            self._start_iter = 0
+            self._resume = None
 
     def __iter__(self) -> Iterator[int]:
-        """Yield this epoch's indices from ``start_iter`` on, as Python ints."""
+        """Yield this epoch's indices from the resume point on, as Python ints."""
+        args = self._epoch_args()
         start = self._start_iter * self._batch_size
-        cursor = _Cursor(self._current_epoch(), start, self._finish_epoch)
+        cursor = _Cursor(self._current_epoch(args), args, start, self._finish_epoch)
+        self._cursor = cursor
         # chain + list iterators: the per-index path is all C, as fast as iterating a list.
         return itertools.chain.from_iterable(cursor.chunks())
 
     def indices(self) -> Indices:
-        """This epoch's remaining indices (from ``start_iter`` on) as a read-only NumPy array.
+        """This epoch's remaining indices (from the resume point on) as a read-only NumPy array.
 
         ``uint32`` when the dataset has at most ``2**32`` items, else ``int64``. The array is a
         view of the sampler's own buffer, not a copy.
@@ -117,9 +157,57 @@ class _ResumableIteration:
         out: Any = self._current_epoch().array(self._start_iter * self._batch_size)
         return out  # type: ignore[no-any-return]
 
+    def state_dict(self) -> dict[str, Any]:
+        """Where this sampler is: a plain dict of ints, strs and bools (JSON- and
+        ``torch.load(weights_only=True)``-safe). O(1); counts the indices drawn from the
+        current iterator.
+
+        The position is global (``offset`` indices of the epoch's global sequence are consumed
+        across all ``num_replicas`` ranks), so the state can be loaded with another number of
+        replicas or another batch size. After the last index of an epoch it points at the start
+        of the next epoch.
+        """
+        st = self._settings()
+        args = self._epoch_args(st)
+        base = args[3]
+        cursor = self._cursor
+        if cursor is not None and cursor.args == args:
+            position, length, done = cursor.position, cursor.length, cursor.done
+        else:
+            length = _core.shard_len(st.n, st.num_replicas, st.rank, base, st.drop_last)
+            position = min(self._start_iter * self._batch_size, length)
+            done = False
+        if done or (length > 0 and position >= length):
+            return _state.make(st, st.epoch + 1, 0)
+        return _state.make(st, st.epoch, base + position * st.num_replicas)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a state saved by :meth:`state_dict` (possibly of a job with another
+        number of replicas): the next ``iter()`` starts right after the saved position, in the
+        saved epoch.
+
+        Raises:
+            ValueError: if the state is malformed or was saved by a sampler with another
+                dataset length, seed, permutation, ``shuffle`` or ``drop_last``; the message
+                names the field.
+        """
+        st = self._settings()
+        epoch, offset = _state.read(state, st)
+        if st.n > 0 and offset >= st.n:  # the saved epoch was complete
+            epoch, offset = epoch + 1, 0
+        self._set_epoch_value(epoch)
+        self._resume = (epoch, offset) if offset else None
+        self._start_iter = 0
+        self._cursor = None
+
+    def _forget_resume_unless(self, epoch: int) -> None:
+        if self._resume is not None and self._resume[0] != epoch:
+            self._resume = None
+
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.pop("_cached", None)  # rebuilt on demand after unpickling
+        state.pop("_cursor", None)  # an iterator's position belongs to its process
         return state
 
 
@@ -142,8 +230,15 @@ class ResumableSampler(_ResumableIteration, tud.Sampler[int]):
         self._epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
-        """Set the epoch; shuffled samplers seed their order with ``seed + epoch``."""
+        """Set the epoch; shuffled samplers seed their order with ``seed + epoch``.
+
+        A position restored by :meth:`load_state_dict` for another epoch is dropped.
+        """
         self._epoch = _checks.as_int("epoch", epoch)
+        self._forget_resume_unless(self._epoch)
+
+    def _set_epoch_value(self, epoch: int) -> None:
+        self._epoch = epoch
 
 
 @SAMPLER_REGISTRY.register
@@ -179,9 +274,10 @@ class ResumableRandomSampler(ResumableSampler):
         """The number of samples in an epoch (whatever ``start_iter`` is)."""
         return self._num_samples
 
-    def _epoch_args(self) -> _EpochArgs:
-        seed, epoch = _checks.order_key(self._seed, self._epoch, self._permutation)
-        return (self._num_samples, 1, 0, 0, False, self._permutation, seed, epoch)
+    def _settings(self) -> _state.Settings:
+        return _state.Settings(
+            self._num_samples, 1, 0, True, False, self._permutation, self._seed, self._epoch
+        )
 
 
 @SAMPLER_REGISTRY.register
@@ -202,8 +298,8 @@ class ResumableSequentialSampler(ResumableSampler):
         """The number of samples in an epoch (whatever ``start_iter`` is)."""
         return self._num_samples
 
-    def _epoch_args(self) -> _EpochArgs:
-        return (self._num_samples, 1, 0, 0, False, "identity", 0, 0)
+    def _settings(self) -> _state.Settings:
+        return _state.Settings(self._num_samples, 1, 0, False, False, "identity", 0, self._epoch)
 
 
 @SAMPLER_REGISTRY.register
@@ -263,14 +359,29 @@ class ResumableDistributedSampler(_ResumableIteration, tud.DistributedSampler[in
         self._start_iter = 0
         self._permutation = permutation
 
-    def _epoch_args(self) -> _EpochArgs:
-        if self.shuffle:
-            order = self._permutation
-            seed, epoch = _checks.order_key(self.seed, self.epoch, order)
-        else:
-            order, seed, epoch = "identity", 0, 0
-        n = self._dataset_len
-        return (n, self.num_replicas, self.rank, 0, self.drop_last, order, seed, epoch)
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch; with ``shuffle`` the order is seeded with ``seed + epoch``.
+
+        A position restored by :meth:`load_state_dict` for another epoch is dropped.
+        """
+        super().set_epoch(epoch)
+        self._forget_resume_unless(epoch)
+
+    def _set_epoch_value(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _settings(self) -> _state.Settings:
+        epoch = _checks.as_int("epoch", self.epoch)
+        return _state.Settings(
+            self._dataset_len,
+            self.num_replicas,
+            self.rank,
+            self.shuffle,
+            self.drop_last,
+            self._permutation,
+            self.seed,
+            epoch,
+        )
 
 
 ResumableSamplerType = ResumableSampler | ResumableDistributedSampler

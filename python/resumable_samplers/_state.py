@@ -1,0 +1,126 @@
+"""The resume state of a sampler: building it and checking a loaded one field by field."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from resumable_samplers import _checks
+
+FORMAT = "resumable-samplers"
+VERSION = 1
+FIELDS = (
+    "format",
+    "version",
+    "epoch",
+    "seed",
+    "permutation",
+    "dataset_length",
+    "shuffle",
+    "drop_last",
+    "offset",
+    "num_replicas",
+)
+
+
+class Settings(NamedTuple):
+    """What determines a sampler's order; a loaded state must agree with all but the epoch."""
+
+    n: int
+    num_replicas: int
+    rank: int
+    shuffle: bool
+    drop_last: bool
+    permutation: str
+    seed: int
+    epoch: int
+
+
+def make(settings: Settings, epoch: int, offset: int) -> dict[str, Any]:
+    """The state dict: the epoch and the global position ``offset`` to continue from."""
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "epoch": epoch,
+        "seed": settings.seed,
+        "permutation": settings.permutation,
+        "dataset_length": settings.n,
+        "shuffle": settings.shuffle,
+        "drop_last": settings.drop_last,
+        "offset": offset,
+        "num_replicas": settings.num_replicas,
+    }
+
+
+def _field_int(state: Mapping[str, Any], name: str) -> int:
+    value = state[name]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"state field {name!r} should be an int, got {value!r}")
+    return value
+
+
+def _field_bool(state: Mapping[str, Any], name: str) -> bool:
+    value = state[name]
+    if not isinstance(value, bool):
+        raise ValueError(f"state field {name!r} should be a bool, got {value!r}")
+    return value
+
+
+def _same(name: str, saved: object, ours: object) -> None:
+    if saved != ours:
+        raise ValueError(
+            f"state field {name!r} is {saved!r} but this sampler has {ours!r}; resuming would "
+            "continue in a different order"
+        )
+
+
+def read(state: Any, settings: Settings) -> tuple[int, int]:
+    """Check ``state`` against ``settings`` and return its ``(epoch, offset)``.
+
+    Raises:
+        ValueError: naming the first field that is missing, unknown, malformed, newer than this
+            library, or different from this sampler's setting.
+    """
+    if not isinstance(state, Mapping):
+        raise ValueError(f"state should be a dict from state_dict(), got {type(state).__name__}")
+    unknown = sorted(str(k) for k in state if k not in FIELDS)
+    if unknown:
+        raise ValueError(f"state has unknown field(s) {unknown}; expected {list(FIELDS)}")
+    missing = [k for k in FIELDS if k not in state]
+    if missing:
+        raise ValueError(f"state is missing field(s) {missing}")
+    if state["format"] != FORMAT:
+        raise ValueError(f"state field 'format' should be {FORMAT!r}, got {state['format']!r}")
+    version = _field_int(state, "version")
+    if version > VERSION:
+        raise ValueError(
+            f"state field 'version' is {version}, newer than the format {VERSION} this version "
+            "of resumable-samplers reads; upgrade it to load this state"
+        )
+    if version < 1:
+        raise ValueError(f"state field 'version' should be >= 1, got {version}")
+    epoch = _field_int(state, "epoch")
+    seed = _field_int(state, "seed")
+    n = _field_int(state, "dataset_length")
+    offset = _field_int(state, "offset")
+    replicas = _field_int(state, "num_replicas")
+    shuffle = _field_bool(state, "shuffle")
+    drop_last = _field_bool(state, "drop_last")
+    permutation = state["permutation"]
+    if not isinstance(permutation, str):
+        raise ValueError(f"state field 'permutation' should be a str, got {permutation!r}")
+    _same("dataset_length", n, settings.n)
+    _same("seed", seed, settings.seed)
+    _same("permutation", permutation, settings.permutation)
+    _same("shuffle", shuffle, settings.shuffle)
+    _same("drop_last", drop_last, settings.drop_last)
+    if replicas < 1:
+        raise ValueError(f"state field 'num_replicas' should be >= 1, got {replicas}")
+    if not 0 <= offset <= n:
+        raise ValueError(f"state field 'offset' should be in [0, {n}], got {offset}")
+    if shuffle:
+        try:
+            _checks.order_key(seed, epoch, permutation)
+        except ValueError as e:
+            raise ValueError(f"state field 'epoch' is out of range: {e}") from None
+    return epoch, offset

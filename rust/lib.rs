@@ -12,3 +12,6 @@ pub mod shard;
 
 #[cfg(feature = "python")]
 mod python;
+
+#[cfg(test)]
+mod invariants;

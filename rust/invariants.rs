@@ -129,9 +129,9 @@ proptest! {
             let v = e.to_vec_from::<Error>(start, &mut || Ok(())).unwrap();
             let mut chunk = vec![0u64; (e.len() - start) as usize];
             e.fill_range(start, &mut chunk);
-            for k in 0..chunk.len() {
-                prop_assert_eq!(chunk[k], e.get(start + k as u64));
-                prop_assert_eq!(v.get(k), chunk[k]);
+            for (k, &x) in chunk.iter().enumerate() {
+                prop_assert_eq!(x, e.get(start + k as u64));
+                prop_assert_eq!(v.get(k), x);
             }
         }
     }

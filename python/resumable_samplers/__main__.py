@@ -12,7 +12,7 @@ import argparse
 import importlib
 from collections.abc import Sequence
 
-SUBCOMMANDS: tuple[str, ...] = ("bench", "demo")
+SUBCOMMANDS: tuple[str, ...] = ("bench", "demo", "verify")
 """The modules of this package that each add one subcommand."""
 
 

@@ -101,6 +101,53 @@ def test_state_after_the_last_batch_resumes_at_the_next_epoch(name: str) -> None
     assert list(fresh) == list(ref)
 
 
+@pytest.mark.parametrize("order", ["set_epoch then load", "load then set_epoch"])
+def test_a_trainer_resuming_a_finished_epoch_repeats_nothing(order: str) -> None:
+    # The state was saved after the last batch of epoch 4, inside the trainer's epoch-4 loop.
+    saver = rs.ResumableRandomSampler(Sized(N), seed=2)
+    saver.set_epoch(4)
+    it = iter(saver)
+    take(it, N)
+    state = saver.state_dict()
+
+    s = rs.ResumableRandomSampler(Sized(N), seed=2)
+    if order == "set_epoch then load":  # as torchdata's StatefulDataLoader restores
+        s.set_epoch(4)
+        s.load_state_dict(state)
+    else:
+        s.load_state_dict(state)
+        s.set_epoch(4)
+    assert list(s) == []  # the rest of epoch 4: nothing
+    s.set_epoch(5)
+    assert list(s) == torch_perm(N, 7)  # epoch 5 whole, exactly once
+    s.set_epoch(6)
+    assert list(s) == torch_perm(N, 8)
+
+
+def test_a_finished_epoch_stays_finished_however_often_it_is_iterated() -> None:
+    # torchdata's multi-worker loader drains the restored iterator and then starts a fresh one.
+    saver = rs.ResumableRandomSampler(Sized(N), seed=2)
+    take(iter(saver), N)
+    s = rs.ResumableRandomSampler(Sized(N), seed=2)
+    s.set_epoch(0)
+    s.load_state_dict(saver.state_dict())
+    assert list(s) == [] and list(s) == []
+    s.set_epoch(1)
+    assert list(s) == torch_perm(N, 3)
+    s.start_iter = 0  # an explicit start replaces the restored pointer
+    s.set_epoch(0)
+    assert list(s) == torch_perm(N, 2)
+
+
+def test_state_after_finishing_a_resumed_epoch_points_at_the_next() -> None:
+    saver = rs.ResumableRandomSampler(Sized(N), seed=2)
+    take(iter(saver), 40)
+    s = rs.ResumableRandomSampler(Sized(N), seed=2)
+    s.load_state_dict(saver.state_dict())
+    assert list(s) == torch_perm(N, 2)[40:]
+    assert (s.state_dict()["epoch"], s.state_dict()["offset"]) == (1, 0)
+
+
 def test_state_before_any_iteration_and_with_start_iter() -> None:
     s = rs.ResumableDistributedSampler(Sized(50), 2, 1, seed=3, batch_size=5)
     assert s.state_dict()["offset"] == 0
@@ -130,7 +177,7 @@ def test_start_iter_and_state_never_double_skip() -> None:
     assert list(s) == full[12:]
 
 
-def test_set_epoch_to_another_epoch_drops_the_restored_position() -> None:
+def test_a_restored_position_applies_only_to_its_epoch() -> None:
     saver = rs.ResumableRandomSampler(Sized(N), seed=1)
     saver.set_epoch(6)
     take(iter(saver), 30)
@@ -196,12 +243,19 @@ def test_elastic_resume_continues_the_global_sequence(
         rest.append(list(s))
     assert len({len(x) for x in rest}) == 1
     resumed_global = [rest[p % new_world][p // new_world] for p in range(len(rest[0]) * new_world)]
-    if states[0]["epoch"] != epoch:  # job 1 finished the epoch: job 2 starts the next one whole
+    if states[0]["epoch"] != epoch:
+        # Job 1 finished the epoch. Job 2's trainer is in that epoch (it called set_epoch
+        # before loading): nothing is left of it, and the next epoch is whole.
         assert consumed_global == uninterrupted
+        assert rest == [[] for _ in range(new_world)]
         nxt = [sampler(new_world, r, 1) for r in range(new_world)]
         for s in nxt:
             s.set_epoch(epoch + 1)
-        assert rest == [list(s) for s in nxt]
+        resumed = [sampler(new_world, r, 3) for r in range(new_world)]
+        for s in resumed:
+            s.load_state_dict(states[0])
+            s.set_epoch(epoch + 1)
+        assert [list(s) for s in resumed] == [list(s) for s in nxt]
         return
     combined = consumed_global + resumed_global
     # No sample lost or repeated beyond the padding rule: each index once, then the wrap-around.

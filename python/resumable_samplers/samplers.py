@@ -46,11 +46,13 @@ class _Cursor:
     def __init__(
         self,
         epoch: _core.Epoch,
-        args: _EpochArgs,
+        epoch_number: int,
+        base: int,
         start: int,
         on_exhausted: Callable[[_Cursor], None],
     ) -> None:
-        self.args = args
+        self.epoch_number = epoch_number
+        self.base = base
         self.length = len(epoch)
         self.done = False
         self._epoch = epoch
@@ -81,21 +83,36 @@ class _ResumableIteration:
 
     The next iteration starts at one place in the epoch, set by whichever came last:
     ``start_iter`` (batches from the start of the epoch) or ``load_state_dict`` (a global
-    position). Both are absolute, so the two never add up to a double skip.
+    position). Both are absolute, so the two never add up to a double skip. A loaded position
+    at the start of epoch ``E`` is also the end of epoch ``E - 1``: a trainer that has set epoch
+    ``E - 1`` gets that epoch as complete (nothing left), then ``E`` whole.
     """
 
     _batch_size: int
     _start_iter: int
     _cached: tuple[_EpochArgs, _core.Epoch] | None = None
     _cursor: _Cursor | None = None
-    # (epoch, global offset) restored by load_state_dict for that epoch's next iteration
+    # (epoch, global offset) restored by load_state_dict
     _resume: tuple[int, int] | None = None
+    # whether the trainer has chosen the epoch with set_epoch
+    _epoch_chosen: bool = False
 
     def _settings(self) -> _state.Settings:
         raise NotImplementedError
 
     def _set_epoch_value(self, epoch: int) -> None:
         raise NotImplementedError
+
+    def _offset(self, st: _state.Settings) -> int:
+        """The global position the next iteration of the current epoch starts from."""
+        if self._resume is None:
+            return 0
+        epoch, offset = self._resume
+        if epoch == st.epoch:
+            return offset
+        if epoch == st.epoch + 1 and offset == 0:
+            return st.n  # the current epoch was complete when the state was saved
+        return 0
 
     def _epoch_args(self, st: _state.Settings | None = None) -> _EpochArgs:
         st = st or self._settings()
@@ -104,8 +121,7 @@ class _ResumableIteration:
             order = st.permutation
         else:
             order, seed, epoch = "identity", 0, 0
-        resume = self._resume
-        offset = resume[1] if resume is not None and resume[0] == st.epoch else 0
+        offset = self._offset(st)
         return (st.n, st.num_replicas, st.rank, offset, st.drop_last, order, seed, epoch)
 
     def _current_epoch(self, args: _EpochArgs | None = None) -> _core.Epoch:
@@ -137,13 +153,18 @@ class _ResumableIteration:
     def _finish_epoch(self, cursor: _Cursor) -> None:
         if self._cursor is cursor:  # an abandoned iterator finishing late changes nothing
             self._start_iter = 0
-            self._resume = None
+            if self._resume is not None and self._resume[1] != 0:
+                # A mid-epoch position is used up. A restored epoch start (E, 0) stays: it only
+                # tells that epoch E - 1 was complete, however often that epoch is iterated.
+                self._resume = None
 
     def __iter__(self) -> Iterator[int]:
         """Yield this epoch's indices from the resume point on, as Python ints."""
-        args = self._epoch_args()
+        st = self._settings()
+        args = self._epoch_args(st)
         start = self._start_iter * self._batch_size
-        cursor = _Cursor(self._current_epoch(args), args, start, self._finish_epoch)
+        epoch = self._current_epoch(args)
+        cursor = _Cursor(epoch, st.epoch, args[3], start, self._finish_epoch)
         self._cursor = cursor
         # chain + list iterators: the per-index path is all C, as fast as iterating a list.
         return itertools.chain.from_iterable(cursor.chunks())
@@ -168,23 +189,25 @@ class _ResumableIteration:
         of the next epoch.
         """
         st = self._settings()
-        args = self._epoch_args(st)
-        base = args[3]
         cursor = self._cursor
-        if cursor is not None and cursor.args == args:
-            position, length, done = cursor.position, cursor.length, cursor.done
+        if cursor is not None and cursor.epoch_number == st.epoch:
+            base, position, length, done = cursor.base, cursor.position, cursor.length, cursor.done
         else:
+            base = self._offset(st)
             length = _core.shard_len(st.n, st.num_replicas, st.rank, base, st.drop_last)
             position = min(self._start_iter * self._batch_size, length)
             done = False
-        if done or (length > 0 and position >= length):
+        if done or (length > 0 and position >= length) or 0 < st.n <= base:
             return _state.make(st, st.epoch + 1, 0)
         return _state.make(st, st.epoch, base + position * st.num_replicas)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a state saved by :meth:`state_dict` (possibly of a job with another
         number of replicas): the next ``iter()`` starts right after the saved position, in the
-        saved epoch.
+        saved epoch. A state saved after the last index of epoch ``e`` continues with epoch
+        ``e + 1`` from its start; if the trainer has already set epoch ``e`` (it is resuming
+        that epoch's loop), epoch ``e`` has nothing left and ``set_epoch(e + 1)`` gives the next
+        epoch whole, so no epoch is repeated.
 
         Raises:
             ValueError: if the state is malformed or was saved by a sampler with another
@@ -195,14 +218,12 @@ class _ResumableIteration:
         epoch, offset = _state.read(state, st)
         if st.n > 0 and offset >= st.n:  # the saved epoch was complete
             epoch, offset = epoch + 1, 0
-        self._set_epoch_value(epoch)
-        self._resume = (epoch, offset) if offset else None
+        self._resume = (epoch, offset)
         self._start_iter = 0
         self._cursor = None
-
-    def _forget_resume_unless(self, epoch: int) -> None:
-        if self._resume is not None and self._resume[0] != epoch:
-            self._resume = None
+        if not (offset == 0 and self._epoch_chosen and st.epoch == epoch - 1):
+            # Restore the saved epoch, unless the trainer is in the epoch the state completed.
+            self._set_epoch_value(epoch)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -232,10 +253,10 @@ class ResumableSampler(_ResumableIteration, tud.Sampler[int]):
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch; shuffled samplers seed their order with ``seed + epoch``.
 
-        A position restored by :meth:`load_state_dict` for another epoch is dropped.
+        A position restored by :meth:`load_state_dict` applies only to its own epoch.
         """
         self._epoch = _checks.as_int("epoch", epoch)
-        self._forget_resume_unless(self._epoch)
+        self._epoch_chosen = True
 
     def _set_epoch_value(self, epoch: int) -> None:
         self._epoch = epoch
@@ -362,10 +383,10 @@ class ResumableDistributedSampler(_ResumableIteration, tud.DistributedSampler[in
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch; with ``shuffle`` the order is seeded with ``seed + epoch``.
 
-        A position restored by :meth:`load_state_dict` for another epoch is dropped.
+        A position restored by :meth:`load_state_dict` applies only to its own epoch.
         """
         super().set_epoch(epoch)
-        self._forget_resume_unless(epoch)
+        self._epoch_chosen = True
 
     def _set_epoch_value(self, epoch: int) -> None:
         self.epoch = epoch

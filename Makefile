@@ -2,11 +2,11 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: dev test rust-test lint bench demo
+.PHONY: dev test rust-test lint docs wheel bench demo
 
-# Build the extension (release) and install the package with its test and lint extras.
+# Build the extension (release) and install the package with its test, lint and docs extras.
 dev:
-	$(PIP) install -e ".[test,lint]"
+	$(PIP) install -e ".[test,lint,docs]"
 
 # The README's test command.
 test:
@@ -19,10 +19,18 @@ lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --all-targets --features python -- -D warnings
-	$(PYTHON) -m ruff check python tests benches
-	$(PYTHON) -m ruff format --check python tests benches
+	$(PYTHON) -m ruff check python tests benches examples docs/_ext
+	$(PYTHON) -m ruff format --check python tests benches examples docs/_ext
 	$(PYTHON) -m mypy
 	$(PYTHON) -m mypy.stubtest resumable_samplers._core
+
+docs:
+	$(PYTHON) -m mkdocs build --strict
+
+# The abi3 wheel (one wheel for CPython >= 3.10) and the sdist, into dist/.
+wheel:
+	$(PYTHON) -m maturin build --release --out dist
+	$(PYTHON) -m maturin sdist --out dist
 
 bench:
 	$(PYTHON) -m resumable_samplers bench

@@ -115,7 +115,7 @@ impl Epoch {
     fn chunk<'py>(&self, py: Python<'py>, start: u64, stop: u64) -> PyResult<Bound<'py, PyList>> {
         let stop = stop.min(self.inner.len());
         let start = start.min(stop);
-        let mut buf = vec![0u64; (stop - start) as usize];
+        let mut buf = crate::buffer::zeroed_vec::<u64>(stop - start)?;
         self.inner.fill_range(start, &mut buf);
         PyList::new(py, buf)
     }

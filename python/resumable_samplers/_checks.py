@@ -6,15 +6,25 @@ import operator
 from collections.abc import Sized
 from typing import Any
 
+import numpy as np
+
 SEED_MIN = -(2**63)
 SEED_END = 2**64
 MAX_LEN = 2**63 - 1
 
 
+def _is_bool(value: Any) -> bool:
+    """Python, NumPy and torch booleans (scalars and 0-d arrays/tensors)."""
+    if isinstance(value, (bool, np.bool_)):
+        return True
+    dtype = getattr(value, "dtype", None)
+    return dtype is not None and str(dtype) in ("bool", "torch.bool")
+
+
 def as_int(name: str, value: Any) -> int:
-    """Return ``value`` as an ``int``; ``bool`` and non-integers raise ``TypeError``."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name} should be an integer, got bool ({value})")
+    """Return ``value`` as an ``int``; booleans and non-integers raise ``TypeError``."""
+    if _is_bool(value):
+        raise TypeError(f"{name} should be an integer, got a bool ({value})")
     try:
         return operator.index(value)
     except TypeError:
@@ -38,8 +48,8 @@ def non_negative_int(name: str, value: Any) -> int:
 
 
 def as_bool(name: str, value: Any) -> bool:
-    """A ``bool`` (numpy bools too); anything else raises ``TypeError``."""
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    """A ``bool`` (NumPy bools too); anything else raises ``TypeError``."""
+    if isinstance(value, (bool, np.bool_)):
         return bool(value)
     raise TypeError(f"{name} should be a bool, got {type(value).__name__}")
 
@@ -48,7 +58,15 @@ def dataset_len(name: str, data: Any) -> int:
     """``len(data)``, with a clear ``TypeError`` when it has none."""
     if not isinstance(data, Sized):
         raise TypeError(f"{name} should define __len__, got {type(data).__name__}")
-    n = as_int(f"len({name})", len(data))
+    try:
+        length = len(data)
+    except OverflowError:
+        raise ValueError(f"len({name}) should be in [0, 2**63 - 1], got a larger value") from None
+    except ValueError as e:  # e.g. __len__ returned a negative number
+        raise ValueError(f"len({name}) should be in [0, 2**63 - 1]: {e}") from None
+    except TypeError as e:  # e.g. __len__ returned a float, or a 0-d tensor has no length
+        raise TypeError(f"{name} should have an integer length: {e}") from None
+    n = as_int(f"len({name})", length)
     if not 0 <= n <= MAX_LEN:
         raise ValueError(f"len({name}) should be in [0, 2**63 - 1], got {n}")
     return n

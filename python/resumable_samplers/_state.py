@@ -89,7 +89,7 @@ def read(state: Any, settings: Settings) -> tuple[int, int]:
     missing = [k for k in FIELDS if k not in state]
     if missing:
         raise ValueError(f"state is missing field(s) {missing}")
-    if state["format"] != FORMAT:
+    if not isinstance(state["format"], str) or state["format"] != FORMAT:
         raise ValueError(f"state field 'format' should be {FORMAT!r}, got {state['format']!r}")
     version = _field_int(state, "version")
     if version > VERSION:

@@ -375,6 +375,7 @@ def run_demo(options: DemoOptions, stop_after: int | None) -> int:
             f"--resume-from={checkpoint}",
             f"--result={result}",
         ]
+        print("  resuming in a new process (it imports torch first) ...", flush=True)
         child = subprocess.run(command, check=False)
         if child.returncode != 0:
             print(f"  resumed run: the new process failed with exit code {child.returncode}")

@@ -47,7 +47,11 @@ class Registry:
         """
         if obj is None:
             return lambda o: self.register(o, suffix)
-        name = obj.__name__
+        name = getattr(obj, "__name__", None)
+        if not isinstance(name, str):
+            raise TypeError(
+                f"register() needs a class or function with a __name__, got {type(obj).__name__}"
+            )
         if isinstance(suffix, str):
             name = f"{name}_{suffix}"
         if name in self._obj_map:
@@ -63,6 +67,8 @@ class Registry:
         Raises:
             KeyError: if nothing is registered under the name; the message lists what is.
         """
+        if not isinstance(name, str):
+            raise TypeError(f"the name to look up should be a str, got {type(name).__name__}")
         ret = self._obj_map.get(name)
         if ret is None and suffix is not None:
             suffixed = f"{name}_{suffix}"
@@ -77,7 +83,7 @@ class Registry:
         return ret
 
     def __contains__(self, name: object) -> bool:
-        return name in self._obj_map
+        return isinstance(name, str) and name in self._obj_map
 
     def __iter__(self) -> Iterator[tuple[str, Any]]:
         """Iterate over ``(name, object)`` pairs."""

@@ -175,7 +175,8 @@ class _ResumableIteration:
         ``uint32`` when the dataset has at most ``2**32`` items, else ``int64``. The array is a
         view of the sampler's own buffer, not a copy.
         """
-        out: Any = self._current_epoch().array(self._start_iter * self._batch_size)
+        epoch = self._current_epoch()
+        out: Any = epoch.array(min(self._start_iter * self._batch_size, len(epoch)))
         return out  # type: ignore[no-any-return]
 
     def state_dict(self) -> dict[str, Any]:
@@ -359,6 +360,8 @@ class ResumableDistributedSampler(_ResumableIteration, tud.DistributedSampler[in
         n = _checks.dataset_len("dataset", dataset)
         if num_replicas is not None:
             num_replicas = _checks.positive_int("num_replicas", num_replicas)
+            if num_replicas > _checks.MAX_LEN:
+                raise ValueError(f"num_replicas should be at most 2**63 - 1, got {num_replicas}")
         if rank is not None:
             rank = _checks.as_int("rank", rank)
             if num_replicas is not None and not 0 <= rank < num_replicas:
@@ -420,5 +423,7 @@ def create_sampler(type_name: str, *args: Any, **kwargs: Any) -> ResumableSample
     Raises:
         KeyError: if no sampler is registered under ``type_name`` (the message lists the names).
     """
+    if not isinstance(type_name, str):
+        raise TypeError(f"type_name should be a str, got {type(type_name).__name__}")
     sampler: ResumableSamplerType = SAMPLER_REGISTRY.get(type_name)(*args, **kwargs)
     return sampler

@@ -1,0 +1,913 @@
+"""Hostile input (DESIGN.md section 5), driven by hypothesis.
+
+Every public constructor (the three samplers, ``randperm``, ``create_sampler``, ``Registry``'s
+``register``/``get``) and every method or setter (``start_iter``, ``set_epoch``,
+``load_state_dict``, ``indices``, ``state_dict``) is fed wrong types, bools for ints, negative and
+huge integers (beyond 2**64), NaN/inf/floats, None, strings, int-likes (NumPy and torch integers,
+objects with ``__index__``) and malformed state dicts (random keys and values, right keys with
+wrong types or huge ints, missing or extra keys, states of another sampler). A call either
+succeeds with exactly the contract's result (torch's order), or raises a documented exception
+(``ValueError``/``TypeError``, ``KeyError`` for unknown registry names, ``MemoryError`` only for
+valid but huge sizes) whose message names the argument; never a panic, ``SystemError``, crash
+or wrong order, and after a refused call the sampler yields exactly what it yielded before.
+
+The regression tests at the end pin bugs that the generated cases once found. The number of
+distinct cases is printed by the last test.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import operator
+import re
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import torch.utils.data as tud
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import resumable_samplers as rs
+from conftest import Sized, torch_perm
+from resumable_samplers import (
+    ResumableDistributedSampler,
+    ResumableRandomSampler,
+    ResumableSequentialSampler,
+)
+
+# (entry point and argument, value) pairs that ran; printed by test_distinct_cases_ran.
+CASES: set[tuple[str, str]] = set()
+CALLS = [0]
+
+HOSTILE = settings(
+    max_examples=600,
+    deadline=None,
+    database=None,
+    derandomize=True,  # the same cases on every run, so the count in docs/reliability.md holds
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+
+SEED_MIN, SEED_END, MAX_LEN = -(2**63), 2**64, 2**63 - 1
+BIG = 2**36  # valid sizes from here on cannot be allocated (>= 256 GiB): MemoryError
+EDGES = [0, 1, -1, 2**31, 2**32, 2**32 + 1, 2**53 + 1, 2**63 - 1, 2**63, -(2**63), -(2**63) - 1]
+EDGES += [2**64 - 1, 2**64, 2**64 + 1, 2**100, -(2**100)]
+
+
+class IndexOnly:
+    """An int-like that is no int: only ``__index__``."""
+
+    def __init__(self, v: int) -> None:
+        self.v = v
+
+    def __index__(self) -> int:
+        return self.v
+
+    def __repr__(self) -> str:
+        return f"IndexOnly({self.v})"
+
+
+class NoLen:
+    def __getitem__(self, i: int) -> int:
+        return i
+
+
+def key(value: Any) -> str:
+    """A case's value as text: its type and repr, without memory addresses (Sized by length)."""
+    r = re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
+    if isinstance(value, Sized):
+        r += f" of length {value.n}"
+    return f"{type(value).__module__}.{type(value).__qualname__}:{r[:160]}"
+
+
+def int_likes(v: int) -> st.SearchStrategy[Any]:
+    options: list[Any] = [IndexOnly(v)]
+    if -(2**63) <= v < 2**63:
+        options += [np.int64(v), torch.tensor(v), np.array(v)]
+    if 0 <= v < 2**64:
+        options.append(np.uint64(v))
+    if -(2**31) <= v < 2**31:
+        options.append(np.int32(v))
+    return st.sampled_from(options)
+
+
+NON_INTS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.sampled_from([np.True_, np.False_, np.array(True)]),
+    # Floats (as everywhere else) that would be small or impossible sizes if taken as ints, so that
+    # a library wrongly accepting them cannot start a multi-GB allocation.
+    st.floats(allow_nan=True, allow_infinity=True).filter(lambda x: not 1e3 < abs(x) < 1e11),
+    st.sampled_from(
+        [
+            float("nan"),
+            float("inf"),
+            -float("inf"),
+            2.0,
+            -0.0,
+            np.float64(3.0),
+            np.float32(1.0),
+            np.nan,
+            torch.tensor(2.0),
+            complex(1, 0),
+            Decimal(3),
+            Decimal("NaN"),
+            Fraction(4, 1),
+            Fraction(1, 3),
+        ]
+    ),
+    st.text(max_size=8),
+    st.binary(max_size=4),
+    st.sampled_from(["1", "0", "-1", "2**64", "torch", "lazy", "identity", "Torch", " torch", ""]),
+    st.lists(st.integers(0, 5), max_size=3),
+    st.tuples(st.integers(0, 5)),
+    st.frozensets(st.integers(0, 3), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    st.sampled_from(
+        [object(), int, str, range(3), np.array([1, 2]), torch.tensor([1, 2]), np.zeros((2, 2))]
+    ),
+)
+
+
+def hostile(ints: st.SearchStrategy[int]) -> st.SearchStrategy[Any]:
+    return st.one_of(ints, ints.flatmap(int_likes), NON_INTS)
+
+
+ANY_INTS = st.one_of(st.integers(-3, 12), st.integers(-(2**130), 2**130), st.sampled_from(EDGES))
+# Sizes: small, or valid but impossible to allocate, or invalid; never a real 1-100 GB buffer.
+SIZE_INTS = st.one_of(
+    st.integers(-5, 40),
+    st.integers(BIG, MAX_LEN),
+    st.integers(MAX_LEN + 1, 2**130),
+    st.integers(-(2**130), -1),
+    st.sampled_from([MAX_LEN, MAX_LEN + 1, 2**64, -1, 0, 1]),
+)
+SEED_INTS = st.one_of(
+    st.integers(SEED_MIN, SEED_END - 1), ANY_INTS, st.sampled_from([SEED_MIN, SEED_END - 1])
+)
+VALID_SEEDS = st.one_of(st.integers(-5, 5), st.integers(SEED_MIN, SEED_END - 1))
+PERMUTATIONS = st.one_of(
+    st.sampled_from(["torch", "lazy"]), st.sampled_from(["torch", "lazy"]).map(np.str_), NON_INTS
+)
+
+
+def as_index(v: Any) -> int | None:
+    """The int the contract accepts ``v`` as (ints and int-likes, never bools), or None."""
+    if isinstance(v, bool | np.bool_):
+        return None
+    if isinstance(v, torch.Tensor) and v.dtype == torch.bool:
+        return None
+    try:
+        return operator.index(v)
+    except Exception:
+        return None
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The documented exception(s) a call must raise, and the name its message must contain."""
+
+    types: tuple[type[BaseException], ...]
+    name: str
+
+
+def names(name: str) -> str:
+    return rf"(^|[^\w]){re.escape(name)}([^\w]|$)"
+
+
+def attempt(where: str, value: Any, call: Callable[[], Any], refused: Refused | None) -> Any:
+    """Run ``call``: it must succeed if ``refused`` is None, else raise as described."""
+    CASES.add((where, key(value)))
+    CALLS[0] += 1
+    if refused is None:
+        return call()
+    try:
+        call()
+    except BaseException as e:  # a panic is a BaseException: catch it to report it
+        assert isinstance(e, refused.types), f"{where}={value!r}: {type(e).__name__}: {e}"
+        assert not isinstance(e, SystemError)
+        if not isinstance(e, MemoryError):
+            assert re.search(names(refused.name), str(e)), f"{where}={value!r}: {e}"
+        return None
+    raise AssertionError(f"{where}={value!r} was accepted; expected {refused}")
+
+
+def int_arg(name: str, v: Any, lo: int | None = None, hi: int | None = None) -> Refused | None:
+    i = as_index(v)
+    if i is None:
+        return Refused((TypeError,), name)
+    if (lo is not None and i < lo) or (hi is not None and i > hi):
+        return Refused((ValueError,), name)
+    return None
+
+
+# --- the contract's orders --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cfg:
+    kind: str  # "random", "sequential" or "distributed"
+    n: int
+    seed: int = 0
+    perm: str = "torch"
+    shuffle: bool = True
+    drop_last: bool = False
+    w: int = 1
+    r: int = 0
+    b: int = 1
+
+
+@functools.lru_cache(maxsize=4096)
+def lazy_perm(n: int, seed: int, epoch: int) -> tuple[int, ...]:
+    s = ResumableRandomSampler(Sized(n), seed=seed, permutation="lazy")
+    s.set_epoch(epoch)
+    p = tuple(s)
+    assert sorted(p) == list(range(n))
+    return p
+
+
+def epoch_perm(c: Cfg, epoch: int) -> list[int] | Refused:
+    """``P`` of an epoch, or how iterating it is refused (``seed + epoch`` out of range)."""
+    if c.kind == "sequential" or not c.shuffle:
+        return list(range(c.n))
+    if c.perm == "torch":
+        if not SEED_MIN <= c.seed + epoch < SEED_END:
+            return Refused((ValueError,), "epoch")
+        return torch_perm(c.n, c.seed + epoch)
+    if not SEED_MIN <= epoch < SEED_END:
+        return Refused((ValueError,), "epoch")
+    return list(lazy_perm(c.n, c.seed, epoch))
+
+
+def shard_len(c: Cfg, offset: int = 0) -> int:
+    rest = c.n - offset
+    if rest <= 0:
+        return 0
+    return rest // c.w if c.drop_last else -(-rest // c.w)
+
+
+def order(c: Cfg, epoch: int, offset: int = 0, skip: int = 0) -> list[int] | Refused:
+    """DESIGN 1.2-1.4 and 2.4: rank r's indices G(offset + r + jW), G(p) = P[p mod n]."""
+    p = epoch_perm(c, epoch)
+    if isinstance(p, Refused):
+        return p
+    return [p[(offset + c.r + j * c.w) % c.n] for j in range(shard_len(c, offset))][skip:]
+
+
+def make(c: Cfg, **over: Any) -> Any:
+    if c.kind == "random":
+        return ResumableRandomSampler(Sized(c.n), seed=c.seed, batch_size=c.b, permutation=c.perm)
+    if c.kind == "sequential":
+        return ResumableSequentialSampler(Sized(c.n), batch_size=c.b)
+    return ResumableDistributedSampler(
+        Sized(c.n),
+        c.w,
+        c.r,
+        shuffle=c.shuffle,
+        seed=c.seed,
+        drop_last=c.drop_last,
+        batch_size=c.b,
+        permutation=c.perm,
+    )
+
+
+@st.composite
+def cfgs(draw: Any) -> Cfg:
+    kind = draw(st.sampled_from(["random", "sequential", "distributed"]))
+    c = Cfg(kind, draw(st.integers(0, 40)), b=draw(st.integers(1, 5)))
+    if kind == "sequential":
+        return replace(c, perm="torch", shuffle=False)
+    c = replace(c, seed=draw(VALID_SEEDS), perm=draw(st.sampled_from(["torch", "lazy"])))
+    if kind == "distributed":
+        w = draw(st.integers(1, 5))
+        c = replace(
+            c,
+            w=w,
+            r=draw(st.integers(0, w - 1)),
+            shuffle=draw(st.booleans()),
+            drop_last=draw(st.booleans()),
+        )
+    return c
+
+
+def check_yields(s: Any, want: list[int] | Refused, indices: bool = True) -> None:
+    """``s`` yields ``want`` (iterating a copy, so ``s`` keeps its resume point), and so does
+    ``indices()``; or both refuse as ``want`` says."""
+    if isinstance(want, Refused):
+        with pytest.raises(want.types, match=names(want.name)):
+            list(copy.deepcopy(s))
+        if indices:
+            with pytest.raises(want.types, match=names(want.name)):
+                s.indices()
+        return
+    got = list(copy.deepcopy(s))
+    assert got == want
+    assert all(type(i) is int for i in got)
+    if indices:
+        assert s.indices().tolist() == want
+
+
+def check_new_sampler(s: Any, c: Cfg) -> None:
+    """A sampler built from (possibly int-like) valid arguments behaves as the contract says."""
+    if c.kind == "distributed":
+        assert (s.num_replicas, s.rank, s.shuffle, s.drop_last) == (
+            c.w,
+            c.r,
+            c.shuffle,
+            c.drop_last,
+        )
+        assert len(s) == shard_len(c)
+    else:
+        assert len(s) == c.n
+    if c.n >= BIG:  # valid but huge: MemoryError where a buffer is needed, nothing else
+        count = shard_len(c)
+        if c.shuffle and c.perm == "torch" and c.kind != "sequential":
+            with pytest.raises(MemoryError):
+                iter(s)
+        else:
+            it = iter(s)
+            head = [next(it) for _ in range(min(count, 20))]
+            assert len(set(head)) == len(head) and all(0 <= i < c.n for i in head)
+            if not c.shuffle or c.kind == "sequential":
+                assert head == [(c.r + j * c.w) % c.n for j in range(len(head))]
+        assert count >= 2**33  # an index buffer of 64 GiB or more
+        with pytest.raises(MemoryError):
+            s.indices()
+        return
+    want = order(c, 0)
+    assert not isinstance(want, Refused)
+    if c.kind == "distributed" and c.w <= 64:
+        ref = tud.DistributedSampler(
+            Sized(c.n),  # type: ignore[arg-type]
+            c.w,
+            c.r,
+            shuffle=c.shuffle,
+            seed=c.seed,
+            drop_last=c.drop_last,
+        )
+        if c.perm == "torch" or not c.shuffle:
+            assert want == list(ref)
+    check_yields(s, want)
+    s.start_iter = 1  # batch_size is what start_iter counts in
+    check_yields(s, want[c.b :], indices=c.b < 2**64)  # test_indices_past_2_pow_64
+
+
+# --- randperm ---------------------------------------------------------------------------------
+
+
+@HOSTILE
+@given(data=st.data())
+def test_randperm(data: st.DataObject) -> None:
+    arg = data.draw(st.sampled_from(["n", "seed", "permutation"]))
+    kw: dict[str, Any] = {
+        "n": data.draw(st.integers(0, 40)),
+        "seed": data.draw(VALID_SEEDS),
+        "permutation": data.draw(st.sampled_from(["torch", "lazy"])),
+    }
+    value = data.draw({"n": hostile(SIZE_INTS), "seed": hostile(SEED_INTS)}.get(arg, PERMUTATIONS))
+    kw[arg] = value
+    refused: Refused | None = None
+    if arg == "n":
+        refused = int_arg("n", value, 0, MAX_LEN)
+        if refused is None and operator.index(value) >= BIG:
+            refused = Refused((MemoryError,), "n")
+    elif arg == "seed":
+        refused = int_arg("seed", value, SEED_MIN, SEED_END - 1)
+    elif not (isinstance(value, str) and value in ("torch", "lazy")):
+        refused = Refused((ValueError,), "permutation")
+    got = attempt(f"randperm({arg})", value, lambda: rs.randperm(**kw), refused)
+    if refused is not None:
+        return
+    n, seed = operator.index(kw["n"]), operator.index(kw["seed"])
+    assert got.dtype == np.uint32
+    if kw["permutation"] == "torch":
+        assert got.tolist() == torch_perm(n, seed)
+    else:
+        assert got.tolist() == list(lazy_perm(n, seed, 0))
+
+
+# --- constructors -----------------------------------------------------------------------------
+
+ARGS = {
+    "random": ("data_source", "seed", "batch_size", "permutation"),
+    "sequential": ("data_source", "batch_size"),
+    "distributed": (
+        "dataset",
+        "num_replicas",
+        "rank",
+        "shuffle",
+        "seed",
+        "drop_last",
+        "batch_size",
+        "permutation",
+    ),
+}
+CLASS_NAMES = {
+    "random": "ResumableRandomSampler",
+    "sequential": "ResumableSequentialSampler",
+    "distributed": "ResumableDistributedSampler",
+}
+DATASETS = st.one_of(
+    st.integers(0, 40).map(Sized),
+    st.integers(BIG, MAX_LEN).map(Sized),
+    st.integers(0, 20).flatmap(
+        lambda k: st.sampled_from(
+            [
+                list(range(k)),
+                range(k),
+                np.arange(k),
+                torch.arange(k),
+                "x" * k,
+                dict.fromkeys(range(k)),
+            ]
+        )
+    ),
+    st.just(tud.TensorDataset(torch.arange(7))),
+    st.sampled_from([None, 3, 2.5, object(), NoLen(), iter([1, 2]), Sized, len]),
+    st.builds(lambda: (i for i in range(3))),
+)
+
+
+def config_kwargs(c: Cfg) -> dict[str, Any]:
+    if c.kind == "random":
+        return {
+            "data_source": Sized(c.n),
+            "seed": c.seed,
+            "batch_size": c.b,
+            "permutation": c.perm,
+        }
+    if c.kind == "sequential":
+        return {"data_source": Sized(c.n), "batch_size": c.b}
+    return {
+        "dataset": Sized(c.n),
+        "num_replicas": c.w,
+        "rank": c.r,
+        "shuffle": c.shuffle,
+        "seed": c.seed,
+        "drop_last": c.drop_last,
+        "batch_size": c.b,
+        "permutation": c.perm,
+    }
+
+
+def constructor_case(c: Cfg, arg: str, value: Any) -> tuple[Refused | None, Cfg]:
+    """What the contract says about ``arg=value`` in the sampler ``c``, and the resulting Cfg."""
+    if arg in ("data_source", "dataset"):
+        if not hasattr(type(value), "__len__"):
+            return Refused((TypeError,), arg), c
+        return None, replace(c, n=len(value))
+    if arg == "seed":
+        r = int_arg("seed", value, SEED_MIN, SEED_END - 1)
+        return r, c if r else replace(c, seed=operator.index(value))
+    if arg == "batch_size":
+        r = int_arg("batch_size", value, 1)
+        return r, c if r else replace(c, b=operator.index(value))
+    if arg == "permutation":
+        if isinstance(value, str) and value in ("torch", "lazy"):
+            return None, replace(c, perm=str(value))
+        return Refused((ValueError,), "permutation"), c
+    if arg in ("shuffle", "drop_last"):  # Python and NumPy bools, nothing else
+        if not isinstance(value, bool | np.bool_):
+            return Refused((TypeError,), arg), c
+        return None, replace(c, **{arg: bool(value)})
+    if arg == "num_replicas":
+        if value is None:  # torch's default: the process group's (there is none here)
+            return Refused((ValueError, RuntimeError), "process group"), c
+        r = int_arg("num_replicas", value, 1)
+        if r:
+            return r, c
+        w = operator.index(value)
+        if not 0 <= c.r < w:
+            return Refused((ValueError,), "rank"), c
+        return None, replace(c, w=w)
+    assert arg == "rank"
+    if value is None:
+        return Refused((ValueError, RuntimeError), "process group"), c
+    r = int_arg("rank", value, 0, c.w - 1)
+    return r, c if r else replace(c, r=operator.index(value))
+
+
+@settings(HOSTILE, max_examples=1000)
+@given(data=st.data())
+def test_sampler_constructors(data: st.DataObject) -> None:
+    c = data.draw(cfgs())
+    arg = data.draw(st.sampled_from(ARGS[c.kind]))
+    strategy = {
+        "data_source": DATASETS,
+        "dataset": DATASETS,
+        "seed": hostile(SEED_INTS),
+        "permutation": PERMUTATIONS,
+        "num_replicas": hostile(ANY_INTS),
+        "rank": hostile(ANY_INTS),
+        "batch_size": hostile(ANY_INTS),
+    }.get(arg, st.one_of(st.booleans(), NON_INTS, ANY_INTS))
+    value = data.draw(strategy)
+    refused, want = constructor_case(c, arg, value)
+    kw = config_kwargs(c)
+    kw[arg] = value
+    by_name = data.draw(st.booleans())
+    cls = getattr(rs, CLASS_NAMES[c.kind])
+
+    def build() -> Any:
+        return rs.create_sampler(CLASS_NAMES[c.kind], **kw) if by_name else cls(**kw)
+
+    s = attempt(f"{CLASS_NAMES[c.kind]}({arg})", value, build, refused)
+    if refused is None:
+        assert type(s) is cls
+        check_new_sampler(s, want)
+
+
+# --- methods ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Model:
+    """Where the contract says a sampler is: epoch, resume point (epoch, global offset),
+    start_iter."""
+
+    c: Cfg
+    epoch: int = 0
+    resume: tuple[int, int] | None = None
+    start_iter: int = 0
+
+    def want(self) -> list[int] | Refused:
+        offset = self.resume[1] if self.resume and self.resume[0] == self.epoch else 0
+        return order(self.c, self.epoch, offset, self.start_iter * self.c.b)
+
+
+FIELD_OK: dict[str, Callable[[Any, Cfg, str], bool]] = {
+    "format": lambda v, c, p: isinstance(v, str) and v == "resumable-samplers",
+    "version": lambda v, c, p: type(v) is int and v == 1,
+    "epoch": lambda v, c, p: type(v) is int,  # the range is checked below
+    "seed": lambda v, c, p: type(v) is int and v == (0 if c.kind == "sequential" else c.seed),
+    "permutation": lambda v, c, p: isinstance(v, str) and v == p,
+    "dataset_length": lambda v, c, p: type(v) is int and v == c.n,
+    "shuffle": lambda v, c, p: type(v) is bool and v == (c.shuffle and c.kind != "sequential"),
+    "drop_last": lambda v, c, p: type(v) is bool and v == c.drop_last,
+    "offset": lambda v, c, p: type(v) is int and 0 <= v <= c.n,
+    "num_replicas": lambda v, c, p: type(v) is int and v >= 1,
+}
+FIELDS = tuple(FIELD_OK)
+
+
+def donor_state(c: Cfg, epoch: int, consumed: int, w: int) -> dict[str, Any]:
+    """The state a sampler like ``c`` (run by ``w`` replicas) saves after ``consumed`` indices."""
+    d = make(replace(c, w=w, r=0) if c.kind == "distributed" else c)
+    d.set_epoch(epoch)
+    it = iter(d)
+    for _ in range(consumed):
+        next(it)
+    return d.state_dict()  # type: ignore[no-any-return]
+
+
+@st.composite
+def states(draw: Any, c: Cfg) -> tuple[str, Any, Refused | None, tuple[int, int] | None]:
+    """(what, state, how loading it is refused or None, the (epoch, offset) it resumes at)."""
+    w = draw(st.integers(1, 4)) if c.kind == "distributed" else 1
+    epoch = draw(st.integers(0, max(0, min(3, SEED_END - 1 - c.seed))))  # seed + epoch valid
+    per_rank = -(-c.n // w)
+    if c.n < 2 or per_rank < 2:
+        consumed = 0
+    else:
+        consumed = draw(st.integers(1, min(per_rank - 1, (c.n - 1) // w)))
+    state = donor_state(c, epoch, consumed, w)
+    assert 0 <= state["offset"] < max(c.n, 1)
+    perm = state["permutation"]
+    resumes = (state["epoch"], state["offset"])
+    how = draw(
+        st.sampled_from(
+            ["valid", "replace", "replace", "replace", "drop", "extra", "junk", "other"]
+        )
+    )
+    if how == "valid":
+        return how, state, None, resumes
+    if how == "replace":
+        field = draw(st.sampled_from(FIELDS))
+        value = draw(
+            st.one_of(
+                hostile(ANY_INTS),
+                st.sampled_from(
+                    ["resumable-samplers", "torch", "lazy", "identity", 1, c.n, c.seed, c.n + 1]
+                ),
+                st.just(state[field]).map(lambda v: np.int64(v) if type(v) is int else v),
+            )
+        )
+        # A state at the very end of an epoch follows the end-of-epoch rule of test_resume.py.
+        assume(not (field == "offset" and type(value) is int and value == c.n))
+        state = {**state, field: value}
+        if not FIELD_OK[field](value, c, perm):
+            return f"{field}=", state, Refused((ValueError,), f"'{field}'"), None
+        if field == "epoch" and state["shuffle"]:
+            key_ok = (
+                SEED_MIN <= state["seed"] + value < SEED_END
+                if perm == "torch"
+                else SEED_MIN <= value < SEED_END
+            )
+            if not key_ok:
+                return "epoch=", state, Refused((ValueError,), "'epoch'"), None
+        return f"{field}=", state, None, (state["epoch"], state["offset"])
+    if how == "drop":
+        field = draw(st.sampled_from(FIELDS))
+        del state[field]
+        return "missing", state, Refused((ValueError,), f"'{field}'"), None
+    if how == "extra":
+        extra = draw(st.one_of(st.text(max_size=6), st.integers(), st.none(), st.floats()))
+        assume(extra not in FIELDS)
+        state[extra] = draw(hostile(ANY_INTS))
+        return "extra", state, Refused((ValueError,), repr(str(extra))[1:-1]), None
+    if how == "junk":
+        junk = draw(
+            st.one_of(
+                st.dictionaries(st.one_of(st.text(max_size=4), st.integers()), hostile(ANY_INTS)),
+                NON_INTS,
+                ANY_INTS,
+            )
+        )
+        return "junk", junk, Refused((ValueError,), "state"), None
+    # The state of another sampler: one setting differs.
+    options = ["seed", "dataset_length", "permutation"]
+    if c.kind == "distributed":
+        options += ["shuffle", "drop_last"]
+    if c.kind == "sequential":
+        options = ["dataset_length"]
+    field = draw(st.sampled_from(options))
+    other = {
+        "seed": replace(c, seed=c.seed - 1 if c.seed + 1 + epoch >= SEED_END else c.seed + 1),
+        "dataset_length": replace(c, n=c.n + 1),
+        "permutation": replace(c, perm="lazy" if c.perm == "torch" else "torch"),
+        "shuffle": replace(c, shuffle=not c.shuffle),
+        "drop_last": replace(c, drop_last=not c.drop_last),
+    }[field]
+    return "other", donor_state(other, epoch, 0, w), Refused((ValueError,), f"'{field}'"), None
+
+
+@settings(HOSTILE, max_examples=1000)
+@given(data=st.data())
+def test_sampler_methods(data: st.DataObject) -> None:
+    c = data.draw(cfgs())
+    s = make(c)
+    m = Model(c)
+    no_indices = False  # set when indices() would hit test_indices_past_2_pow_64
+    for _ in range(data.draw(st.integers(1, 4))):
+        op = data.draw(st.sampled_from(["start_iter", "set_epoch", "load", "indices", "state"]))
+        before = s.state_dict()
+        if op == "start_iter":
+            v = data.draw(hostile(ANY_INTS))
+            refused = int_arg("start_iter", v, 0)
+
+            def set_start(v: Any = v) -> None:
+                s.start_iter = v
+
+            attempt("start_iter", v, set_start, refused)
+            if refused is None:
+                m.start_iter, m.resume = operator.index(v), None
+                assert s.start_iter == m.start_iter and type(s.start_iter) is int
+                no_indices = m.start_iter * c.b >= 2**64
+        elif op == "set_epoch":
+            v = data.draw(hostile(ANY_INTS))
+            e = as_index(v)
+            if c.kind == "distributed":  # torch's set_epoch stores anything; iter() checks it
+                attempt("set_epoch", v, lambda v=v: s.set_epoch(v), None)
+                if e is None:
+                    check_yields(s, Refused((TypeError,), "epoch"))
+                    with pytest.raises(TypeError, match="epoch"):
+                        s.state_dict()
+                    return
+            else:
+                attempt("set_epoch", v, lambda v=v: s.set_epoch(v), int_arg("epoch", v))
+            if e is not None:
+                if m.resume is not None and m.resume[0] != e:
+                    return  # a resume point of another epoch is pending: test_resume.py's rules
+                m.epoch = e
+        elif op == "load":
+            what, state, refused, resumes = data.draw(states(c))
+            # Loading the start of epoch E while in epoch E - 1: test_resume.py's end-of-epoch rule
+            assume(not (resumes and resumes[1] == 0 and m.epoch == resumes[0] - 1))
+            attempt(
+                f"load_state_dict({what})", state, lambda st=state: s.load_state_dict(st), refused
+            )
+            if refused is None:
+                assert resumes is not None
+                m.epoch, m.resume, m.start_iter = resumes[0], resumes, 0
+                no_indices = False
+        elif op == "state":
+            st_ = attempt("state_dict", None, s.state_dict, None)
+            assert json.loads(json.dumps(st_)) == st_ and set(st_) == set(FIELDS)
+            assert st_ == before
+        else:
+            CASES.add(("indices", f"{m.epoch}/{m.resume}/{m.start_iter}"))
+        check_yields(s, m.want(), indices=not no_indices)
+
+
+# --- registry ---------------------------------------------------------------------------------
+
+HASHABLE = st.one_of(
+    st.text(max_size=12),
+    st.sampled_from(
+        ["Foo", "Bar", "Bar_v2", "Foo_", "foo", "ResumableRandomSampler", "ResumableSampler", ""]
+    ),
+    st.none(),
+    ANY_INTS,
+    st.floats(),
+    st.binary(max_size=3),
+    st.tuples(st.integers(0, 3)),
+    st.sampled_from([object(), int, np.int64(3), Decimal("NaN")]),
+)
+
+
+def fresh_registry() -> tuple[rs.Registry, dict[str, Any]]:
+    reg = rs.Registry("hostile")
+
+    class Foo:
+        pass
+
+    class Bar:
+        pass
+
+    reg.register(Foo)
+    reg.register(Bar, suffix="v2")
+    return reg, {"Foo": Foo, "Bar_v2": Bar}
+
+
+@HOSTILE
+@given(name=HASHABLE, suffix=st.one_of(st.none(), HASHABLE), by_create=st.booleans())
+def test_registry_get_and_create_sampler(name: Any, suffix: Any, by_create: bool) -> None:
+    if by_create:
+        refused = (
+            None
+            if name in rs.SAMPLER_REGISTRY
+            else Refused((KeyError,), "registry")
+            if isinstance(name, str)
+            else Refused((TypeError,), "type_name")
+        )
+        s = attempt(
+            "create_sampler(type_name)",
+            name,
+            lambda: (
+                rs.create_sampler(name, Sized(5), num_replicas=1, rank=0)
+                if name == "ResumableDistributedSampler"
+                else rs.create_sampler(name, Sized(5))
+            ),
+            refused,
+        )
+        if s is not None:
+            assert type(s).__name__ == name
+            assert sorted(s) == list(range(5))
+        return
+    reg, table = fresh_registry()
+    want = table.get(name) if isinstance(name, str) else None
+    fallback = want is None and suffix is not None
+    if fallback:
+        want = table.get(f"{name}_{suffix}")
+    if not isinstance(name, str):
+        refused = Refused((TypeError,), "name")
+    else:
+        refused = None if want is not None else Refused((KeyError,), "hostile")
+    with pytest.warns(UserWarning) if fallback and want is not None else nullcontext():
+        got = attempt(
+            "Registry.get(name, suffix)", (name, suffix), lambda: reg.get(name, suffix), refused
+        )
+    assert got is want
+
+
+@HOSTILE
+@given(
+    obj_name=st.text(max_size=10).filter(str.isidentifier) | st.sampled_from(["Foo", "Bar"]),
+    kind=st.sampled_from(["class", "function"]),
+    suffix=st.one_of(st.none(), st.text(max_size=4), NON_INTS, ANY_INTS),
+    decorator=st.booleans(),
+)
+def test_registry_register(obj_name: str, kind: str, suffix: Any, decorator: bool) -> None:
+    reg, table = fresh_registry()
+    obj: Any = type(obj_name, (), {}) if kind == "class" else _function_named(obj_name)
+    name = f"{obj_name}_{suffix}" if isinstance(suffix, str) else obj_name
+    refused = Refused((ValueError,), "hostile") if name in table else None
+
+    def register() -> Any:
+        return reg.register(suffix=suffix)(obj) if decorator else reg.register(obj, suffix)
+
+    got = attempt("Registry.register(obj, suffix)", (obj_name, suffix), register, refused)
+    if refused is None:
+        assert got is obj and reg.get(name) is obj
+        with pytest.raises(ValueError, match=re.escape(repr(name))):
+            reg.register(obj, suffix)  # twice
+    assert all(reg.get(k) is v for k, v in table.items())
+
+
+def _function_named(name: str) -> Callable[[], None]:
+    def f() -> None:
+        return None
+
+    f.__name__ = name
+    return f
+
+
+def test_distinct_cases_ran(capsys: pytest.CaptureFixture[str]) -> None:
+    """The count reported in docs/reliability.md (run the whole module to get it)."""
+    if not CASES:
+        pytest.skip("run the whole module to count the cases")
+    with capsys.disabled():
+        print(f"\nhostile input: {len(CASES)} distinct cases, {CALLS[0]} calls")
+    assert len(CASES) >= 1000
+
+
+# --- known bugs -------------------------------------------------------------------------------
+
+
+class Len:
+    def __init__(self, v: Any) -> None:
+        self.v = v
+
+    def __len__(self) -> Any:
+        return self.v
+
+    def __repr__(self) -> str:
+        return f"Len({self.v!r})"
+
+
+@pytest.mark.parametrize(
+    "data", [Len(-1), Len(2**63), Len(2**64), Len(1.5), torch.tensor(5), np.array(5)], ids=repr
+)
+def test_bad_dataset_lengths_name_the_argument(data: Any) -> None:
+    for make_sampler, name in [
+        (lambda: ResumableRandomSampler(data), "data_source"),
+        (lambda: ResumableSequentialSampler(data), "data_source"),
+        (lambda: ResumableDistributedSampler(data, 2, 0), "dataset"),
+    ]:
+        with pytest.raises((ValueError, TypeError), match=name):
+            make_sampler()
+
+
+@pytest.mark.parametrize(("w", "r"), [(2**64, 0), (2**70, 5), (2**65, 2**64)])
+def test_huge_num_replicas_and_rank(w: int, r: int) -> None:
+    try:
+        s = ResumableDistributedSampler(Sized(10), w, r, seed=3)
+    except ValueError as e:
+        assert re.search("num_replicas|rank", str(e))
+        return
+    assert list(s) == [torch_perm(10, 3)[r % 10]]  # G(r) = P[r mod n], DESIGN 1.4
+
+
+@pytest.mark.parametrize(("start_iter", "b"), [(2**64, 1), (2**62, 4), (1, 2**64)])
+def test_indices_past_2_pow_64(start_iter: int, b: int) -> None:
+    s = ResumableRandomSampler(Sized(10), batch_size=b)
+    s.start_iter = start_iter
+    assert list(copy.deepcopy(s)) == []
+    assert s.indices().tolist() == []
+
+
+def test_numpy_bools_are_bools() -> None:
+    s = ResumableDistributedSampler(Sized(10), 2, 1, shuffle=np.False_, drop_last=np.True_)
+    assert list(s) == [1, 3, 5, 7, 9]
+
+
+def test_torch_bool_tensors_are_not_ints() -> None:
+    t = torch.tensor(True)
+    with pytest.raises(TypeError, match="batch_size"):
+        ResumableRandomSampler(Sized(10), batch_size=t)
+    with pytest.raises(TypeError, match="n should"):
+        rs.randperm(t)
+    s = ResumableRandomSampler(Sized(10))
+    with pytest.raises(TypeError, match="start_iter"):
+        s.start_iter = t
+
+
+@pytest.mark.parametrize("obj", [42, object(), "Foo"], ids=repr)
+def test_registering_an_object_without_a_name(obj: Any) -> None:
+    with pytest.raises((TypeError, ValueError), match=r"obj|__name__"):
+        rs.Registry("r").register(obj)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: rs.SAMPLER_REGISTRY.get(["ResumableRandomSampler"]),  # type: ignore[arg-type]
+        lambda: rs.create_sampler({"a": 1}, Sized(3)),  # type: ignore[arg-type]
+        lambda: [] in rs.SAMPLER_REGISTRY,
+    ],
+    ids=["get(list)", "create_sampler(dict)", "list in registry"],
+)
+def test_unhashable_registry_names(call: Callable[[], Any]) -> None:
+    try:
+        result = call()
+    except KeyError as e:
+        assert "ResumableRandomSampler" in str(e)  # lists the registered names
+    except TypeError as e:
+        assert re.search(r"\b(name|type_name)\b", str(e)), str(e)
+    else:
+        assert result is False  # `x in registry` is simply False
+
+
+def test_state_field_array() -> None:
+    s = ResumableRandomSampler(Sized(10))
+    state = {**s.state_dict(), "format": np.array([1, 2])}
+    with pytest.raises(ValueError, match="'format'"):
+        s.load_state_dict(state)

@@ -7,9 +7,6 @@ Only standard library, torch and the library under test are imported here (plus 
 from __future__ import annotations
 
 import os
-import pickle
-import traceback
-from datetime import timedelta
 from typing import Any
 
 import torch
@@ -79,37 +76,7 @@ def _resume_rank(job: dict[str, Any], rank: int) -> dict[str, Any]:
     return out
 
 
-def elastic_worker(rank: int, world: int, port: int, out_dir: str, job: dict[str, Any]) -> None:
-    """One rank of a gloo job on 127.0.0.1 running ``job["phase"]`` ("save" or "resume").
-
-    Rank 0 writes every rank's results to ``results.pkl``; any exception is written to
-    ``error{rank}.txt`` and the process exits non-zero.
-    """
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
-    import torch.distributed as dist
-
-    try:
-        dist.init_process_group(
-            "gloo",
-            init_method=f"tcp://127.0.0.1:{port}",
-            rank=rank,
-            world_size=world,
-            timeout=timedelta(seconds=60),
-        )
-        try:
-            run = _save_rank if job["phase"] == "save" else _resume_rank
-            mine = run(job, rank)
-            gathered: list[Any] = [None] * world
-            dist.all_gather_object(gathered, mine)
-            if rank == 0:
-                tmp = os.path.join(out_dir, "results.pkl.tmp")
-                with open(tmp, "wb") as f:
-                    pickle.dump(gathered, f)
-                os.replace(tmp, os.path.join(out_dir, "results.pkl"))
-            dist.barrier()
-        finally:
-            dist.destroy_process_group()
-    except BaseException:
-        with open(os.path.join(out_dir, f"error{rank}.txt"), "w") as f:
-            f.write(traceback.format_exc())
-        raise SystemExit(1) from None
+def elastic_work(job: dict[str, Any], rank: int, world: int) -> dict[str, Any]:
+    """One rank's part of ``job["phase"]`` ("save" or "resume"), run by ``_workers.gloo_rank``."""
+    run = _save_rank if job["phase"] == "save" else _resume_rank
+    return run(job, rank)

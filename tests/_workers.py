@@ -6,10 +6,15 @@ does not import pytest or the test modules.
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import pickle
+import socket
+import time
 import traceback
+from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import torch.utils.data as tud
@@ -66,7 +71,7 @@ def dist_resume_ks(n: int, world: int, drop_last: bool, b: int) -> list[int]:
     return sorted({0, 1, batches // 2, max(batches - 1, 0), batches, batches + 2})
 
 
-def _rank_results(rank: int, world: int) -> dict[str, Any]:
+def dist_results(rank: int, world: int) -> dict[str, Any]:
     import torch.distributed as dist
 
     from resumable_samplers import ResumableDistributedSampler
@@ -135,8 +140,11 @@ def _rank_results(rank: int, world: int) -> dict[str, Any]:
     return out
 
 
-def dist_worker(rank: int, world: int, port: int, out_dir: str) -> None:
-    """One rank of a gloo job on 127.0.0.1; rank 0 writes every rank's results to a pickle.
+def gloo_rank(
+    rank: int, world: int, port: int, out_dir: str, work: Callable[[int, int], Any]
+) -> None:
+    """One rank of a gloo job on 127.0.0.1 running ``work(rank, world)``; rank 0 writes every
+    rank's result to ``results.pkl``.
 
     Any exception is written to ``error{rank}.txt`` and the process exits non-zero.
     """
@@ -152,7 +160,7 @@ def dist_worker(rank: int, world: int, port: int, out_dir: str) -> None:
             timeout=timedelta(seconds=60),
         )
         try:
-            mine = _rank_results(rank, world)
+            mine = work(rank, world)
             gathered: list[Any] = [None] * world
             dist.all_gather_object(gathered, mine)
             if rank == 0:
@@ -167,3 +175,62 @@ def dist_worker(rank: int, world: int, port: int, out_dir: str) -> None:
         with open(os.path.join(out_dir, f"error{rank}.txt"), "w") as f:
             f.write(traceback.format_exc())
         raise SystemExit(1) from None
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run_gloo_job(
+    world: int,
+    out_dir: Path,
+    work: Callable[[int, int], Any],
+    preload: list[str],
+    join_seconds: float = 90,
+) -> list[Any]:
+    """Run ``world`` ranks of a new gloo group, each calling ``work(rank, world)`` (a picklable
+    module-level callable), and return every rank's result; hung or failed ranks fail loudly.
+
+    The ranks are fresh processes, not forks of pytest: a forkserver imports ``preload`` (torch)
+    once and forks the ranks from that clean state, instead of spawned interpreters each importing
+    torch (about 4x the CPU on a 2-core machine). If the forkserver already runs without the
+    preload (another test started it), the ranks simply import torch themselves.
+    """
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(preload)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    procs = [
+        ctx.Process(target=gloo_rank, args=(r, world, port, str(out_dir), work), daemon=True)
+        for r in range(world)
+    ]
+    for p in procs:
+        p.start()
+    deadline = time.monotonic() + join_seconds
+    try:
+        for p in procs:
+            p.join(max(0.0, deadline - time.monotonic()))
+    finally:
+        hung = [p for p in procs if p.is_alive()]
+        for p in hung:
+            p.terminate()
+        for p in hung:
+            p.join(5)
+            if p.is_alive():
+                p.kill()
+                p.join(5)
+    errors = "\n".join(
+        f"--- rank {r} ---\n" + (out_dir / f"error{r}.txt").read_text()
+        for r in range(world)
+        if (out_dir / f"error{r}.txt").exists()
+    )
+    assert not hung, f"ranks {[procs.index(p) for p in hung]} hung\n{errors}"
+    codes = [p.exitcode for p in procs]
+    assert codes == [0] * world, f"exit codes {codes}\n{errors}"
+    with open(out_dir / "results.pkl", "rb") as f:
+        results: list[Any] = pickle.load(f)
+    assert len(results) == world
+    return results

@@ -8,12 +8,8 @@ that fails writes its traceback and exits non-zero; a hung rank is terminated af
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
-import pickle
-import socket
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -28,51 +24,9 @@ WORLD = _workers.DIST_WORLD
 JOIN_SECONDS = 90
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _run_group(out_dir: Path) -> list[dict[str, Any]]:
-    # Fresh processes (not forks of pytest): a forkserver that imports torch once and forks the
-    # ranks from that clean state, instead of 4 spawned interpreters each importing torch (which
-    # costs ~4x the CPU on a 2-core machine). If the forkserver already runs without the preload
-    # (another test started it), the ranks simply import torch themselves.
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["torch", "torch.distributed", "resumable_samplers", "_workers"])
-    port = _free_port()
-    procs = [
-        ctx.Process(target=_workers.dist_worker, args=(r, WORLD, port, str(out_dir)), daemon=True)
-        for r in range(WORLD)
-    ]
-    for p in procs:
-        p.start()
-    deadline = time.monotonic() + JOIN_SECONDS
-    try:
-        for p in procs:
-            p.join(max(0.0, deadline - time.monotonic()))
-    finally:
-        hung = [p for p in procs if p.is_alive()]
-        for p in hung:
-            p.terminate()
-        for p in hung:
-            p.join(5)
-            if p.is_alive():
-                p.kill()
-                p.join(5)
-    errors = "\n".join(
-        f"--- rank {r} ---\n" + (out_dir / f"error{r}.txt").read_text()
-        for r in range(WORLD)
-        if (out_dir / f"error{r}.txt").exists()
-    )
-    assert not hung, f"ranks {[procs.index(p) for p in hung]} hung\n{errors}"
-    codes = [p.exitcode for p in procs]
-    assert codes == [0] * WORLD, f"exit codes {codes}\n{errors}"
-    with open(out_dir / "results.pkl", "rb") as f:
-        results: list[dict[str, Any]] = pickle.load(f)
-    assert len(results) == WORLD
-    return results
+    preload = ["torch", "torch.distributed", "resumable_samplers", "_workers"]
+    return _workers.run_gloo_job(WORLD, out_dir, _workers.dist_results, preload, JOIN_SECONDS)
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,9 @@ exactly the positions ``[g*W*b, (g+1)*W*b)``: the concatenation over ranks of ba
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import functools
 import os
-import pickle
-import socket
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -35,6 +32,7 @@ import resumable_samplers as rs
 
 sys.path.insert(0, os.path.dirname(__file__))
 import _elastic_workers
+import _workers
 from _workers import IndexDataset
 
 N = 1001  # divisible by none of the world sizes 4, 2, 3
@@ -46,56 +44,11 @@ PERMUTATIONS = ["torch", "lazy"]
 JOIN_SECONDS = 90
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _run_job(world: int, out_dir: Path, job: dict[str, Any]) -> list[dict[str, Any]]:
     """Run ``world`` ranks of a new gloo group and return every rank's results."""
-    # As in test_distributed: a forkserver that imports torch once (ignored if already running).
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(
-        ["torch", "torch.distributed", "resumable_samplers", "_workers", "_elastic_workers"]
-    )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    procs = [
-        ctx.Process(
-            target=_elastic_workers.elastic_worker,
-            args=(r, world, port, str(out_dir), job),
-            daemon=True,
-        )
-        for r in range(world)
-    ]
-    for p in procs:
-        p.start()
-    deadline = time.monotonic() + JOIN_SECONDS
-    try:
-        for p in procs:
-            p.join(max(0.0, deadline - time.monotonic()))
-    finally:
-        hung = [p for p in procs if p.is_alive()]
-        for p in hung:
-            p.terminate()
-        for p in hung:
-            p.join(5)
-            if p.is_alive():
-                p.kill()
-                p.join(5)
-    errors = "\n".join(
-        f"--- rank {r} ---\n" + (out_dir / f"error{r}.txt").read_text()
-        for r in range(world)
-        if (out_dir / f"error{r}.txt").exists()
-    )
-    assert not hung, f"ranks {[procs.index(p) for p in hung]} hung\n{errors}"
-    codes = [p.exitcode for p in procs]
-    assert codes == [0] * world, f"exit codes {codes}\n{errors}"
-    with open(out_dir / "results.pkl", "rb") as f:
-        results: list[dict[str, Any]] = pickle.load(f)
-    assert len(results) == world
-    return results
+    preload = ["torch", "torch.distributed", "resumable_samplers", "_workers", "_elastic_workers"]
+    work = functools.partial(_elastic_workers.elastic_work, job)
+    return _workers.run_gloo_job(world, out_dir, work, preload, JOIN_SECONDS)
 
 
 def _job(phase: str, state_dir: Path, batch_size: int) -> dict[str, Any]:

@@ -8,8 +8,11 @@ pub mod error;
 pub mod lazy;
 pub mod mt19937;
 pub mod permutation;
+pub mod reader;
 pub mod shard;
 
+#[cfg(feature = "python")]
+mod py_reader;
 #[cfg(feature = "python")]
 mod python;
 

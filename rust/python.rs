@@ -7,11 +7,11 @@ use numpy::ndarray::ArrayView1;
 use numpy::{Element, IntoPyArray, PyArray1, PyArrayMethods};
 use pyo3::exceptions::{PyMemoryError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyList;
 
 use crate::buffer::IndexVec;
 use crate::epoch::{lazy_randperm, randperm as core_randperm, EpochIndices, Order};
 use crate::error::Error;
+use crate::py_reader::{new_reader, reader_type};
 use crate::shard::Shard;
 
 impl From<Error> for PyErr {
@@ -111,13 +111,12 @@ impl Epoch {
         self.inner.len() as usize
     }
 
-    /// The indices at positions `start..stop` (clamped to the epoch) as a list of ints.
-    fn chunk<'py>(&self, py: Python<'py>, start: u64, stop: u64) -> PyResult<Bound<'py, PyList>> {
-        let stop = stop.min(self.inner.len());
-        let start = start.min(stop);
-        let mut buf = crate::buffer::zeroed_vec::<u64>(stop - start)?;
-        self.inner.fill_range(start, &mut buf);
-        PyList::new(py, buf)
+    /// An iterator over the indices from position `start` on, as Python ints; `position()`
+    /// tells how far it got. With `ahead`, a lazy epoch's next chunk is computed on a helper
+    /// thread while the current one is read.
+    #[pyo3(signature = (start=0, ahead=true))]
+    fn reader<'py>(slf: &Bound<'py, Self>, start: u64, ahead: bool) -> PyResult<Bound<'py, PyAny>> {
+        new_reader(slf.py(), Arc::clone(&slf.get().inner), start, ahead)
     }
 
     /// The indices from position `start` on, as a NumPy array (a read-only view when stored).
@@ -141,4 +140,10 @@ impl Epoch {
 mod _core {
     #[pymodule_export]
     use super::{randperm, shard_len, Epoch};
+
+    #[pymodule_init]
+    fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
+        use pyo3::types::PyModuleMethods;
+        m.add("Reader", super::reader_type(m.py())?)
+    }
 }

@@ -5,7 +5,7 @@ from typing import final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Epoch", "randperm", "shard_len"]
+__all__ = ["Epoch", "Reader", "randperm", "shard_len"]
 
 def randperm(
     n: int, seed: int, permutation: str = "torch"
@@ -41,8 +41,24 @@ class Epoch:
         epoch: int,
     ) -> Epoch: ...
     def __len__(self) -> int: ...
-    def chunk(self, start: int, stop: int) -> list[int]:
-        """The indices at positions ``start..stop`` (clamped to the epoch)."""
+    def reader(self, start: int = 0, ahead: bool = True) -> Reader:
+        """An iterator over the indices from position ``start`` on, as Python ints.
+
+        With ``ahead``, a lazy epoch's next chunk is computed on a helper thread while the
+        current one is read.
+        """
 
     def array(self, start: int = 0) -> npt.NDArray[np.uint32] | npt.NDArray[np.int64]:
         """The indices from position ``start`` on; a read-only view when the epoch is stored."""
+
+@final
+class Reader:
+    """An epoch's indices from a start position, as Python ints (made by :meth:`Epoch.reader`)."""
+
+    def __iter__(self) -> Reader: ...
+    def __next__(self) -> int: ...
+    def position(self) -> int:
+        """How many indices of the epoch lie before the next one."""
+
+    def __length_hint__(self) -> int:
+        """How many indices are left."""

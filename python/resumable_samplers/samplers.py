@@ -8,7 +8,6 @@ resume point without building a Python list.
 from __future__ import annotations
 
 import itertools
-import operator
 from collections.abc import Callable, Iterator, Sized
 from typing import Any
 
@@ -39,9 +38,7 @@ _EpochArgs = tuple[int, int, int, int, bool, str, int, int]
 
 
 class _Cursor:
-    """Hands out an epoch's indices in chunks from a start position and knows where it is."""
-
-    CHUNK = 1024
+    """Hands out an epoch's indices from a start position and knows where it is."""
 
     def __init__(
         self,
@@ -55,26 +52,23 @@ class _Cursor:
         self.base = base
         self.length = len(epoch)
         self.done = False
-        self._epoch = epoch
-        self._chunk_start = self._chunk_end = min(start, self.length)
-        self._current: Iterator[int] = iter(())
+        self._reader = epoch.reader(min(start, self.length))
         self._on_exhausted = on_exhausted
 
-    def chunks(self) -> Iterator[Iterator[int]]:
-        """List iterators over consecutive chunks; calls ``on_exhausted`` after the last one."""
-        epoch, end = self._epoch, self.length
-        while self._chunk_end < end:
-            self._chunk_start = self._chunk_end
-            self._chunk_end = min(self._chunk_start + self.CHUNK, end)
-            self._current = iter(epoch.chunk(self._chunk_start, self._chunk_end))
-            yield self._current
+    def __iter__(self) -> Iterator[int]:
+        # The core's reader yields the ints (its ``next`` is C code); the generator after it
+        # only runs once, at the end, to report the epoch finished.
+        return itertools.chain(self._reader, self._finish())
+
+    def _finish(self) -> Iterator[int]:
         self.done = True
         self._on_exhausted(self)
+        yield from ()
 
     @property
     def position(self) -> int:
         """How many indices of the epoch lie before the next one to be yielded."""
-        return self._chunk_end - operator.length_hint(self._current)
+        return self._reader.position()
 
 
 class _ResumableIteration:
@@ -166,8 +160,7 @@ class _ResumableIteration:
         epoch = self._current_epoch(args)
         cursor = _Cursor(epoch, st.epoch, args[3], start, self._finish_epoch)
         self._cursor = cursor
-        # chain + list iterators: the per-index path is all C, as fast as iterating a list.
-        return itertools.chain.from_iterable(cursor.chunks())
+        return iter(cursor)
 
     def indices(self) -> Indices:
         """This epoch's remaining indices (from the resume point on) as a read-only NumPy array.

@@ -12,7 +12,6 @@ and exits 0, normally, if the process survived. Modes:
   distributed sampler's second buffer, its share, fails after its first succeeded);
 - ``threads`` (root only): the lazy order's multi-threaded fill when the OS refuses to create a
   thread (``RLIMIT_NPROC``);
-- ``chunk``: the private ``_core.Epoch.chunk`` over 2**40 positions of a lazy epoch.
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ import torch
 from resumable_samplers import (
     ResumableDistributedSampler,
     ResumableRandomSampler,
-    _core,
     randperm,
 )
 
@@ -161,6 +159,8 @@ def threads() -> list[tuple[str, str]]:
     return [
         ("randperm(2**20, lazy)", outcome(lambda: randperm(n, seed, permutation="lazy"), ref)),
         ("Random(2**20, lazy).indices()", outcome(sampler.indices, ref)),
+        # Iteration computes each next chunk on a helper thread, or here when refused one.
+        ("list(Random(2**20, lazy))", outcome(lambda: np.array(list(sampler)), ref)),
         (
             "randperm(1000) at the end",
             outcome(lambda: randperm(1000, 3).tolist(), torch_perm(1000, 3)),
@@ -168,12 +168,7 @@ def threads() -> list[tuple[str, str]]:
     ]
 
 
-def chunk() -> list[tuple[str, str]]:
-    epoch = _core.Epoch(2**40, 1, 0, 0, False, "lazy", 0, 0)
-    return [("Epoch(2**40, lazy).chunk(0, 2**40)", outcome(lambda: epoch.chunk(0, 2**40)))]
-
-
-MODES = {"impossible": impossible, "limited": limited, "threads": threads, "chunk": chunk}
+MODES = {"impossible": impossible, "limited": limited, "threads": threads}
 
 
 def main(modes: list[str]) -> None:

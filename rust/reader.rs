@@ -1,0 +1,286 @@
+//! Reading one rank's epoch in order, a chunk at a time, from any start position.
+//!
+//! Chunks start small (so the first index is ready at once, even for a lazy epoch) and double
+//! up to [`MAX_CHUNK`]. When computing a chunk is real work (the lazy order, several ns per
+//! index), the next chunk is computed on another thread while the caller consumes the current
+//! one, so on a machine with a spare core the caller only ever waits for the first chunk. The
+//! values never depend on which thread computed them.
+//!
+//! The helper thread lives for one chunk: nothing outlives the reader but a detached thread
+//! finishing a fill. After `fork` the child has no such thread; the reader notices (the process
+//! id changed) and computes the chunk itself. A thread that cannot be started is no error
+//! either: the chunk is then computed on the calling thread.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::buffer::zeroed_vec;
+use crate::epoch::EpochIndices;
+use crate::error::Error;
+
+/// Size of the first chunk.
+pub const FIRST_CHUNK: usize = 1 << 10;
+/// Chunks double up to this size (512 KiB of `u64`).
+pub const MAX_CHUNK: usize = 1 << 16;
+/// Chunks at least this long are computed ahead on a helper thread (shorter ones cost less
+/// than starting a thread).
+const AHEAD_MIN: usize = 1 << 13;
+
+/// A chunk being computed on a helper thread.
+struct Pending {
+    start: u64,
+    pid: u32,
+    handle: JoinHandle<Vec<u64>>,
+}
+
+/// A cursor over one epoch's indices.
+pub struct ChunkReader {
+    epoch: Arc<EpochIndices>,
+    /// The current chunk: the indices at positions `chunk_start..chunk_start + buf.len()`.
+    buf: Vec<u64>,
+    /// The next value to hand out is `buf[next]`.
+    next: usize,
+    chunk_start: u64,
+    pending: Option<Pending>,
+    /// The previous chunk's buffer, reused for the next fill.
+    spare: Vec<u64>,
+    /// Whether chunks are computed ahead on a helper thread.
+    ahead: bool,
+}
+
+impl ChunkReader {
+    /// A reader whose first value is the index at position `start` (clamped to the epoch).
+    pub fn new(epoch: Arc<EpochIndices>, start: u64) -> Self {
+        let start = start.min(epoch.len());
+        let ahead = matches!(*epoch, EpochIndices::Lazy { .. });
+        Self {
+            epoch,
+            buf: Vec::new(),
+            next: 0,
+            chunk_start: start,
+            pending: None,
+            spare: Vec::new(),
+            ahead,
+        }
+    }
+
+    /// Turns computing ahead on a helper thread off (or back on for a lazy epoch).
+    pub fn set_ahead(&mut self, ahead: bool) {
+        self.ahead = ahead && matches!(*self.epoch, EpochIndices::Lazy { .. });
+    }
+
+    /// How many indices of the epoch lie before the next one to be returned.
+    #[inline]
+    pub fn position(&self) -> u64 {
+        self.chunk_start + self.next as u64
+    }
+
+    /// How many indices are left.
+    pub fn remaining(&self) -> u64 {
+        self.epoch.len() - self.position()
+    }
+
+    /// The next index if it is in the current chunk (the fast path: no work, no error).
+    #[inline(always)]
+    pub fn next_buffered(&mut self) -> Option<u64> {
+        let v = *self.buf.get(self.next)?;
+        self.next += 1;
+        Some(v)
+    }
+
+    /// The next index, or `None` at the end of the epoch.
+    #[inline(always)]
+    pub fn next_index(&mut self) -> Result<Option<u64>, Error> {
+        match self.next_buffered() {
+            Some(v) => Ok(Some(v)),
+            None => self.next_index_slow(),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn next_index_slow(&mut self) -> Result<Option<u64>, Error> {
+        if !self.advance()? {
+            return Ok(None);
+        }
+        let v = self.buf[0];
+        self.next = 1;
+        Ok(Some(v))
+    }
+
+    /// Makes the chunk after the current one current; `false` at the end of the epoch.
+    fn advance(&mut self) -> Result<bool, Error> {
+        let start = self.chunk_start + self.buf.len() as u64;
+        let end = self.epoch.len();
+        if start >= end {
+            // Nothing left: an empty current chunk at the end keeps `position()` exact.
+            self.chunk_start = end;
+            self.spare = std::mem::take(&mut self.buf);
+            self.next = 0;
+            return Ok(false);
+        }
+        let len = chunk_len(self.buf.len(), end - start);
+        let filled = match self.take_pending(start, len) {
+            Some(v) => v,
+            None => {
+                let mut v = self.buffer(len)?;
+                self.epoch.fill_range(start, &mut v);
+                v
+            }
+        };
+        self.spare = std::mem::replace(&mut self.buf, filled);
+        self.chunk_start = start;
+        self.next = 0;
+        self.start_ahead();
+        Ok(true)
+    }
+
+    /// The helper thread's chunk, if it computed the one at `start` and is in this process.
+    fn take_pending(&mut self, start: u64, len: usize) -> Option<Vec<u64>> {
+        let p = self.pending.take()?;
+        if p.pid != std::process::id() {
+            // Forked: the thread stayed in the parent. Its handle means nothing here.
+            std::mem::forget(p.handle);
+            return None;
+        }
+        if p.start != start {
+            return None; // never happens for sequential reads; the thread is detached
+        }
+        match p.handle.join() {
+            Ok(v) if v.len() == len => Some(v),
+            _ => None,
+        }
+    }
+
+    /// A buffer of `len` values, reusing the spare one when it is large enough.
+    fn buffer(&mut self, len: usize) -> Result<Vec<u64>, Error> {
+        let mut v = std::mem::take(&mut self.spare);
+        if v.capacity() < len {
+            v = zeroed_vec::<u64>(len as u64)?;
+        }
+        // Within capacity: no allocation.
+        v.resize(len, 0);
+        Ok(v)
+    }
+
+    /// Starts computing the chunk after the current one on a helper thread, when worth it.
+    fn start_ahead(&mut self) {
+        if !self.ahead {
+            return;
+        }
+        let start = self.chunk_start + self.buf.len() as u64;
+        let end = self.epoch.len();
+        if start >= end {
+            return;
+        }
+        let len = chunk_len(self.buf.len(), end - start);
+        if len < AHEAD_MIN {
+            return;
+        }
+        let Ok(mut v) = self.buffer(len) else {
+            return; // the fill on this thread will report the allocation failure
+        };
+        let epoch = Arc::clone(&self.epoch);
+        let spawned = std::thread::Builder::new()
+            .name("resumable-samplers-fill".into())
+            .spawn(move || {
+                epoch.fill_range(start, &mut v);
+                v
+            });
+        if let Ok(handle) = spawned {
+            self.pending = Some(Pending {
+                start,
+                pid: std::process::id(),
+                handle,
+            });
+        }
+        // A refused thread took its buffer with it; the next fill allocates another.
+    }
+}
+
+/// The length of the chunk after one of `prev` values, with `left` values left.
+fn chunk_len(prev: usize, left: u64) -> usize {
+    let want = (prev * 2).clamp(FIRST_CHUNK, MAX_CHUNK);
+    want.min(usize::try_from(left).unwrap_or(usize::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::epoch::Order;
+    use crate::shard::Shard;
+
+    fn epoch(n: u64, w: u64, r: u64, order: Order) -> Arc<EpochIndices> {
+        let shard = Shard::new(n, w, r, 0, false).unwrap();
+        let e = EpochIndices::build::<Error>(shard, order, &mut || Ok(())).unwrap();
+        Arc::new(e)
+    }
+
+    fn read_all(r: &mut ChunkReader) -> Vec<u64> {
+        let mut out = Vec::new();
+        while let Some(v) = r.next_index().unwrap() {
+            out.push(v);
+            assert_eq!(r.position(), r.chunk_start + r.next as u64);
+        }
+        out
+    }
+
+    #[test]
+    fn reads_every_index_from_any_start_with_and_without_helper_threads() {
+        let orders = [
+            Order::Lazy { seed: 3, epoch: 1 },
+            Order::Torch { seed: 3, epoch: 1 },
+            Order::Identity,
+        ];
+        for order in orders {
+            for &(n, w, r) in &[(0u64, 1u64, 0u64), (1, 1, 0), (5000, 3, 2), (300_001, 2, 1)] {
+                let e = epoch(n, w, r, order);
+                let want: Vec<u64> = (0..e.len()).map(|j| e.get(j)).collect();
+                for start in [0, 1, 1023, 1024, 70_000, e.len(), e.len() + 5] {
+                    for ahead in [true, false] {
+                        let mut rd = ChunkReader::new(Arc::clone(&e), start);
+                        rd.set_ahead(ahead);
+                        let from = (start.min(e.len())) as usize;
+                        assert_eq!(rd.position(), from as u64);
+                        assert_eq!(read_all(&mut rd), want[from..], "{order:?} n={n} {start}");
+                        assert_eq!(rd.position(), e.len());
+                        assert_eq!(rd.remaining(), 0);
+                        assert_eq!(rd.next_index().unwrap(), None, "stays exhausted");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn chunks_grow_from_small_to_max() {
+        assert_eq!(chunk_len(0, 1 << 40), FIRST_CHUNK);
+        assert_eq!(chunk_len(FIRST_CHUNK, 1 << 40), 2 * FIRST_CHUNK);
+        assert_eq!(chunk_len(MAX_CHUNK, 1 << 40), MAX_CHUNK);
+        assert_eq!(chunk_len(MAX_CHUNK, 7), 7);
+    }
+
+    #[test]
+    fn a_pending_chunk_from_another_process_is_recomputed() {
+        let e = epoch(1 << 20, 1, 0, Order::Lazy { seed: 1, epoch: 2 });
+        let mut rd = ChunkReader::new(Arc::clone(&e), 0);
+        let mut got = Vec::new();
+        for _ in 0..100_000 {
+            got.push(rd.next_index().unwrap().unwrap());
+        }
+        // Pretend the helper ran in a parent process and computed the wrong values.
+        let start = rd.chunk_start + rd.buf.len() as u64;
+        let len = chunk_len(rd.buf.len(), e.len() - start);
+        if let Some(p) = rd.pending.take() {
+            let _ = p.handle.join();
+        }
+        rd.pending = Some(Pending {
+            start,
+            pid: std::process::id().wrapping_add(1),
+            handle: std::thread::spawn(move || vec![u64::MAX; len]),
+        });
+        got.extend(read_all(&mut rd));
+        let want: Vec<u64> = (0..e.len()).map(|j| e.get(j)).collect();
+        assert_eq!(got, want);
+    }
+}

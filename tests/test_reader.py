@@ -1,0 +1,125 @@
+"""The core's reader: the iterator every sampler hands out, for every order, from any start,
+with the next chunk of a lazy epoch computed on a helper thread or not, and across ``fork``."""
+
+from __future__ import annotations
+
+import itertools
+import operator
+import os
+import pickle
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import Sized
+from resumable_samplers import ResumableDistributedSampler, _core
+
+# Chunks hold 1024, 2048, ... 65536 indices: these starts and lengths straddle their edges.
+STARTS = [0, 1, 1023, 1024, 1025, 3071, 3072, 70_000]
+
+
+def _epoch(n: int, order: str, w: int = 1, r: int = 0, seed: int = 7) -> _core.Epoch:
+    return _core.Epoch(n, w, r, 0, False, order, seed, 3)
+
+
+@pytest.mark.parametrize("order", ["torch", "lazy", "identity"])
+@pytest.mark.parametrize("ahead", [True, False])
+def test_reader_yields_the_epoch_from_any_start(order: str, ahead: bool) -> None:
+    for n, w, r in [(0, 1, 0), (1, 1, 0), (3000, 3, 2), (300_007, 2, 1)]:
+        epoch = _epoch(n, order, w, r)
+        want = epoch.array(0).tolist()
+        for start in [*STARTS, len(epoch), len(epoch) + 10]:
+            reader = epoch.reader(start, ahead=ahead)
+            got = list(reader)
+            assert got == want[start:], (order, n, w, r, start)
+            assert all(type(i) is int for i in got[:3])
+            assert reader.position() == len(epoch)
+            assert next(reader, None) is None  # stays exhausted
+
+
+def test_lazy_reader_equals_torch_free_reference_at_chunk_edges() -> None:
+    """The values a helper thread computed are the ones computed in place, chunk by chunk."""
+    epoch = _epoch(10**9, "lazy", 8, 3)
+    ahead = list(itertools.islice(epoch.reader(5), 300_000))
+    alone = list(itertools.islice(epoch.reader(5, ahead=False), 300_000))
+    assert ahead == alone == epoch.array(5)[:300_000].tolist()
+
+
+def test_position_and_length_hint_follow_every_index() -> None:
+    epoch = _epoch(5000, "lazy")
+    reader = epoch.reader(17)
+    for k in range(5000 - 17):
+        assert reader.position() == 17 + k
+        assert operator.length_hint(reader) == 5000 - 17 - k
+        next(reader)
+    assert reader.position() == 5000 and operator.length_hint(reader) == 0
+
+
+def test_reader_keeps_its_epoch_alive_and_is_not_constructible_or_picklable() -> None:
+    epoch = _epoch(100_000, "torch")
+    want = epoch.array(0).tolist()
+    reader = epoch.reader(0)
+    del epoch
+    assert list(reader) == want
+    with pytest.raises(TypeError):
+        _core.Reader()  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        pickle.dumps(_epoch(10, "lazy").reader(0))
+
+
+def test_reader_over_a_huge_lazy_epoch_allocates_nothing_of_its_size() -> None:
+    epoch = _epoch(2**63 - 1, "lazy", 8, 5)
+    start = 2**59
+    head = list(itertools.islice(epoch.reader(start), 200_000))
+    assert head == list(itertools.islice(epoch.reader(start, ahead=False), 200_000))
+    for k in (0, 1023, 1024, 70_000, 199_999):  # each position computed on its own
+        assert head[k] == next(epoch.reader(start + k, ahead=False))
+    assert len(set(head)) == len(head) and all(0 <= i < 2**63 - 1 for i in head)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fork")
+def test_a_forked_child_continues_a_reader_whose_helper_stayed_in_the_parent() -> None:
+    """Fork while a helper thread computes the next chunk: the child has no such thread and
+    must compute the chunk itself, with the same values, and must not hang."""
+    epoch = _epoch(10**8, "lazy", 4, 1)
+    want = epoch.array(0)[:1_000_000].tolist()
+    reader = epoch.reader(0)
+    head = list(itertools.islice(reader, 40_000))  # chunks of 32768+ are computed ahead
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            rest = list(itertools.islice(reader, 1_000_000 - 40_000))
+            os.write(write_fd, b"ok" if head + rest == want else b"bad")
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    rest = list(itertools.islice(reader, 1_000_000 - 40_000))
+    assert head + rest == want
+    with os.fdopen(read_fd, "rb") as f:
+        answer = f.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert answer == b"ok"
+
+
+def test_sampler_iteration_is_the_reader_and_matches_torch() -> None:
+    """End to end: the distributed sampler's iterator (a reader plus an end marker) yields
+    torch's DistributedSampler order, and its state position follows the reader."""
+    data = Sized(50_000)
+    ours = ResumableDistributedSampler(data, num_replicas=3, rank=2, seed=4)
+    theirs = torch.utils.data.DistributedSampler(data, num_replicas=3, rank=2, seed=4)
+    it = iter(ours)
+    head = list(itertools.islice(it, 4097))
+    assert ours.state_dict()["offset"] == 4097 * 3
+    assert head + list(it) == list(theirs)
+    assert ours.state_dict()["epoch"] == 1 and ours.state_dict()["offset"] == 0
+
+
+def test_np_ints_are_not_needed_to_read() -> None:
+    # The reader yields Python ints, never NumPy scalars, whatever the buffer type.
+    for n in (10, 2**33):
+        first = next(_epoch(n, "lazy").reader(0))
+        assert type(first) is int and not isinstance(first, np.integer)

@@ -113,9 +113,11 @@ impl ChunkReader {
         let start = self.chunk_start + self.buf.len() as u64;
         let end = self.epoch.len();
         if start >= end {
-            // Nothing left: an empty current chunk at the end keeps `position()` exact.
+            // Nothing left: an empty current chunk at the end keeps `position()` exact, and the
+            // buffers are freed (a finished iterator may be kept around by its sampler).
             self.chunk_start = end;
-            self.spare = std::mem::take(&mut self.buf);
+            self.buf = Vec::new();
+            self.spare = Vec::new();
             self.next = 0;
             return Ok(false);
         }
@@ -246,6 +248,7 @@ mod tests {
                         assert_eq!(rd.position(), e.len());
                         assert_eq!(rd.remaining(), 0);
                         assert_eq!(rd.next_index().unwrap(), None, "stays exhausted");
+                        assert_eq!(rd.buf.capacity() + rd.spare.capacity(), 0, "buffers freed");
                     }
                 }
             }

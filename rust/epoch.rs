@@ -6,6 +6,7 @@ use crate::error::{invalid, Error};
 use crate::lazy::LazyPermutation;
 use crate::permutation::torch_randperm;
 use crate::shard::{Shard, MAX_LEN};
+use crate::stream::Streamed;
 
 /// The permutation `P` of an epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +33,9 @@ impl Order {
     }
 }
 
+/// Torch-order epochs of at least this many items are shuffled on a helper thread and read as
+/// they become final (see `stream.rs`); smaller ones are shuffled before the first index.
+const STREAM_MIN: u64 = 1 << 20;
 /// Outputs at least this long are filled on all cores (the result never depends on it).
 const PARALLEL_FILL: usize = 1 << 18;
 /// Indices computed between two calls of the caller's `check`.
@@ -49,6 +53,8 @@ pub enum EpochIndices {
     Identity(Shard),
     /// Computed: the `j`-th index is `perm.index(shard.source(j))`.
     Lazy { shard: Shard, perm: LazyPermutation },
+    /// Torch order, being shuffled on a helper thread and readable as it becomes final.
+    Streamed(Streamed),
 }
 
 impl EpochIndices {
@@ -71,6 +77,12 @@ impl EpochIndices {
                 if shard.is_empty() {
                     return Ok(EpochIndices::Stored(IndexVec::zeroed(0, shard.n())?));
                 }
+                if shard.n() >= STREAM_MIN && Streamed::applies(&shard) {
+                    if let Some(s) = Streamed::start(shard, seed)? {
+                        return Ok(EpochIndices::Streamed(s));
+                    }
+                    // No helper thread: shuffle here, as for small epochs.
+                }
                 let perm = randperm(shard.n(), seed, check)?;
                 if shard.is_whole() {
                     return Ok(EpochIndices::Stored(perm));
@@ -90,6 +102,7 @@ impl EpochIndices {
         match self {
             EpochIndices::Stored(v) => v.len() as u64,
             EpochIndices::Identity(s) | EpochIndices::Lazy { shard: s, .. } => s.len(),
+            EpochIndices::Streamed(s) => s.len(),
         }
     }
 
@@ -98,19 +111,32 @@ impl EpochIndices {
     }
 
     /// The `j`-th index, for `j < len()`.
-    #[inline(always)]
+    #[cfg(test)]
     pub fn get(&self, j: u64) -> u64 {
-        match self {
-            EpochIndices::Stored(v) => v.get(j as usize),
-            EpochIndices::Identity(s) => s.source(j),
-            EpochIndices::Lazy { shard, perm } => perm.index(shard.source(j)),
-        }
+        let mut one = [0u64];
+        self.fill_range(j, &mut one)
+            .expect("test epochs are readable");
+        one[0]
     }
 
-    /// Writes the indices at positions `start..start + out.len()` (all `< len()`) into `out`.
-    pub fn fill_range(&self, start: u64, out: &mut [u64]) {
+    /// Writes the indices at positions `start..start + out.len()` (all `< len()`) into `out`
+    /// (waiting, for a streamed epoch, until they are final). Fails only in a forked child
+    /// that has to compute a streamed epoch itself and cannot allocate it.
+    pub fn fill_range(&self, start: u64, out: &mut [u64]) -> Result<(), Error> {
+        self.fill_range_interruptible(start, out, &mut || false)
+    }
+
+    /// [`Self::fill_range`], calling `interrupted` every few milliseconds while it waits for a
+    /// streamed epoch; `true` stops the wait with [`Error::Interrupted`].
+    pub fn fill_range_interruptible(
+        &self,
+        start: u64,
+        out: &mut [u64],
+        interrupted: &mut dyn FnMut() -> bool,
+    ) -> Result<(), Error> {
         debug_assert!(start + out.len() as u64 <= self.len());
         match self {
+            EpochIndices::Streamed(s) => return s.fill_range(start, out, interrupted),
             EpochIndices::Stored(v) => {
                 let s = start as usize;
                 match v {
@@ -131,6 +157,7 @@ impl EpochIndices {
             }
             EpochIndices::Lazy { shard, perm } => perm.fill(shard.source(start), shard.step(), out),
         }
+        Ok(())
     }
 
     /// The indices from position `start` on, as a new buffer (`start >= len()` gives an empty
@@ -148,6 +175,11 @@ impl EpochIndices {
                     IndexVec::U32(v) => IndexVec::U32(copy_of(&v[s..])?),
                     IndexVec::I64(v) => IndexVec::I64(copy_of(&v[s..])?),
                 }
+            }
+            EpochIndices::Streamed(st) => {
+                let share = st.wait_share(check)?;
+                let s = start.min(share.len() as u64) as usize;
+                IndexVec::U32(copy_of(&share[s..])?)
             }
             EpochIndices::Identity(shard) => {
                 let mut out = IndexVec::zeroed(len, shard.n())?;
@@ -286,11 +318,25 @@ mod tests {
 
     #[test]
     fn check_error_propagates() {
-        let s = Shard::whole(crate::permutation::CHECK_EVERY as u64 * 2).unwrap();
-        let r = EpochIndices::build::<Error>(s, Order::Torch { seed: 0, epoch: 0 }, &mut || {
-            Err(Error::InvalidArgument("interrupted".into()))
-        });
-        assert!(r.is_err());
+        let interrupted = || Err::<(), _>(Error::InvalidArgument("interrupted".into()));
+        // Synchronous shuffles (the lazy fill here) stop at the check.
+        let s = Shard::whole(FILL_CHUNK as u64 * 2).unwrap();
+        let lazy =
+            EpochIndices::build::<Error>(s, Order::Lazy { seed: 0, epoch: 0 }, &mut || Ok(()));
+        assert!(lazy
+            .unwrap()
+            .to_vec_from(0, &mut interrupted.clone())
+            .is_err());
+        // A streamed torch-order epoch is built at once; waiting for all of it stops too.
+        let s = Shard::new(1 << 25, 2, 1, 0, false).unwrap();
+        let e = EpochIndices::build::<Error>(
+            s,
+            Order::Torch { seed: 0, epoch: 0 },
+            &mut interrupted.clone(),
+        );
+        let e = e.unwrap();
+        assert!(matches!(e, EpochIndices::Streamed(_)));
+        assert!(e.to_vec_from(0, &mut interrupted.clone()).is_err());
     }
 
     #[test]
@@ -303,7 +349,7 @@ mod tests {
             let e = build(Shard::new(1001, 3, 2, 4, false).unwrap(), order);
             for (start, len) in [(0, 0), (0, 10), (7, 100), (e.len() - 5, 5)] {
                 let mut out = vec![0u64; len];
-                e.fill_range(start, &mut out);
+                e.fill_range(start, &mut out).unwrap();
                 let want: Vec<u64> = (start..start + len as u64).map(|j| e.get(j)).collect();
                 assert_eq!(out, want);
             }

@@ -9,6 +9,8 @@ pub enum Error {
     InvalidArgument(String),
     /// A buffer of `bytes` bytes could not be allocated (Python `MemoryError`).
     Alloc { bytes: u128 },
+    /// A wait was interrupted by the caller (Python: the exception its signal handler raised).
+    Interrupted,
 }
 
 impl fmt::Display for Error {
@@ -20,6 +22,7 @@ impl fmt::Display for Error {
                 "cannot allocate {bytes} bytes for the index buffer; use a smaller dataset, \
                  more replicas, or permutation=\"lazy\""
             ),
+            Error::Interrupted => f.write_str("interrupted"),
         }
     }
 }

@@ -128,7 +128,7 @@ proptest! {
             let start = if e.is_empty() { 0 } else { start_seed % e.len() };
             let v = e.to_vec_from::<Error>(start, &mut || Ok(())).unwrap();
             let mut chunk = vec![0u64; (e.len() - start) as usize];
-            e.fill_range(start, &mut chunk);
+            e.fill_range(start, &mut chunk).unwrap();
             for (k, &x) in chunk.iter().enumerate() {
                 prop_assert_eq!(x, e.get(start + k as u64));
                 prop_assert_eq!(v.get(k), x);

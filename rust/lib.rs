@@ -10,6 +10,7 @@ pub mod mt19937;
 pub mod permutation;
 pub mod reader;
 pub mod shard;
+pub mod stream;
 
 #[cfg(feature = "python")]
 mod py_reader;

@@ -59,23 +59,51 @@ fn swap_regime<T: IndexElem, E>(
     for (i, v) in out.iter_mut().enumerate() {
         *v = T::from_u64(i as u64);
     }
+    let mut failed = Ok(());
+    // SAFETY: `out` is an exclusive slice of `n` elements.
+    unsafe {
+        swap_loop(out.as_mut_ptr(), n, seed, CHECK_EVERY, &mut |_| {
+            failed = check();
+            failed.is_ok()
+        })
+    };
+    failed
+}
+
+/// torch's first regime on the `n` elements at `out`, which hold the identity: for `i` in
+/// `0..n-1`, swap `P[i]` and `P[i + random() % (n - i)]`. After each `interval` steps (and after
+/// the last) it calls `every(i)` with the number of steps done; `false` stops the loop, and the
+/// function then returns `false`.
+///
+/// Step `i` touches positions `i` and above only, so once `every(i)` has been called, positions
+/// `0..i` hold their final values and are never written again.
+///
+/// # Safety
+/// `out` is valid for reads and writes of `n` elements, and nothing else writes them while the
+/// loop runs; others may read positions below the `i` last passed to `every`.
+pub unsafe fn swap_loop<T: IndexElem>(
+    out: *mut T,
+    n: usize,
+    seed: u64,
+    interval: usize,
+    every: &mut dyn FnMut(usize) -> bool,
+) -> bool {
     if n < 2 {
-        return Ok(());
+        return true;
     }
     // In this regime n < 2**32, so `n - i` and every draw fit in u32.
     let n32 = n as u32;
     let steps = n - 1;
     let mut rng = TorchMt::new(seed);
     let mut ring = [0u32; AHEAD];
-    let base = out.as_ptr();
     for (k, slot) in ring.iter_mut().enumerate().take(steps.min(AHEAD)) {
         let z = rng.next_u32() % (n32 - k as u32);
         *slot = z;
-        prefetch(base.wrapping_add(k + z as usize));
+        prefetch(out.wrapping_add(k + z as usize));
     }
     let mut i = 0;
     while i < steps {
-        let end = (i + CHECK_EVERY).min(steps);
+        let end = (i + interval).min(steps);
         while i < end {
             let slot = i & (AHEAD - 1);
             let z = ring[slot] as usize;
@@ -83,14 +111,16 @@ fn swap_regime<T: IndexElem, E>(
             if ahead < steps {
                 let z2 = rng.next_u32() % (n32 - ahead as u32);
                 ring[slot] = z2;
-                prefetch(out.as_ptr().wrapping_add(ahead + z2 as usize));
+                prefetch(out.wrapping_add(ahead + z2 as usize));
             }
-            out.swap(i, i + z);
+            std::ptr::swap(out.add(i), out.add(i + z));
             i += 1;
         }
-        check()?;
+        if !every(i) {
+            return false;
+        }
     }
-    Ok(())
+    true
 }
 
 fn inside_out_regime<T: IndexElem, E>(

@@ -3,8 +3,11 @@
 //! a sampler costs about what iterating a list costs. PyO3's `__next__` machinery would add a
 //! method trampoline and a borrow check to every index.
 //!
-//! `tp_iternext` never releases the GIL and never runs Python code, so one `Reader` is never
-//! entered twice at once. A panic is caught at the boundary and raised as `RuntimeError`.
+//! When `tp_iternext` has to compute a chunk or wait for a streamed epoch, it releases the GIL
+//! and checks for signals (Ctrl-C) every few milliseconds of waiting. Meanwhile the reader is
+//! taken out of the object, so another thread or a signal handler calling `next()` on it gets
+//! `RuntimeError`, and `position()` still answers. A panic is caught at the boundary and
+//! raised as `RuntimeError`.
 
 use std::ffi::{c_int, c_uint, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -25,8 +28,14 @@ use crate::reader::ChunkReader;
 #[repr(C)]
 struct ReaderObject {
     ob_base: ffi::PyObject,
-    /// Owned (`Box::into_raw`); null only if the object was made some other way.
+    /// Owned (`Box::into_raw`); null only if the object was made some other way, and while a
+    /// `next()` waits for a streamed epoch (`busy`).
     reader: *mut ChunkReader,
+    /// A `next()` is waiting, and running signal handlers while it does; the reader is out.
+    busy: bool,
+    /// `position()` and the length hint while busy (unchanged until the wait ends).
+    busy_position: u64,
+    busy_remaining: u64,
 }
 
 /// The `Reader` type, created once per process.
@@ -153,15 +162,53 @@ unsafe fn new_int(v: u64) -> *mut ffi::PyObject {
 }
 
 unsafe extern "C" fn reader_next(slf: *mut ffi::PyObject) -> *mut ffi::PyObject {
-    let Some(reader) = reader_of(slf) else {
+    let obj = slf.cast::<ReaderObject>();
+    let Some(reader) = (*obj).reader.as_mut() else {
+        if (*obj).busy {
+            let msg = c"Reader is busy: next() was called again while it waits (from a signal \
+                        handler or another thread)";
+            ffi::PyErr_SetString(ffi::PyExc_RuntimeError, msg.as_ptr());
+        }
         return ptr::null_mut();
     };
     if let Some(v) = reader.next_buffered() {
         return new_int(v);
     }
-    match catch_unwind(AssertUnwindSafe(|| reader.next_index())) {
+    // The slow path computes the next chunk, or waits for a streamed epoch with the GIL
+    // released, checking for signals (Ctrl-C) meanwhile. Other threads and signal handlers may
+    // then use this object, so the reader is taken out while it works: a nested next() raises,
+    // and position() answers from the saved values.
+    let raw = (*obj).reader;
+    (*obj).busy_position = reader.position();
+    (*obj).busy_remaining = reader.remaining();
+    (*obj).busy = true;
+    (*obj).reader = ptr::null_mut();
+    let py = Python::assume_attached();
+    let mut signal: Option<PyErr> = None;
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        py.detach(|| {
+            reader.next_index_interruptible(&mut || match Python::attach(|py| py.check_signals()) {
+                Ok(()) => false,
+                Err(e) => {
+                    signal = Some(e);
+                    true
+                }
+            })
+        })
+    }));
+    (*obj).reader = raw;
+    (*obj).busy = false;
+    match result {
         Ok(Ok(Some(v))) => new_int(v),
         Ok(Ok(None)) => ptr::null_mut(), // exhausted: StopIteration
+        Ok(Err(Error::Interrupted)) => match signal {
+            // The signal handler's exception (KeyboardInterrupt, ...).
+            Some(e) => {
+                e.restore(py);
+                ptr::null_mut()
+            }
+            None => raise(Ok(Error::Interrupted)),
+        },
         Ok(Err(e)) => raise(Ok(e)),
         Err(_) => raise(Err(())),
     }
@@ -171,14 +218,26 @@ unsafe extern "C" fn reader_position(
     slf: *mut ffi::PyObject,
     _args: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
-    ffi::PyLong_FromUnsignedLongLong(reader_of(slf).map_or(0, |r| r.position()))
+    let obj = slf.cast::<ReaderObject>();
+    let position = match reader_of(slf) {
+        Some(r) => r.position(),
+        None if (*obj).busy => (*obj).busy_position,
+        None => 0,
+    };
+    ffi::PyLong_FromUnsignedLongLong(position)
 }
 
 unsafe extern "C" fn reader_length_hint(
     slf: *mut ffi::PyObject,
     _args: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
-    ffi::PyLong_FromUnsignedLongLong(reader_of(slf).map_or(0, |r| r.remaining()))
+    let obj = slf.cast::<ReaderObject>();
+    let remaining = match reader_of(slf) {
+        Some(r) => r.remaining(),
+        None if (*obj).busy => (*obj).busy_remaining,
+        None => 0,
+    };
+    ffi::PyLong_FromUnsignedLongLong(remaining)
 }
 
 unsafe extern "C" fn reader_dealloc(slf: *mut ffi::PyObject) {

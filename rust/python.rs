@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use numpy::ndarray::ArrayView1;
 use numpy::{Element, IntoPyArray, PyArray1, PyArrayMethods};
-use pyo3::exceptions::{PyMemoryError, PyValueError};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::buffer::IndexVec;
@@ -19,6 +19,7 @@ impl From<Error> for PyErr {
         match e {
             Error::InvalidArgument(msg) => PyValueError::new_err(msg),
             Error::Alloc { .. } => PyMemoryError::new_err(e.to_string()),
+            Error::Interrupted => PyKeyboardInterrupt::new_err(()),
         }
     }
 }
@@ -128,6 +129,10 @@ impl Epoch {
         Ok(match &**inner {
             EpochIndices::Stored(IndexVec::U32(v)) => readonly_view(&v[from..], slf),
             EpochIndices::Stored(IndexVec::I64(v)) => readonly_view(&v[from..], slf),
+            EpochIndices::Streamed(st) => {
+                let share = py.detach(|| st.wait_share::<PyErr>(&mut check_signals))?;
+                readonly_view(&share[from.min(share.len())..], slf)
+            }
             computed => {
                 let v = py.detach(|| computed.to_vec_from::<PyErr>(start, &mut check_signals))?;
                 owned_array(py, v)

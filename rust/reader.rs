@@ -30,7 +30,8 @@ const AHEAD_MIN: usize = 1 << 13;
 struct Pending {
     start: u64,
     pid: u32,
-    handle: JoinHandle<Vec<u64>>,
+    /// The filled buffer, or `None` if the fill failed (it is then redone here).
+    handle: JoinHandle<Option<Vec<u64>>>,
 }
 
 /// A cursor over one epoch's indices.
@@ -91,16 +92,30 @@ impl ChunkReader {
     /// The next index, or `None` at the end of the epoch.
     #[inline(always)]
     pub fn next_index(&mut self) -> Result<Option<u64>, Error> {
+        self.next_index_interruptible(&mut || false)
+    }
+
+    /// [`Self::next_index`]; `interrupted` runs every few milliseconds while it waits for a
+    /// streamed epoch, and `true` stops the wait with [`Error::Interrupted`] (the position is
+    /// unchanged then).
+    #[inline(always)]
+    pub fn next_index_interruptible(
+        &mut self,
+        interrupted: &mut dyn FnMut() -> bool,
+    ) -> Result<Option<u64>, Error> {
         match self.next_buffered() {
             Some(v) => Ok(Some(v)),
-            None => self.next_index_slow(),
+            None => self.next_index_slow(interrupted),
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn next_index_slow(&mut self) -> Result<Option<u64>, Error> {
-        if !self.advance()? {
+    fn next_index_slow(
+        &mut self,
+        interrupted: &mut dyn FnMut() -> bool,
+    ) -> Result<Option<u64>, Error> {
+        if !self.advance(interrupted)? {
             return Ok(None);
         }
         let v = self.buf[0];
@@ -109,7 +124,7 @@ impl ChunkReader {
     }
 
     /// Makes the chunk after the current one current; `false` at the end of the epoch.
-    fn advance(&mut self) -> Result<bool, Error> {
+    fn advance(&mut self, interrupted: &mut dyn FnMut() -> bool) -> Result<bool, Error> {
         let start = self.chunk_start + self.buf.len() as u64;
         let end = self.epoch.len();
         if start >= end {
@@ -126,7 +141,13 @@ impl ChunkReader {
             Some(v) => v,
             None => {
                 let mut v = self.buffer(len)?;
-                self.epoch.fill_range(start, &mut v);
+                if let Err(e) = self
+                    .epoch
+                    .fill_range_interruptible(start, &mut v, interrupted)
+                {
+                    self.spare = v;
+                    return Err(e);
+                }
                 v
             }
         };
@@ -149,7 +170,7 @@ impl ChunkReader {
             return None; // never happens for sequential reads; the thread is detached
         }
         match p.handle.join() {
-            Ok(v) if v.len() == len => Some(v),
+            Ok(Some(v)) if v.len() == len => Some(v),
             _ => None,
         }
     }
@@ -185,10 +206,7 @@ impl ChunkReader {
         let epoch = Arc::clone(&self.epoch);
         let spawned = std::thread::Builder::new()
             .name("resumable-samplers-fill".into())
-            .spawn(move || {
-                epoch.fill_range(start, &mut v);
-                v
-            });
+            .spawn(move || epoch.fill_range(start, &mut v).ok().map(|()| v));
         if let Ok(handle) = spawned {
             self.pending = Some(Pending {
                 start,
@@ -280,7 +298,7 @@ mod tests {
         rd.pending = Some(Pending {
             start,
             pid: std::process::id().wrapping_add(1),
-            handle: std::thread::spawn(move || vec![u64::MAX; len]),
+            handle: std::thread::spawn(move || Some(vec![u64::MAX; len])),
         });
         got.extend(read_all(&mut rd));
         let want: Vec<u64> = (0..e.len()).map(|j| e.get(j)).collect();

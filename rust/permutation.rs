@@ -62,7 +62,7 @@ fn swap_regime<T: IndexElem, E>(
     let mut failed = Ok(());
     // SAFETY: `out` is an exclusive slice of `n` elements.
     unsafe {
-        swap_loop(out.as_mut_ptr(), n, seed, CHECK_EVERY, &mut |_| {
+        swap_loop::<T, false>(out.as_mut_ptr(), n, seed, CHECK_EVERY, &mut |_| {
             failed = check();
             failed.is_ok()
         })
@@ -78,10 +78,13 @@ fn swap_regime<T: IndexElem, E>(
 /// Step `i` touches positions `i` and above only, so once `every(i)` has been called, positions
 /// `0..i` hold their final values and are never written again.
 ///
+/// With `XOR_CODED`, the array holds `P[i] ^ i` instead of `P[i]`, so an all-zero buffer is the
+/// identity and needs no initialising pass (each swap also XORs both elements with `i ^ t`).
+///
 /// # Safety
 /// `out` is valid for reads and writes of `n` elements, and nothing else writes them while the
 /// loop runs; others may read positions below the `i` last passed to `every`.
-pub unsafe fn swap_loop<T: IndexElem>(
+pub unsafe fn swap_loop<T: IndexElem, const XOR_CODED: bool>(
     out: *mut T,
     n: usize,
     seed: u64,
@@ -114,6 +117,11 @@ pub unsafe fn swap_loop<T: IndexElem>(
                 prefetch(out.wrapping_add(ahead + z2 as usize));
             }
             std::ptr::swap(out.add(i), out.add(i + z));
+            if XOR_CODED {
+                let d = (i ^ (i + z)) as u64;
+                *out.add(i) = T::from_u64(T::to_u64(*out.add(i)) ^ d);
+                *out.add(i + z) = T::from_u64(T::to_u64(*out.add(i + z)) ^ d);
+            }
             i += 1;
         }
         if !every(i) {
@@ -212,6 +220,22 @@ mod tests {
                     assert_eq!(run::<i64>(n, seed, inside_out), want, "n={n} seed={seed}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn the_xor_coded_loop_gives_the_same_permutation() {
+        for n in [0usize, 1, 2, 3, 17, 1000, 65_537, 300_001] {
+            let want = reference(n, 9, false);
+            let mut coded = vec![0u32; n]; // all zero: the identity, coded
+                                           // SAFETY: an exclusive buffer of `n` elements.
+            unsafe { swap_loop::<u32, true>(coded.as_mut_ptr(), n, 9, 1000, &mut |_| true) };
+            let got: Vec<u64> = coded
+                .iter()
+                .enumerate()
+                .map(|(i, &d)| u64::from(d) ^ i as u64)
+                .collect();
+            assert_eq!(got, want, "n={n}");
         }
     }
 

@@ -214,30 +214,28 @@ unsafe extern "C" fn reader_next(slf: *mut ffi::PyObject) -> *mut ffi::PyObject 
     }
 }
 
+/// `(position, remaining)`: the reader's, or those saved while a `next()` waits.
+unsafe fn counts(slf: *mut ffi::PyObject) -> (u64, u64) {
+    let obj = slf.cast::<ReaderObject>();
+    match reader_of(slf) {
+        Some(r) => (r.position(), r.remaining()),
+        None if (*obj).busy => ((*obj).busy_position, (*obj).busy_remaining),
+        None => (0, 0),
+    }
+}
+
 unsafe extern "C" fn reader_position(
     slf: *mut ffi::PyObject,
     _args: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
-    let obj = slf.cast::<ReaderObject>();
-    let position = match reader_of(slf) {
-        Some(r) => r.position(),
-        None if (*obj).busy => (*obj).busy_position,
-        None => 0,
-    };
-    ffi::PyLong_FromUnsignedLongLong(position)
+    ffi::PyLong_FromUnsignedLongLong(counts(slf).0)
 }
 
 unsafe extern "C" fn reader_length_hint(
     slf: *mut ffi::PyObject,
     _args: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
-    let obj = slf.cast::<ReaderObject>();
-    let remaining = match reader_of(slf) {
-        Some(r) => r.remaining(),
-        None if (*obj).busy => (*obj).busy_remaining,
-        None => 0,
-    };
-    ffi::PyLong_FromUnsignedLongLong(remaining)
+    ffi::PyLong_FromUnsignedLongLong(counts(slf).1)
 }
 
 unsafe extern "C" fn reader_dealloc(slf: *mut ffi::PyObject) {

@@ -62,13 +62,17 @@ impl RawBuf {
 struct Inner {
     shard: Shard,
     seed: u64,
-    /// The permutation being shuffled, by the helper only; positions below `progress` are final.
+    /// The permutation being shuffled, by the helper only, coded as `P[i] ^ i` (so the zeroed
+    /// buffer starts as the identity); positions below `progress` are final. A whole shard's
+    /// is decoded in place when done, and is then its share.
     full: RawBuf,
     progress: AtomicUsize,
     /// The rank's share, written by the helper before it sets `done` (unused for a whole shard,
     /// whose share is `full`).
     share: RawBuf,
     done: AtomicBool,
+    /// Readers must no longer enter `full` (set before it is decoded in place or freed).
+    sealed: AtomicBool,
     /// Readers inside `full` right now.
     readers: AtomicUsize,
     full_freed: AtomicBool,
@@ -147,6 +151,7 @@ impl Streamed {
             progress: AtomicUsize::new(0),
             share,
             done: AtomicBool::new(false),
+            sealed: AtomicBool::new(false),
             readers: AtomicUsize::new(0),
             full_freed: AtomicBool::new(false),
             cancel: AtomicBool::new(false),
@@ -178,21 +183,34 @@ impl Streamed {
         interrupted: &mut dyn FnMut() -> bool,
     ) -> Result<(), Error> {
         let inner = &*self.inner;
-        if let Some(share) = self.finished_share()? {
-            let s = start as usize;
-            for (o, &v) in out.iter_mut().zip(&share[s..]) {
-                *o = u64::from(v);
-            }
-            return Ok(());
-        }
         let mut last = 0;
         inner
             .shard
             .for_each_source(start, out.len(), |_, p| last = last.max(p as usize));
         let mut waited = Duration::ZERO;
-        while inner.progress.load(Ordering::Acquire) <= last {
-            if self.finished_share()?.is_some() {
-                return self.fill_range(start, out, interrupted); // forked meanwhile
+        loop {
+            if let Some(share) = self.finished_share()? {
+                let s = start as usize;
+                for (o, &v) in out.iter_mut().zip(&share[s..]) {
+                    *o = u64::from(v);
+                }
+                return Ok(());
+            }
+            if inner.progress.load(Ordering::Acquire) > last {
+                inner.readers.fetch_add(1, Ordering::SeqCst);
+                if !inner.sealed.load(Ordering::SeqCst) {
+                    // Counted in before the seal: `full` stays as it is until we leave, and
+                    // every position needed is final (below `progress`, read with Acquire).
+                    let full = inner.full.ptr;
+                    inner.shard.for_each_source(start, out.len(), |k, p| {
+                        // SAFETY: `p < n`, final, and `full` is untouched while we are in.
+                        out[k] = u64::from(unsafe { *full.add(p as usize) }) ^ p;
+                    });
+                    inner.readers.fetch_sub(1, Ordering::SeqCst);
+                    return Ok(());
+                }
+                inner.readers.fetch_sub(1, Ordering::SeqCst);
+                // Sealed: the share is moments away.
             }
             std::thread::sleep(WAIT_STEP);
             waited += WAIT_STEP;
@@ -203,19 +221,6 @@ impl Streamed {
                 }
             }
         }
-        inner.readers.fetch_add(1, Ordering::SeqCst);
-        if inner.done.load(Ordering::SeqCst) {
-            inner.readers.fetch_sub(1, Ordering::SeqCst);
-            return self.fill_range(start, out, interrupted);
-        }
-        // Counted in, and not done: `full` stays allocated until we leave. Every position
-        // needed is below `progress` (read with Acquire above), so final.
-        inner.shard.for_each_source(start, out.len(), |k, p| {
-            // SAFETY: `p < n` is final and `full` is allocated while we are counted in.
-            out[k] = u64::from(unsafe { *inner.full.ptr.add(p as usize) });
-        });
-        inner.readers.fetch_sub(1, Ordering::SeqCst);
-        Ok(())
     }
 
     /// The whole share, once the shuffle is done; `check` runs every few milliseconds while
@@ -265,7 +270,7 @@ fn compute_share(shard: &Shard, seed: u64) -> Result<Vec<u32>, Error> {
         *v = i as u32;
     }
     // SAFETY: an exclusive buffer of `n` elements.
-    unsafe { swap_loop(full.as_mut_ptr(), n, seed, usize::MAX, &mut |_| true) };
+    unsafe { swap_loop::<u32, false>(full.as_mut_ptr(), n, seed, usize::MAX, &mut |_| true) };
     if shard.is_whole() {
         return Ok(full);
     }
@@ -275,22 +280,13 @@ fn compute_share(shard: &Shard, seed: u64) -> Result<Vec<u32>, Error> {
 }
 
 impl Inner {
-    /// The helper thread's work: shuffle, publish, gather the share, free the permutation.
+    /// The helper thread's work: shuffle, publish, make the share, free the permutation.
     fn shuffle(&self) {
         let n = self.full.len;
         let full = self.full.ptr;
-        for block in (0..n).step_by(PUBLISH_EVERY) {
-            if self.cancel.load(Ordering::Relaxed) {
-                return;
-            }
-            for i in block..(block + PUBLISH_EVERY).min(n) {
-                // SAFETY: in bounds; readers wait for `progress`, which is still 0.
-                unsafe { *full.add(i) = i as u32 };
-            }
-        }
         // SAFETY: only this thread writes `full`; readers read positions below `progress`.
         let finished = unsafe {
-            swap_loop(full, n, self.seed, PUBLISH_EVERY, &mut |i| {
+            swap_loop::<u32, true>(full, n, self.seed, PUBLISH_EVERY, &mut |i| {
                 self.progress.store(i, Ordering::Release);
                 !self.cancel.load(Ordering::Relaxed)
             })
@@ -300,22 +296,35 @@ impl Inner {
         }
         self.progress.store(n, Ordering::Release);
         if self.shard.is_whole() {
+            // The permutation is the share: decode it in place once no reader is inside.
+            self.seal();
+            for i in 0..n {
+                // SAFETY: in bounds, and sealed: no reader is inside `full`.
+                unsafe { *full.add(i) ^= i as u32 };
+            }
             self.done.store(true, Ordering::SeqCst);
-            return; // the permutation is the share
+            return;
         }
         let share = self.share.ptr;
         self.shard.for_each_source(0, self.share.len, |k, p| {
             // SAFETY: both in bounds; `share` is not read before `done`.
-            unsafe { *share.add(k) = *full.add(p as usize) };
+            unsafe { *share.add(k) = *full.add(p as usize) ^ p as u32 };
         });
         self.done.store(true, Ordering::SeqCst);
+        self.seal();
+        self.full_freed.store(true, Ordering::SeqCst);
+        // SAFETY: sealed, so no reader is inside `full` and none will enter it.
+        unsafe { self.full.free() };
+    }
+
+    /// Closes `full` to readers and waits for those inside to leave. A reader counts itself
+    /// in and then checks `sealed`; this thread sets `sealed` and then checks the count; both
+    /// sequentially consistent, so at least one of them sees the other.
+    fn seal(&self) {
+        self.sealed.store(true, Ordering::SeqCst);
         while self.readers.load(Ordering::SeqCst) != 0 {
             std::thread::sleep(Duration::from_micros(50));
         }
-        // Readers that count themselves in from now on see `done` and never touch `full`.
-        self.full_freed.store(true, Ordering::SeqCst);
-        // SAFETY: no reader is inside `full` and none will enter it (see above).
-        unsafe { self.full.free() };
     }
 }
 

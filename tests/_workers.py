@@ -234,3 +234,22 @@ def run_gloo_job(
         results: list[Any] = pickle.load(f)
     assert len(results) == world
     return results
+
+
+def fork_and_check(child: Callable[[], bool], parent: Callable[[], None]) -> None:
+    """``os.fork()``; the child runs ``child`` and exits at once, the parent runs ``parent`` and
+    then asserts that the child exited normally and that ``child`` returned True."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(write_fd, b"ok" if child() else b"bad")
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    parent()
+    with os.fdopen(read_fd, "rb") as f:
+        answer = f.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert answer == b"ok"

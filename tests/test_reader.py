@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import itertools
 import operator
-import os
 import pickle
 import sys
 
 import numpy as np
 import pytest
 import torch
+from _workers import fork_and_check
 
 from conftest import Sized
 from resumable_samplers import ResumableDistributedSampler, _core
@@ -87,22 +87,16 @@ def test_a_forked_child_continues_a_reader_whose_helper_stayed_in_the_parent() -
     want = epoch.array(0)[:1_000_000].tolist()
     reader = epoch.reader(0)
     head = list(itertools.islice(reader, 40_000))  # chunks of 32768+ are computed ahead
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child
-        try:
-            rest = list(itertools.islice(reader, 1_000_000 - 40_000))
-            os.write(write_fd, b"ok" if head + rest == want else b"bad")
-        finally:
-            os._exit(0)
-    os.close(write_fd)
-    rest = list(itertools.islice(reader, 1_000_000 - 40_000))
-    assert head + rest == want
-    with os.fdopen(read_fd, "rb") as f:
-        answer = f.read()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert answer == b"ok"
+
+    def child() -> bool:
+        rest = list(itertools.islice(reader, 1_000_000 - 40_000))
+        return head + rest == want
+
+    def parent() -> None:
+        rest = list(itertools.islice(reader, 1_000_000 - 40_000))
+        assert head + rest == want
+
+    fork_and_check(child, parent)
 
 
 def test_sampler_iteration_is_the_reader_and_matches_torch() -> None:

@@ -5,12 +5,12 @@ positions become final: the order is torch's, from any start, however it is read
 from __future__ import annotations
 
 import itertools
-import os
 import sys
 
 import numpy as np
 import pytest
 import torch
+from _workers import fork_and_check
 
 from conftest import Sized
 from resumable_samplers import ResumableDistributedSampler, ResumableRandomSampler, _core
@@ -61,24 +61,15 @@ def test_a_child_forked_mid_shuffle_computes_the_epoch_itself() -> None:
     n = 20_000_003
     want = np.asarray(_torch_share(n, 8, 3, seed=4)[:100_000] + _torch_share(n, 8, 3, seed=4)[-10:])
     epoch = _core.Epoch(n, 8, 3, 0, False, "torch", 4, 0)  # the shuffle has just started
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child
-        try:
-            head = list(itertools.islice(epoch.reader(0), 100_000))
-            tail = epoch.array(len(epoch) - 10).tolist()
-            os.write(write_fd, b"ok" if np.array_equal(head + tail, want) else b"bad")
-        finally:
-            os._exit(0)
-    os.close(write_fd)
-    head = list(itertools.islice(epoch.reader(0), 100_000))
-    tail = epoch.array(len(epoch) - 10).tolist()
-    assert np.array_equal(head + tail, want)
-    with os.fdopen(read_fd, "rb") as f:
-        answer = f.read()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert answer == b"ok"
+
+    def read() -> list[int]:
+        head = list(itertools.islice(epoch.reader(0), 100_000))
+        return head + epoch.array(len(epoch) - 10).tolist()
+
+    def parent() -> None:
+        assert np.array_equal(read(), want)
+
+    fork_and_check(lambda: bool(np.array_equal(read(), want)), parent)
 
 
 def test_indices_of_a_streamed_epoch_is_a_view_of_its_share() -> None:

@@ -255,7 +255,8 @@ pub fn randperm<E: From<Error>>(
     Ok(perm)
 }
 
-fn gather<T: IndexElem>(shard: &Shard, perm: &[T], share: &mut [T]) {
+/// `share[k]` = `perm` at the shard's `k`-th source position.
+pub(crate) fn gather<T: IndexElem>(shard: &Shard, perm: &[T], share: &mut [T]) {
     shard.for_each_source(0, share.len(), |k, p| share[k] = perm[p as usize]);
 }
 

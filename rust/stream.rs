@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::buffer::zeroed_vec;
+use crate::buffer::{zeroed_vec, IndexVec};
+use crate::epoch::{gather, randperm};
 use crate::error::Error;
 use crate::permutation::{swap_loop, SWAP_REGIME_LIMIT};
 use crate::shard::Shard;
@@ -264,18 +265,17 @@ impl Streamed {
 
 /// The rank's share computed on this thread (after a fork).
 fn compute_share(shard: &Shard, seed: u64) -> Result<Vec<u32>, Error> {
-    let n = shard.n() as usize;
-    let mut full = zeroed_vec::<u32>(n as u64)?;
-    for (i, v) in full.iter_mut().enumerate() {
-        *v = i as u32;
-    }
-    // SAFETY: an exclusive buffer of `n` elements.
-    unsafe { swap_loop::<u32, false>(full.as_mut_ptr(), n, seed, usize::MAX, &mut |_| true) };
+    // n < SWAP_REGIME_LIMIT < 2**32, so the permutation is a `uint32` buffer.
+    let IndexVec::U32(full) = randperm::<Error>(shard.n(), seed, &mut || Ok(()))? else {
+        return Err(Error::InvalidArgument(
+            "streamed epochs have fewer than 2**32 items".into(),
+        ));
+    };
     if shard.is_whole() {
         return Ok(full);
     }
     let mut share = zeroed_vec::<u32>(shard.len())?;
-    shard.for_each_source(0, share.len(), |k, p| share[k] = full[p as usize]);
+    gather(shard, &full, &mut share);
     Ok(share)
 }
 
@@ -331,8 +331,6 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::buffer::IndexVec;
-    use crate::epoch::randperm;
 
     fn torch_share(shard: &Shard, seed: u64) -> Vec<u64> {
         let perm = randperm::<Error>(shard.n(), seed, &mut || Ok(())).unwrap();

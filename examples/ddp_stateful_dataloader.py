@@ -148,13 +148,13 @@ def main(argv: list[str] | None = None) -> None:
         directory = args.checkpoint_dir / name
         directory.mkdir(parents=True, exist_ok=True)
         if rank == 0:
-            # The epoch to continue in. After the last batch of an epoch the loader state resumes
-            # at the start of the next one, so that is the epoch to continue in.
+            # The epoch in progress (the loop variable): a resume runs the loop from it, and the
+            # loader state says where in it (after its last batch: nothing left of it).
             save_file(
                 {
                     "model": model.module.state_dict(),
                     "optimizer": optimizer.state_dict(),
-                    "epoch": step // len(loader),
+                    "epoch": epoch,
                     "step": step,
                     "world_size": world_size,
                 },

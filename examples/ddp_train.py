@@ -127,14 +127,14 @@ def main(argv: list[str] | None = None) -> None:
 
     def checkpoint_now() -> None:
         if rank == 0:
-            state = sampler.state_dict()  # the same on every rank: a global position
-            # The epoch to continue in: the next one once this one is complete.
+            # The epoch in progress (the loop variable) with the sampler's state, the same on
+            # every rank (a global position): a resume runs the loop from that epoch.
             save_atomically(
                 {
                     "model": model.module.state_dict(),
                     "optimizer": optimizer.state_dict(),
-                    "sampler": state,
-                    "epoch": state["epoch"],
+                    "sampler": sampler.state_dict(),
+                    "epoch": epoch,
                     "step": step,
                 },
                 args.checkpoint,

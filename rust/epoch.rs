@@ -1,9 +1,12 @@
 //! One rank's indices for one epoch: materialised once (torch order) or computed on demand
 //! (identity and lazy orders), and read by position.
 
+use std::sync::Arc;
+
 use crate::buffer::{IndexElem, IndexVec};
 use crate::error::{invalid, Error};
 use crate::lazy::LazyPermutation;
+use crate::mixture::Mixture;
 use crate::permutation::torch_randperm;
 use crate::shard::{Shard, MAX_LEN};
 use crate::stream::Streamed;
@@ -36,6 +39,8 @@ impl Order {
 /// Torch-order epochs of at least this many items are shuffled on a helper thread and read as
 /// they become final (see `stream.rs`); smaller ones are shuffled before the first index.
 const STREAM_MIN: u64 = 1 << 20;
+/// A mixture epoch is copied out in chunks of this many indices, checking for signals between.
+const MIXTURE_CHUNK: u64 = 1 << 20;
 /// Outputs at least this long are filled on all cores (the result never depends on it).
 const PARALLEL_FILL: usize = 1 << 18;
 /// Indices computed between two calls of the caller's `check`.
@@ -55,6 +60,13 @@ pub enum EpochIndices {
     Lazy { shard: Shard, perm: LazyPermutation },
     /// Torch order, being shuffled on a helper thread and readable as it becomes final.
     Streamed(Streamed),
+    /// Computed: the `j`-th index is the mixture's index at stream position
+    /// `start + shard.source(j)` (the epoch covers the stream positions `start..start + n`).
+    Mixture {
+        shard: Shard,
+        mix: Arc<Mixture>,
+        start: u64,
+    },
 }
 
 impl EpochIndices {
@@ -103,6 +115,7 @@ impl EpochIndices {
             EpochIndices::Stored(v) => v.len() as u64,
             EpochIndices::Identity(s) | EpochIndices::Lazy { shard: s, .. } => s.len(),
             EpochIndices::Streamed(s) => s.len(),
+            EpochIndices::Mixture { shard, .. } => shard.len(),
         }
     }
 
@@ -156,6 +169,11 @@ impl EpochIndices {
                 shard.for_each_source(start, out.len(), |k, p| out[k] = p)
             }
             EpochIndices::Lazy { shard, perm } => perm.fill(shard.source(start), shard.step(), out),
+            EpochIndices::Mixture {
+                shard,
+                mix,
+                start: s0,
+            } => mix.fill(|k| s0 + shard.source(start + k as u64), out),
         }
         Ok(())
     }
@@ -198,6 +216,30 @@ impl EpochIndices {
                 match &mut out {
                     IndexVec::U32(o) => fill_lazy(perm, shard, start, o, check)?,
                     IndexVec::I64(o) => fill_lazy(perm, shard, start, o, check)?,
+                }
+                out
+            }
+            EpochIndices::Mixture { mix, .. } => {
+                let mut out = IndexVec::zeroed(len, mix.total_len())?;
+                let mut buf = vec![0u64; len.min(MIXTURE_CHUNK) as usize];
+                let mut done = 0u64;
+                while done < len {
+                    let k = (len - done).min(MIXTURE_CHUNK) as usize;
+                    self.fill_range(start + done, &mut buf[..k])?;
+                    match &mut out {
+                        IndexVec::U32(o) => {
+                            for (d, &x) in o[done as usize..].iter_mut().zip(&buf[..k]) {
+                                *d = x as u32;
+                            }
+                        }
+                        IndexVec::I64(o) => {
+                            for (d, &x) in o[done as usize..].iter_mut().zip(&buf[..k]) {
+                                *d = x as i64;
+                            }
+                        }
+                    }
+                    done += k as u64;
+                    check()?;
                 }
                 out
             }

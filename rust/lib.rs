@@ -6,6 +6,7 @@ pub mod buffer;
 pub mod epoch;
 pub mod error;
 pub mod lazy;
+pub mod mixture;
 pub mod mt19937;
 pub mod permutation;
 pub mod reader;

@@ -49,11 +49,19 @@ pub struct ChunkReader {
     ahead: bool,
 }
 
+/// Whether reading the epoch computes its indices (worth doing ahead on a helper thread).
+fn computes(epoch: &EpochIndices) -> bool {
+    matches!(
+        epoch,
+        EpochIndices::Lazy { .. } | EpochIndices::Mixture { .. }
+    )
+}
+
 impl ChunkReader {
     /// A reader whose first value is the index at position `start` (clamped to the epoch).
     pub fn new(epoch: Arc<EpochIndices>, start: u64) -> Self {
         let start = start.min(epoch.len());
-        let ahead = matches!(*epoch, EpochIndices::Lazy { .. });
+        let ahead = computes(&epoch);
         Self {
             epoch,
             buf: Vec::new(),
@@ -67,7 +75,7 @@ impl ChunkReader {
 
     /// Turns computing ahead on a helper thread off (or back on for a lazy epoch).
     pub fn set_ahead(&mut self, ahead: bool) {
-        self.ahead = ahead && matches!(*self.epoch, EpochIndices::Lazy { .. });
+        self.ahead = ahead && computes(&self.epoch);
     }
 
     /// How many indices of the epoch lie before the next one to be returned.

@@ -253,3 +253,22 @@ def fork_and_check(child: Callable[[], bool], parent: Callable[[], None]) -> Non
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert answer == b"ok"
+
+
+def mixture_results(rank: int, world: int) -> dict[str, Any]:
+    """One rank of a gloo job with a mixture sampler that takes its rank from the group: its
+    whole epoch 1, and a stopped run (2 indices) with its state."""
+    from resumable_samplers import ResumableMixtureSampler
+
+    def make() -> ResumableMixtureSampler:
+        s = ResumableMixtureSampler([7, 3, 12, 1], [3.0, 1.0, 5.5, 0.5], seed=11, batch_size=3)
+        s.set_epoch(1)
+        return s
+
+    s = make()
+    assert (s.num_replicas, s.rank) == (world, rank)
+    whole = list(s)
+    stopped = make()
+    it = iter(stopped)
+    head = [next(it) for _ in range(2)]
+    return {"whole": whole, "head": head, "state": stopped.state_dict()}

@@ -77,7 +77,7 @@ IMPOSSIBLE: list[tuple[str, Callable[[], Any]]] = [
     ("randperm(2**62)", lambda: rs.randperm(2**62)),
     ("randperm(2**62, lazy)", lambda: rs.randperm(2**62, permutation="lazy")),
     ("randperm(2**40)", lambda: rs.randperm(2**40, 5)),
-    ("iter(random 2**40)", lambda: iter(ResumableRandomSampler(Sized(2**40)))),
+    ("iter(random 2**40)", lambda: next(iter(ResumableRandomSampler(Sized(2**40))))),
     ("random 2**40 .indices()", lambda: ResumableRandomSampler(Sized(2**40)).indices()),
     ("list(distributed 2**40)", lambda: list(ResumableDistributedSampler(Sized(2**40), 1024, 3))),
     (
@@ -104,7 +104,7 @@ def test_sampler_is_usable_after_its_memory_error() -> None:
     state = s.state_dict()
     for _ in range(2):  # nothing half-built is cached: the second attempt fails the same way
         with pytest.raises(MemoryError):
-            iter(s)
+            next(iter(s))  # an iterator builds its epoch when it starts
     assert s.state_dict() == state and len(s) == 2**40 and s.start_iter == 2
     # The lazy order never needs the buffer: its iteration still works after indices() failed.
     lazy = ResumableRandomSampler(Sized(2**40), seed=3, permutation="lazy")
@@ -452,7 +452,7 @@ def test_gil_is_released_during_generation() -> None:
     del arr
     # The same for a sampler's epoch (built by iter()) and a lazy fill.
     s = ResumableDistributedSampler(Sized(10**7), 2, 1, seed=1)
-    _, advanced = _while_spinning(lambda: iter(s))
+    _, advanced = _while_spinning(lambda: next(iter(s)))
     assert advanced > 10_000, advanced
     _, advanced = _while_spinning(lambda: rs.randperm(10**7, 1, permutation="lazy"))
     assert advanced > 10_000, advanced
@@ -515,15 +515,17 @@ def test_one_sampler_iterated_by_several_threads() -> None:
     want = torch_perm(n, 5)
     assert all(r == want for r in results)
 
-    # Iterators created from a resume point, then consumed concurrently.
+    # Iterators created with a start pending, then consumed concurrently: the one that starts
+    # first consumes it, the others read the whole epoch.
     s.set_epoch(1)
     s.start_iter = 7
     iterators = [iter(s) for _ in range(threads)]
     with ThreadPoolExecutor(threads) as pool:
         results = list(pool.map(consume, iterators))
-    want = torch_perm(n, 6)[7 * b :]
-    assert all(r == want for r in results)
-    assert s.start_iter == 0  # the last iterator created finished the epoch
+    whole = torch_perm(n, 6)
+    assert sorted(len(r) for r in results) == [n - 7 * b] + [n] * (threads - 1)
+    assert all(r == (whole if len(r) == n else whole[7 * b :]) for r in results)
+    assert s.start_iter == 0
 
     # indices() from several threads at once on a fresh sampler: one consistent epoch.
     fresh = ResumableDistributedSampler(Sized(n), 2, 1, seed=8)

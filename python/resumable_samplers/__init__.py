@@ -7,6 +7,7 @@ helios-ml's ``helios.data.samplers``.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from resumable_samplers.mixture import ResumableMixtureSampler
 from resumable_samplers.permutation import PERMUTATIONS, randperm
 from resumable_samplers.registry import Registry
 from resumable_samplers.samplers import (
@@ -29,6 +30,7 @@ __all__ = [
     "SAMPLER_REGISTRY",
     "Registry",
     "ResumableDistributedSampler",
+    "ResumableMixtureSampler",
     "ResumableRandomSampler",
     "ResumableSampler",
     "ResumableSamplerType",

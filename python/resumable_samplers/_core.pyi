@@ -5,7 +5,7 @@ from typing import final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Epoch", "Reader", "randperm", "resume_point", "shard_len"]
+__all__ = ["Epoch", "Mixture", "Reader", "randperm", "resume_point", "shard_len"]
 
 def randperm(
     n: int, seed: int, permutation: str = "torch"
@@ -72,3 +72,34 @@ class Reader:
 
     def __length_hint__(self) -> int:
         """How many indices are left."""
+
+@final
+class Mixture:
+    """A weighted mixture of sources over a stream of positions.
+
+    Segment ``s`` follows ``weights[s]`` (integers, sum at most ``2**62``) from stream position
+    ``starts[s]``; ``permutation`` (``"lazy"`` or ``"identity"``) orders each source's cycles.
+    """
+
+    def __new__(
+        cls,
+        lengths: list[int],
+        starts: list[int],
+        weights: list[list[int]],
+        permutation: str,
+        seed: int,
+    ) -> Mixture: ...
+    def epoch(
+        self, n: int, num_replicas: int, rank: int, offset: int, drop_last: bool, epoch: int
+    ) -> Epoch:
+        """Rank ``rank``'s share of the stream positions ``[epoch * n, (epoch + 1) * n)``."""
+
+    def counts(self, position: int) -> list[int]:
+        """How many of the stream positions ``[0, position)`` drew from each source."""
+
+    def draw(self, position: int) -> tuple[int, int]:
+        """The source stream position ``position`` draws from, and its draw number there."""
+
+    @property
+    def depth(self) -> int:
+        """The largest depth of the schedule's tree (the proportion bound is half of it)."""

@@ -36,9 +36,11 @@ class Settings(NamedTuple):
     epoch: int
 
 
-def make(settings: Settings, offset: int) -> dict[str, Any]:
-    """The state dict: the settings' epoch and the global position ``offset`` consumed in it."""
+def make(settings: Settings, offset: int, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The state dict: the settings' epoch and the global position ``offset`` consumed in it,
+    plus a sampler's own ``extra`` fields."""
     return {
+        **(extra or {}),
         "format": FORMAT,
         "version": VERSION,
         "epoch": settings.epoch,
@@ -93,11 +95,12 @@ def _same_order(n: int, saved: tuple[bool, str, int], ours: Settings) -> None:
     _same("seed", seed, ours.seed)
 
 
-def read(state: Any, settings: Settings) -> tuple[int, int]:
+def read(state: Any, settings: Settings, extra: tuple[str, ...] = ()) -> tuple[int, int]:
     """Check ``state`` against ``settings`` and return its ``(epoch, offset)``.
 
     A state that describes the same order as ``settings`` is accepted even where a field
-    differs (an unshuffled state with another seed, for example).
+    differs (an unshuffled state with another seed, for example). ``extra`` names a sampler's
+    own fields, which must be present and which the sampler checks itself.
 
     Raises:
         ValueError: naming the first field that is missing, unknown, malformed, newer than this
@@ -105,10 +108,11 @@ def read(state: Any, settings: Settings) -> tuple[int, int]:
     """
     if not isinstance(state, Mapping):
         raise ValueError(f"state should be a dict from state_dict(), got {type(state).__name__}")
-    unknown = sorted(str(k) for k in state if k not in FIELDS)
+    fields = FIELDS + extra
+    unknown = sorted(str(k) for k in state if k not in fields)
     if unknown:
-        raise ValueError(f"state has unknown field(s) {unknown}; expected {list(FIELDS)}")
-    missing = [k for k in FIELDS if k not in state]
+        raise ValueError(f"state has unknown field(s) {unknown}; expected {list(fields)}")
+    missing = [k for k in fields if k not in state]
     if missing:
         raise ValueError(f"state is missing field(s) {missing}")
     if not isinstance(state["format"], str) or state["format"] != FORMAT:
@@ -128,6 +132,8 @@ def read(state: Any, settings: Settings) -> tuple[int, int]:
     replicas = _field_int(state, "num_replicas")
     shuffle = _field_bool(state, "shuffle")
     drop_last = _field_bool(state, "drop_last")
+    if not _checks.SEED_MIN <= seed < _checks.SEED_END:
+        raise ValueError(f"state field 'seed' should be in [-2**63, 2**64), got {seed}")
     permutation = state["permutation"]
     if not isinstance(permutation, str):
         raise ValueError(f"state field 'permutation' should be a str, got {permutation!r}")
@@ -139,7 +145,10 @@ def read(state: Any, settings: Settings) -> tuple[int, int]:
     # The end of an epoch of ``num_replicas`` ranks lies below ``n + num_replicas``.
     end = n + replicas - 1 if n else 0
     if not 0 <= offset <= end:
-        raise ValueError(f"state field 'offset' should be in [0, {end}], got {offset}")
+        raise ValueError(
+            f"state field 'offset' should be in [0, {end}] (the end of an epoch of "
+            f"{n} items over 'num_replicas' = {replicas}), got {offset}"
+        )
     if shuffle:
         try:
             _checks.order_key(seed, epoch, permutation)

@@ -32,9 +32,6 @@ Example:
 """
 
 Indices = npt.NDArray[np.uint32] | npt.NDArray[np.int64]
-# The arguments of ``_core.Epoch``:
-# n, num_replicas, rank, offset, drop_last, permutation, seed, epoch.
-_EpochArgs = tuple[int, int, int, int, bool, str, int, int]
 
 
 class _Start(NamedTuple):
@@ -75,7 +72,7 @@ class _ResumableIteration:
     _batch_size: int
     _pending: _Start | None = None
     _run: _Run | None = None
-    _cached: tuple[_EpochArgs, _core.Epoch] | None = None
+    _cached: tuple[tuple[Any, ...], _core.Epoch] | None = None
 
     def _settings(self) -> _state.Settings:
         raise NotImplementedError
@@ -108,35 +105,50 @@ class _ResumableIteration:
             return run.settings, run.consumed()
         return st, 0
 
-    def _share(self, st: _state.Settings, offset: int) -> _core.Epoch:
-        """This rank's share of the epoch with shard offset ``offset``, built once and cached."""
+    def _epoch_key(self, st: _state.Settings, offset: int) -> tuple[Any, ...]:
+        """What identifies this rank's share of the epoch with shard offset ``offset``: the
+        arguments of ``_core.Epoch``."""
         if st.shuffle:
             seed, epoch = _checks.order_key(st.seed, st.epoch, st.permutation)
             order = st.permutation
         else:
             order, seed, epoch = "identity", 0, 0
-        args = (st.n, st.num_replicas, st.rank, offset, st.drop_last, order, seed, epoch)
+        return (st.n, st.num_replicas, st.rank, offset, st.drop_last, order, seed, epoch)
+
+    def _new_epoch(self, key: tuple[Any, ...]) -> _core.Epoch:
+        """Build the share that ``key`` (from :meth:`_epoch_key`) identifies."""
+        return _core.Epoch(*key)
+
+    def _share(self, st: _state.Settings, offset: int) -> _core.Epoch:
+        """This rank's share of the epoch with shard offset ``offset``, built once and cached."""
+        key = self._epoch_key(st, offset)
         cached = self._cached
-        if cached is not None and cached[0] == args:
+        if cached is not None and cached[0] == key:
             return cached[1]
         # Never hold two epochs at once: drop the previous one (and the last iterator, which
         # references it) before building the next.
         del cached
         self._cached = None
         self._run = None
-        built = _core.Epoch(*args)
-        self._cached = (args, built)
+        built = self._new_epoch(key)
+        self._cached = (key, built)
         return built
 
     def _start(self) -> _core.Reader:
-        """Start an iterator: consume the pending start and read the epoch from there."""
+        """Start an iterator: consume the pending start and read the epoch from there (an epoch
+        that cannot be built leaves the start pending)."""
         st = self._settings()
-        pending, self._pending = self._pending, None
+        pending, self._pending = self._pending, None  # one iterator takes it, even across threads
         consumed = 0
         if pending is not None and self._applies(pending, st):
             consumed = min(pending.offset, self._total(st))
         offset, position = _core.resume_point(consumed, st.num_replicas)
-        epoch = self._share(st, offset)
+        try:
+            epoch = self._share(st, offset)
+        except BaseException:
+            if self._pending is None:
+                self._pending = pending
+            raise
         reader = epoch.reader(min(position, len(epoch)))
         self._run = _Run(st, epoch, reader)
         return reader
@@ -213,7 +225,11 @@ class _ResumableIteration:
         the state can be loaded with another number of replicas or another batch size.
         """
         st, consumed = self._position(self._settings())
-        return _state.make(st, consumed)
+        return _state.make(st, consumed, self._extra_state())
+
+    def _extra_state(self) -> dict[str, Any]:
+        """A sampler's own state fields, beyond the shared ones."""
+        return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a state saved by :meth:`state_dict`, possibly by a job with another
@@ -230,7 +246,7 @@ class _ResumableIteration:
                 length, seed, permutation, ``shuffle`` or ``drop_last``); the message names the
                 field.
         """
-        epoch, offset = _state.read(state, self._settings())
+        epoch, offset = _state.read(state, self._settings(), tuple(self._extra_state()))
         self.set_epoch(epoch)  # type: ignore[attr-defined]
         self._pending = _Start(epoch, offset)
 

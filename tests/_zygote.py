@@ -12,6 +12,7 @@ Only the standard library is imported at module level: the client side runs insi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -19,7 +20,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 
 def _serve(preload: list[str]) -> None:
@@ -28,7 +28,10 @@ def _serve(preload: list[str]) -> None:
     import traceback
 
     for name in preload:
-        importlib.import_module(name)
+        try:
+            importlib.import_module(name)
+        except ImportError:  # the test that needs it is skipped
+            pass
     out = sys.stdout
     for line in sys.stdin:
         request = json.loads(line)
@@ -79,11 +82,21 @@ class Zygote:
         )
 
     def run(
-        self, script: Path, argv: list[str], envs: list[dict[str, str]], logs: list[Path], timeout: float
+        self,
+        script: Path,
+        argv: list[str],
+        envs: list[dict[str, str]],
+        logs: list[Path],
+        timeout: float,
     ) -> list[int]:
         """Run ``script`` once per environment in ``envs`` (its ranks); the exit codes."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        request = {"script": str(script), "argv": argv, "envs": envs, "logs": [str(p) for p in logs]}
+        request = {
+            "script": str(script),
+            "argv": argv,
+            "envs": envs,
+            "logs": [str(p) for p in logs],
+        }
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
         pids = json.loads(self.proc.stdout.readline())["pids"]
@@ -94,10 +107,8 @@ class Zygote:
             sel.register(self.proc.stdout, selectors.EVENT_READ)
             if not sel.select(max(0.0, deadline - time.monotonic())):
                 for pid in pids:
-                    try:
+                    with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
                 self.proc.stdout.readline()
                 raise TimeoutError(f"{script.name} {argv} hung; killed it")
         codes: list[int] = json.loads(self.proc.stdout.readline())["codes"]

@@ -110,7 +110,9 @@ class LoaderProgress:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the epoch and the batches trained in it; :meth:`iterate` continues there."""
         if not isinstance(state, dict) or set(state) != {"epoch", "batches"}:
-            raise ValueError(f"a LoaderProgress state has the keys 'epoch' and 'batches', got {state!r}")
+            raise ValueError(
+                f"a LoaderProgress state has the keys 'epoch' and 'batches', got {state!r}"
+            )
         self.epoch = _checks.as_int("epoch", state["epoch"])
         self.batches = _checks.non_negative_int("batches", state["batches"])
 

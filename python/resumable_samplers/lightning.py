@@ -108,13 +108,16 @@ def _resumable(loader: Any) -> list[ResumableSamplerType]:
 def _batches_done(trainer: Any) -> int:
     """How many batches of the current epoch the restored checkpoint had trained, by Lightning's
     own loop counters (the number Lightning itself continues counting from)."""
-    loop = trainer.fit_loop.epoch_loop
-    current = loop.batch_progress.current
-    if not loop.restarting:  # a checkpoint between epochs: the epoch starts whole
-        return 0
+    # The epoch loop's counters as the checkpoint saved them (the loop resets them later, once
+    # this hook has run). They are read whether or not Lightning marks the loop as restarting: a
+    # checkpoint taken mid-epoch in a run that was itself resumed from the last batch of an epoch
+    # has epoch counters that say "between epochs" (Lightning 2.6 does not count the resumed
+    # epoch as started), while its batch counters hold the true position.
+    current = trainer.fit_loop.epoch_loop.batch_progress.current
+    on_batch_end = current.ready == current.started == current.processed == current.completed + 1
     # A checkpoint taken in ``on_train_batch_end`` (ModelCheckpoint, ``trainer.save_checkpoint``)
     # has that batch processed but not yet completed; Lightning counts it as done.
-    done = current.processed if loop.restarted_on_train_batch_end else current.completed
+    done = current.processed if on_batch_end else current.completed
     if done >= trainer.num_training_batches:
         return 0  # the epoch was complete: Lightning has moved on to the next one
     return int(done)
@@ -137,7 +140,9 @@ class SamplerResume(_Callback):  # type: ignore[misc]
     :class:`~resumable_samplers.ResumableDistributedSampler`: Lightning wraps any other sampler in
     its ``DistributedSamplerWrapper``, which this callback refuses at the start of training). A
     ``StatefulDataLoader`` whose state Lightning restored from the checkpoint is left alone: it
-    resumes exactly by itself, and the sampler is not moved twice.
+    resumes exactly by itself, and the sampler is not moved twice. (Lightning 2.6 does not restore
+    it from a checkpoint taken mid-epoch in a run that was itself resumed from the last batch of
+    an epoch; the callback then seeks the sampler as for a plain ``DataLoader``.)
 
     Example::
 
@@ -166,7 +171,11 @@ class SamplerResume(_Callback):  # type: ignore[misc]
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         """Seek the samplers to the restored epoch and batch, then restart the train iterator."""
         samplers = [s for dl in _loaders(trainer.train_dataloader) for s in _resumable(dl)]
-        if not (self._resuming and samplers) or self._loader_states_restored:
+        if not (self._resuming and samplers):
+            return
+        # Lightning gives a stateful loader its saved state only if it takes the run to restart
+        # mid-epoch (``fit_loop.restarting``); that state resumes exactly by itself.
+        if self._loader_states_restored and trainer.fit_loop.restarting:
             return
         epoch = int(trainer.fit_loop.epoch_progress.current.processed)
         done = _batches_done(trainer)
@@ -177,4 +186,3 @@ class SamplerResume(_Callback):  # type: ignore[misc]
         fetcher = getattr(trainer.fit_loop, "_data_fetcher", None)
         if fetcher is not None:
             iter(fetcher)
-

@@ -63,4 +63,6 @@ class BatchLog:
 
 
 def save_weights(workdir: Path, rank: int, model: torch.nn.Module) -> None:
-    torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, workdir / f"final{rank}.pt")
+    torch.save(
+        {k: v.detach().clone() for k, v in model.state_dict().items()}, workdir / f"final{rank}.pt"
+    )

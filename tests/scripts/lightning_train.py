@@ -9,6 +9,7 @@ Under ``torchrun --nproc_per_node 2`` it trains with DDP on gloo. Recipes (``--r
 
 - ``callback``: a plain ``DataLoader`` and ``resumable_samplers.lightning.SamplerResume``;
 - ``stateful``: torchdata's ``StatefulDataLoader`` (Lightning saves its state), and the callback;
+- ``stateful-alone``: the ``StatefulDataLoader`` without the callback;
 - ``none``: a plain ``DataLoader``, nothing else (Lightning's native path);
 - ``hooks``: a plain ``DataLoader``, the sampler's state saved and loaded in the module's
   ``on_save_checkpoint``/``on_load_checkpoint`` (what one writes without the callback);
@@ -85,7 +86,7 @@ class Logged(Regression):
             self.sampler = ResumableRandomSampler(self.dataset, seed=0, batch_size=job.B)
 
     def train_dataloader(self) -> Any:
-        if self.recipe == "stateful":
+        if self.recipe.startswith("stateful"):
             from torchdata.stateful_dataloader import StatefulDataLoader
 
             loader = super().train_dataloader()

@@ -12,7 +12,7 @@ use crate::buffer::IndexVec;
 use crate::epoch::{lazy_randperm, randperm as core_randperm, EpochIndices, Order};
 use crate::error::Error;
 use crate::py_reader::{new_reader, reader_type};
-use crate::shard::Shard;
+use crate::shard::{resume_point as core_resume_point, Shard};
 
 impl From<Error> for PyErr {
     fn from(e: Error) -> PyErr {
@@ -79,10 +79,18 @@ fn shard_len(n: u64, num_replicas: u64, rank: u64, offset: u64, drop_last: bool)
     Ok(Shard::new(n, num_replicas, rank, offset, drop_last)?.len())
 }
 
+/// Where a job of `num_replicas` ranks resumes after the global positions `[0, consumed)`:
+/// `(offset, position)`, the shard offset to build the epoch with and the position to read from.
+#[pyfunction]
+fn resume_point(consumed: u64, num_replicas: u64) -> PyResult<(u64, u64)> {
+    Ok(core_resume_point(consumed, num_replicas)?)
+}
+
 /// One rank's indices for one epoch.
 #[pyclass(frozen, module = "resumable_samplers._core")]
 pub struct Epoch {
     inner: Arc<EpochIndices>,
+    shard: Shard,
 }
 
 #[pymethods]
@@ -105,11 +113,18 @@ impl Epoch {
         let inner = py.detach(|| EpochIndices::build::<PyErr>(shard, order, &mut check_signals))?;
         Ok(Self {
             inner: Arc::new(inner),
+            shard,
         })
     }
 
     fn __len__(&self) -> usize {
         self.inner.len() as usize
+    }
+
+    /// The global position consumed once every rank has read `position` indices of this
+    /// epoch (the inverse of `resume_point`).
+    fn consumed(&self, position: u64) -> u128 {
+        self.shard.consumed(position)
     }
 
     /// An iterator over the indices from position `start` on, as Python ints; `position()`
@@ -144,7 +159,7 @@ impl Epoch {
 #[pymodule]
 mod _core {
     #[pymodule_export]
-    use super::{randperm, shard_len, Epoch};
+    use super::{randperm, resume_point, shard_len, Epoch};
 
     #[pymodule_init]
     fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {

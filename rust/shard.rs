@@ -86,6 +86,12 @@ impl Shard {
         self.replicas == 1 && self.offset == 0
     }
 
+    /// The global position consumed once every rank has read `position` indices of this
+    /// shard: `offset + position * replicas`. The inverse of [`resume_point`].
+    pub fn consumed(&self, position: u64) -> u128 {
+        u128::from(self.offset) + u128::from(position) * u128::from(self.replicas)
+    }
+
     /// The element of `P` that this rank's `j`-th index is, for `j < len()`.
     #[inline]
     pub fn source(&self, j: u64) -> u64 {
@@ -132,6 +138,17 @@ impl Shard {
             }
         }
     }
+}
+
+/// Where a job of `replicas` ranks resumes after the global positions `[0, consumed)`: the
+/// shard offset `consumed mod replicas` and the position `consumed / replicas` in that shard.
+/// Rank `r` then reads `G(consumed + r + j * replicas)`, the same as a shard built with
+/// `offset = consumed`, while every resume point with the same residue shares one shard.
+pub fn resume_point(consumed: u64, replicas: u64) -> Result<(u64, u64), Error> {
+    if replicas == 0 {
+        return Err(invalid("num_replicas should be a positive integer, got 0"));
+    }
+    Ok((consumed % replicas, consumed / replicas))
 }
 
 #[cfg(test)]
@@ -241,5 +258,29 @@ mod tests {
             got,
             vec![s.source(last - 2), s.source(last - 1), s.source(last)]
         );
+    }
+
+    #[test]
+    fn resume_point_is_the_inverse_of_consumed() {
+        for n in 1..25u64 {
+            for w in 1..6u64 {
+                for c in 0..=n + w {
+                    let (offset, position) = resume_point(c, w).unwrap();
+                    for r in 0..w {
+                        for drop_last in [false, true] {
+                            let whole = Shard::new(n, w, r, c, drop_last).unwrap();
+                            let split = Shard::new(n, w, r, offset, drop_last).unwrap();
+                            let rest = split.len().saturating_sub(position);
+                            assert_eq!(whole.len(), rest, "n={n} w={w} c={c} r={r}");
+                            for j in 0..whole.len() {
+                                assert_eq!(whole.source(j), split.source(position + j));
+                            }
+                            assert_eq!(split.consumed(position), u128::from(c));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(resume_point(3, 0).is_err());
     }
 }

@@ -29,7 +29,11 @@ DS = Sized(10)
         (lambda: rs.ResumableDistributedSampler(DS, 2, 0, batch_size=0), ValueError, r"batch_size"),
         (lambda: rs.ResumableDistributedSampler(DS, 0, 0), ValueError, r"num_replicas.*positive"),
         (lambda: rs.ResumableDistributedSampler(DS, -2, 0), ValueError, r"num_replicas.*-2"),
-        (lambda: rs.ResumableDistributedSampler(DS, 2, 2), ValueError, r"rank.*\[0, 1\].*2"),
+        (
+            lambda: rs.ResumableDistributedSampler(DS, 2, 2),
+            ValueError,
+            r"^Invalid rank 2, rank should be in the interval \[0, 1\]$",
+        ),
         (lambda: rs.ResumableDistributedSampler(DS, 2, -1), ValueError, r"rank.*-1"),
         (lambda: rs.ResumableDistributedSampler(DS, 2.5, 0), TypeError, r"num_replicas.*float"),
         (lambda: rs.ResumableDistributedSampler(DS, 2, 0, shuffle=1), TypeError, r"shuffle.*bool"),

@@ -34,10 +34,11 @@ def test_readme_code_blocks_run(process_group: None) -> None:
     for i, block in enumerate(blocks):
         exec(compile(block, f"README.md python block {i}", "exec"), namespace)
 
-    # The plain DataLoader recipe resumed at batch 10 of epoch 0, as if never stopped.
-    g = torch.Generator().manual_seed(0)
-    order = torch.randperm(1000, generator=g)
-    expected = [order[i : i + 32] for i in range(320, 1000, 32)]
-    got = namespace["remaining"]
-    assert len(got) == len(expected)
-    assert all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))
+    # The plain DataLoader recipe resumed at batch 10 of epoch 0, as if never stopped, then
+    # ran epoch 1 whole.
+    for epoch, start in ((0, 320), (1, 0)):
+        order = torch.randperm(1000, generator=torch.Generator().manual_seed(epoch))
+        expected = [order[i : i + 32] for i in range(start, 1000, 32)]
+        got = namespace["resumed"][epoch]
+        assert len(got) == len(expected)
+        assert all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))

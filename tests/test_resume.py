@@ -60,12 +60,9 @@ def test_resume_mid_epoch_continues_with_the_uninterrupted_suffix(name: str, k: 
     state = s.state_dict()
     fresh = make()  # a new process: default epoch 0, the state restores the epoch
     fresh.load_state_dict(state)
-    if k < len(full):
-        assert state["epoch"] == 2
-        assert list(fresh) == full[k:]
-        fresh.set_epoch(3)
-    else:  # the whole epoch was consumed: the state points at the next one
-        assert (state["epoch"], state["offset"]) == (3, 0)
+    assert state["epoch"] == 2  # the epoch in progress, also after its last index
+    assert list(fresh) == full[k:]
+    fresh.set_epoch(3)
     assert list(fresh) == next_epoch  # the epoch after the resumed one is whole
 
 
@@ -84,20 +81,24 @@ def test_resume_twice_in_one_epoch(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", SAMPLERS)
-def test_state_after_the_last_batch_resumes_at_the_next_epoch(name: str) -> None:
+def test_state_after_the_last_batch_is_the_end_of_that_epoch(name: str) -> None:
     make = SAMPLERS[name]
     s = make()
     s.set_epoch(4)
     it = iter(s)
     take(it, len(s))  # every index consumed, the iterator not yet asked for more
     state = s.state_dict()
-    assert (state["epoch"], state["offset"]) == (5, 0)
+    replicas = state["num_replicas"]
+    assert (state["epoch"], state["offset"]) == (4, len(s) * replicas)  # never epoch 5
     assert list(it) == []
     assert s.state_dict() == state
     ref = make()
     ref.set_epoch(5)
     fresh = make()
     fresh.load_state_dict(state)
+    assert fresh.epoch == 4  # the state restores the epoch
+    assert list(fresh) == []  # nothing left of epoch 4
+    fresh.set_epoch(5)
     assert list(fresh) == list(ref)
 
 
@@ -124,28 +125,26 @@ def test_a_trainer_resuming_a_finished_epoch_repeats_nothing(order: str) -> None
     assert list(s) == torch_perm(N, 8)
 
 
-def test_a_finished_epoch_stays_finished_however_often_it_is_iterated() -> None:
-    # torchdata's multi-worker loader drains the restored iterator and then starts a fresh one.
+def test_a_pending_start_is_consumed_by_one_iterator() -> None:
+    # As torchdata's samplers: the restored position applies to the next iterator only.
     saver = rs.ResumableRandomSampler(Sized(N), seed=2)
     take(iter(saver), N)
     s = rs.ResumableRandomSampler(Sized(N), seed=2)
     s.set_epoch(0)
     s.load_state_dict(saver.state_dict())
-    assert list(s) == [] and list(s) == []
+    assert list(s) == []
+    assert list(s) == torch_perm(N, 2)  # the same epoch again, whole: a new iteration
     s.set_epoch(1)
     assert list(s) == torch_perm(N, 3)
-    s.start_iter = 0  # an explicit start replaces the restored pointer
-    s.set_epoch(0)
-    assert list(s) == torch_perm(N, 2)
 
 
-def test_state_after_finishing_a_resumed_epoch_points_at_the_next() -> None:
+def test_state_after_finishing_a_resumed_epoch_is_its_end() -> None:
     saver = rs.ResumableRandomSampler(Sized(N), seed=2)
     take(iter(saver), 40)
     s = rs.ResumableRandomSampler(Sized(N), seed=2)
     s.load_state_dict(saver.state_dict())
     assert list(s) == torch_perm(N, 2)[40:]
-    assert (s.state_dict()["epoch"], s.state_dict()["offset"]) == (1, 0)
+    assert (s.state_dict()["epoch"], s.state_dict()["offset"]) == (0, N)
 
 
 def test_state_before_any_iteration_and_with_start_iter() -> None:
@@ -243,9 +242,12 @@ def test_elastic_resume_continues_the_global_sequence(
         rest.append(list(s))
     assert len({len(x) for x in rest}) == 1
     resumed_global = [rest[p % new_world][p // new_world] for p in range(len(rest[0]) * new_world)]
-    if states[0]["epoch"] != epoch:
-        # Job 1 finished the epoch. Job 2's trainer is in that epoch (it called set_epoch
-        # before loading): nothing is left of it, and the next epoch is whole.
+    c = states[0]["offset"]
+    assert states[0]["epoch"] == epoch  # also when job 1 finished the epoch
+    if c >= n:
+        # Job 1 finished the epoch. Job 2 resumes in that epoch: nothing is left of it, and
+        # the next epoch is whole.
+        assert c == total4
         assert consumed_global == uninterrupted
         assert rest == [[] for _ in range(new_world)]
         nxt = [sampler(new_world, r, 1) for r in range(new_world)]
@@ -254,6 +256,7 @@ def test_elastic_resume_continues_the_global_sequence(
         resumed = [sampler(new_world, r, 3) for r in range(new_world)]
         for s in resumed:
             s.load_state_dict(states[0])
+            assert list(s) == []
             s.set_epoch(epoch + 1)
         assert [list(s) for s in resumed] == [list(s) for s in nxt]
         return
@@ -261,7 +264,6 @@ def test_elastic_resume_continues_the_global_sequence(
     # No sample lost or repeated beyond the padding rule: each index once, then the wrap-around.
     assert combined[:n] == perm
     assert combined[n:] == [perm[p % n] for p in range(n, len(combined))]
-    c = states[0]["offset"]
     assert c == consumed * old_world
     assert len(combined) == c + -(-(n - c) // new_world) * new_world
 
@@ -313,7 +315,7 @@ def _target() -> rs.ResumableDistributedSampler:
         ({"shuffle": False}, "shuffle"),
         ({"drop_last": True}, "drop_last"),
         ({"offset": -1}, "offset"),
-        ({"offset": N + 1}, "offset"),
+        ({"offset": N + 4}, "offset"),  # the end of an epoch of 4 ranks is below N + 4
         ({"offset": "12"}, "offset"),
         ({"offset": 1.0}, "offset"),
         ({"epoch": None}, "epoch"),

@@ -121,16 +121,16 @@ def test_default_arguments_match_torch_and_helios() -> None:
     assert isinstance(d, tud.DistributedSampler)
 
 
-def test_partial_iteration_keeps_start_iter_and_set_epoch_does_not_reset_it() -> None:
+def test_start_iter_applies_to_the_next_iterator_whatever_its_epoch() -> None:
     s = rs.ResumableRandomSampler(Sized(50), seed=3, batch_size=5)
     s.start_iter = 2
+    s.set_epoch(1)  # helios's trainer: start_iter, then set_epoch(resumed epoch), then iterate
+    assert s.start_iter == 2
     it = iter(s)
-    next(it)
-    assert s.start_iter == 2  # not exhausted yet
-    s.set_epoch(1)
-    assert s.start_iter == 2  # trainers set start_iter before set_epoch
-    assert list(s) == torch_perm(50, 4)[10:]
-    assert s.start_iter == 0
+    assert s.start_iter == 2  # an iterator starts at its first next()
+    assert next(it) == torch_perm(50, 4)[10]
+    assert s.start_iter == 0  # consumed
+    assert list(it) == torch_perm(50, 4)[11:]
     assert list(s) == torch_perm(50, 4)
 
 

@@ -193,10 +193,10 @@ def assert_sampler_state(name: str, got: dict[str, Any], step: int, num_batches:
     assert got["dataset_length"] == N and got["seed"] == SEED
     assert got["permutation"] == SAMPLERS[name][1]
     assert got["num_replicas"] == replicas(name)
-    if step < num_batches:
-        assert (got["epoch"], got["offset"]) == (EPOCH, step * B * replicas(name)), step
-    else:  # after the last batch the state points at the start of the next epoch
-        assert (got["epoch"], got["offset"]) == (EPOCH + 1, 0), step
+    total = len(make_sampler(name, IndexDataset(N))) * replicas(name)
+    # After the last batch the state is the end of epoch EPOCH: it never names the next epoch.
+    offset = min(step * B * replicas(name), total)
+    assert (got["epoch"], got["offset"]) == (EPOCH, offset), step
 
 
 def resume_points(name: str, num_workers: int) -> list[int]:
@@ -227,39 +227,45 @@ def test_resume_equals_the_uninterrupted_run(name: str, num_workers: int) -> Non
         first, second = resume(name, state, num_workers)
         # The next batch and the rest of the epoch, then the whole following epoch, exactly
         # once. Stopped right after the last batch (the loop had not yet seen StopIteration),
-        # the state points at (EPOCH + 1, 0); the trainer has set epoch EPOCH, so that epoch has
-        # nothing left, and set_epoch(EPOCH + 1) then gives the next epoch whole.
+        # the state is the end of EPOCH: the resumed loop finds nothing left of it, and
+        # set_epoch(EPOCH + 1) then gives the next epoch whole.
         assert first == full[k:], k
         assert second == full_next, k
 
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize(
-    ("name", "num_workers"), [("random-torch", 0), ("dist-drop-r1", 0), ("dist-drop-r1", 2)]
+    ("name", "num_workers", "persistent"),
+    [
+        ("random-torch", 0, False),
+        ("dist-drop-r1", 0, False),
+        ("dist-drop-r1", 2, False),
+        ("random-torch", 2, True),
+    ],
 )
-def test_state_saved_after_the_loop_ended(name: str, num_workers: int) -> None:
+def test_state_saved_after_the_loop_ended(name: str, num_workers: int, persistent: bool) -> None:
     full, full_next, full_after = reference(name)
+    kw: dict[str, Any] = {"persistent_workers": True} if persistent else {}
     ds = IndexDataset(N)
     sampler = make_sampler(name, ds)
-    loader = make_loader(sampler, ds, num_workers)
+    loader = make_loader(sampler, ds, num_workers, **kw)
     sampler.set_epoch(EPOCH)
     assert run(loader) == full
     state = copy.deepcopy(loader.state_dict())
     assert state["_iterator_finished"] is True
     assert_sampler_state(name, sampler_state(state, num_workers), len(full), len(full))
-    # The loaded iterator is finished, so __iter__ replaces it by a fresh one, over the epoch our
-    # sampler was set to by the load: EPOCH + 1. A trainer that resumes at the next epoch sees
-    # exactly the uninterrupted run ...
+    # The loaded iterator is finished, so __iter__ replaces it by a fresh one, whose first
+    # next() consumes the restored end of EPOCH: a loop resumed in the epoch it saved finds
+    # nothing left of it, then the next epochs whole. Persistent workers are sent no index of
+    # a phantom epoch.
+    assert resume(name, state, num_workers, **kw) == [[], full_next]
     ds = IndexDataset(N)
     sampler = make_sampler(name, ds)
-    loader = make_loader(sampler, ds, num_workers)
+    loader = make_loader(sampler, ds, num_workers, **kw)
     loader.load_state_dict(state)
-    sampler.set_epoch(EPOCH + 1)
-    assert run(loader) == full_next
-    sampler.set_epoch(EPOCH + 2)
-    assert run(loader) == full_after
-    # ... and so does one that restarts the finished epoch: nothing is left of it.
-    assert resume(name, state, num_workers) == [[], full_next]
+    for e, expected in ((EPOCH, []), (EPOCH + 1, full_next), (EPOCH + 2, full_after)):
+        sampler.set_epoch(e)
+        assert run(loader) == expected, e
 
 
 @pytest.mark.timeout(120)
@@ -335,7 +341,6 @@ def test_snapshot_every_n_steps(
         first, second = resume(name, state, num_workers, **kw)
         # Resumed at the snapshot, the steps since it replayed and dropped: batch k is next.
         # After the last batch nothing of the epoch is left, whether the snapshot lies inside
-        # the epoch (the replay consumes its last batches) or after it (it points at EPOCH + 1
-        # and the trainer is in EPOCH).
+        # the epoch (the replay consumes its last batches) or at its end.
         assert first == full[k:], k
         assert second == full_next, k

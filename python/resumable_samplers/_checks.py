@@ -47,6 +47,14 @@ def non_negative_int(name: str, value: Any) -> int:
     return v
 
 
+def rank(value: int, num_replicas: int) -> None:
+    """Check ``0 <= rank < num_replicas``, with torch's wording."""
+    if not 0 <= value < num_replicas:
+        raise ValueError(
+            f"Invalid rank {value}, rank should be in the interval [0, {num_replicas - 1}]"
+        )
+
+
 def as_bool(name: str, value: Any) -> bool:
     """A ``bool`` (NumPy bools too); anything else raises ``TypeError``."""
     if isinstance(value, (bool, np.bool_)):

@@ -5,7 +5,7 @@ from typing import final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Epoch", "Reader", "randperm", "shard_len"]
+__all__ = ["Epoch", "Reader", "randperm", "resume_point", "shard_len"]
 
 def randperm(
     n: int, seed: int, permutation: str = "torch"
@@ -19,6 +19,13 @@ def randperm(
 
 def shard_len(n: int, num_replicas: int, rank: int, offset: int, drop_last: bool) -> int:
     """How many indices a rank reads after the global positions ``[0, offset)`` were consumed."""
+
+def resume_point(consumed: int, num_replicas: int) -> tuple[int, int]:
+    """Where a job resumes after the global positions ``[0, consumed)``: ``(offset, position)``.
+
+    Build the epoch with ``offset`` (``consumed % num_replicas``) and read from ``position``
+    (``consumed // num_replicas``); rank ``r`` then reads ``G(consumed + r + j * num_replicas)``.
+    """
 
 @final
 class Epoch:
@@ -41,6 +48,9 @@ class Epoch:
         epoch: int,
     ) -> Epoch: ...
     def __len__(self) -> int: ...
+    def consumed(self, position: int) -> int:
+        """The global position consumed once every rank has read ``position`` indices."""
+
     def reader(self, start: int = 0, ahead: bool = True) -> Reader:
         """An iterator over the indices from position ``start`` on, as Python ints.
 

@@ -36,12 +36,12 @@ class Settings(NamedTuple):
     epoch: int
 
 
-def make(settings: Settings, epoch: int, offset: int) -> dict[str, Any]:
-    """The state dict: the epoch and the global position ``offset`` to continue from."""
+def make(settings: Settings, offset: int) -> dict[str, Any]:
+    """The state dict: the settings' epoch and the global position ``offset`` consumed in it."""
     return {
         "format": FORMAT,
         "version": VERSION,
-        "epoch": epoch,
+        "epoch": settings.epoch,
         "seed": settings.seed,
         "permutation": settings.permutation,
         "dataset_length": settings.n,
@@ -74,12 +74,34 @@ def _same(name: str, saved: object, ours: object) -> None:
         )
 
 
+def _order(n: int, shuffle: bool, permutation: str, seed: int) -> tuple[str, int]:
+    """What determines the order of an epoch: states that agree on it describe the same order."""
+    if not shuffle or n <= 1:
+        return ("identity", 0)
+    return (permutation, seed % _checks.SEED_END)
+
+
+def _same_order(n: int, saved: tuple[bool, str, int], ours: Settings) -> None:
+    """Refuse a state whose order differs from ours, naming the first field that differs."""
+    shuffle, permutation, seed = saved
+    if _order(n, shuffle, permutation, seed) == _order(
+        n, ours.shuffle, ours.permutation, ours.seed
+    ):
+        return
+    _same("shuffle", shuffle, ours.shuffle)
+    _same("permutation", permutation, ours.permutation)
+    _same("seed", seed, ours.seed)
+
+
 def read(state: Any, settings: Settings) -> tuple[int, int]:
     """Check ``state`` against ``settings`` and return its ``(epoch, offset)``.
 
+    A state that describes the same order as ``settings`` is accepted even where a field
+    differs (an unshuffled state with another seed, for example).
+
     Raises:
         ValueError: naming the first field that is missing, unknown, malformed, newer than this
-            library, or different from this sampler's setting.
+            library, or that would change the order.
     """
     if not isinstance(state, Mapping):
         raise ValueError(f"state should be a dict from state_dict(), got {type(state).__name__}")
@@ -110,14 +132,14 @@ def read(state: Any, settings: Settings) -> tuple[int, int]:
     if not isinstance(permutation, str):
         raise ValueError(f"state field 'permutation' should be a str, got {permutation!r}")
     _same("dataset_length", n, settings.n)
-    _same("seed", seed, settings.seed)
-    _same("permutation", permutation, settings.permutation)
-    _same("shuffle", shuffle, settings.shuffle)
+    _same_order(n, (shuffle, permutation, seed), settings)
     _same("drop_last", drop_last, settings.drop_last)
     if replicas < 1:
         raise ValueError(f"state field 'num_replicas' should be >= 1, got {replicas}")
-    if not 0 <= offset <= n:
-        raise ValueError(f"state field 'offset' should be in [0, {n}], got {offset}")
+    # The end of an epoch of ``num_replicas`` ranks lies below ``n + num_replicas``.
+    end = n + replicas - 1 if n else 0
+    if not 0 <= offset <= end:
+        raise ValueError(f"state field 'offset' should be in [0, {end}], got {offset}")
     if shuffle:
         try:
             _checks.order_key(seed, epoch, permutation)

@@ -8,8 +8,8 @@ resume point without building a Python list.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Sized
-from typing import Any
+from collections.abc import Iterator, Sized
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -37,231 +37,282 @@ Indices = npt.NDArray[np.uint32] | npt.NDArray[np.int64]
 _EpochArgs = tuple[int, int, int, int, bool, str, int, int]
 
 
-class _Cursor:
-    """Hands out an epoch's indices from a start position and knows where it is."""
+class _Start(NamedTuple):
+    """Where the next iterator starts: the global position ``offset`` of epoch ``epoch``.
 
-    def __init__(
-        self,
-        epoch: _core.Epoch,
-        epoch_number: int,
-        base: int,
-        start: int,
-        on_exhausted: Callable[[_Cursor], None],
-    ) -> None:
-        self.epoch_number = epoch_number
-        self.base = base
-        self.length = len(epoch)
-        self.done = False
-        self._reader = epoch.reader(min(start, self.length))
-        self._on_exhausted = on_exhausted
+    ``epoch is None`` (``start_iter``) applies to whichever epoch is iterated next; otherwise
+    (``load_state_dict``, ``seek``) the start applies only if the sampler is still in ``epoch``
+    when that iterator starts, and is dropped if the loop has moved to another epoch.
+    """
 
-    def __iter__(self) -> Iterator[int]:
-        # The core's reader yields the ints (its ``next`` is C code); the generator after it
-        # only runs once, at the end, to report the epoch finished.
-        return itertools.chain(self._reader, self._finish())
+    epoch: int | None
+    offset: int
 
-    def _finish(self) -> Iterator[int]:
-        self.done = True
-        self._on_exhausted(self)
-        yield from ()
 
-    @property
-    def position(self) -> int:
-        """How many indices of the epoch lie before the next one to be yielded."""
-        return self._reader.position()
+class _Run(NamedTuple):
+    """The most recently started iterator: what it reads and how far it got."""
+
+    settings: _state.Settings
+    epoch: _core.Epoch
+    reader: _core.Reader
+
+    def consumed(self) -> int:
+        """The global position every rank has consumed, by this rank's count."""
+        return self.epoch.consumed(self.reader.position())
 
 
 class _ResumableIteration:
-    """What every resumable sampler shares: the epoch cache, iteration from the resume point,
-    and the resume state.
+    """The resume machinery every resumable sampler shares.
 
-    The next iteration starts at one place in the epoch, set by whichever came last:
-    ``start_iter`` (batches from the start of the epoch) or ``load_state_dict`` (a global
-    position). Both are absolute, so the two never add up to a double skip. A loaded position
-    at the start of epoch ``E`` is also the end of epoch ``E - 1``: a trainer that has set epoch
-    ``E - 1`` gets that epoch as complete (nothing left), then ``E`` whole.
+    A sampler is in an epoch and holds at most one pending start (:class:`_Start`). The next
+    iterator, when it starts (at its first ``next()``, as torchdata's samplers do), consumes it;
+    later iterators start at the beginning of the epoch. ``state_dict()`` reports the pending
+    start, or else how far the most recent iterator of the current epoch got, and never rolls
+    over to the next epoch. Nothing here depends on ``StopIteration`` or on ``set_epoch`` being
+    called through ``super()``: the epoch is read from the sampler's attributes when needed.
     """
 
     _batch_size: int
-    _start_iter: int
+    _pending: _Start | None = None
+    _run: _Run | None = None
     _cached: tuple[_EpochArgs, _core.Epoch] | None = None
-    _cursor: _Cursor | None = None
-    # (epoch, global offset) restored by load_state_dict
-    _resume: tuple[int, int] | None = None
-    # whether the trainer has chosen the epoch with set_epoch
-    _epoch_chosen: bool = False
 
     def _settings(self) -> _state.Settings:
         raise NotImplementedError
 
-    def _set_epoch_value(self, epoch: int) -> None:
-        raise NotImplementedError
+    @property
+    def batch_size(self) -> int:
+        """The number of samples per batch, which ``start_iter`` and :meth:`seek` count in."""
+        return self._batch_size
 
-    def _offset(self, st: _state.Settings) -> int:
-        """The global position the next iteration of the current epoch starts from."""
-        if self._resume is None:
-            return 0
-        epoch, offset = self._resume
-        if epoch == st.epoch:
-            return offset
-        if epoch == st.epoch + 1 and offset == 0:
-            return st.n  # the current epoch was complete when the state was saved
-        return 0
+    def _total(self, st: _state.Settings) -> int:
+        """The epoch's length in global positions (``T``)."""
+        shard = _core.shard_len(st.n, st.num_replicas, st.rank, 0, st.drop_last)
+        return shard * st.num_replicas
 
-    def _epoch_args(self, st: _state.Settings | None = None) -> _EpochArgs:
-        st = st or self._settings()
+    def _batches_start(self, batches: int) -> int:
+        """The global position after ``batches`` of this rank's batches on every rank."""
+        return batches * self._batch_size * self._settings().num_replicas
+
+    def _applies(self, pending: _Start, st: _state.Settings) -> bool:
+        return pending.epoch in (None, st.epoch)
+
+    def _position(self, st: _state.Settings) -> tuple[_state.Settings, int]:
+        """The settings of the current epoch and the global position consumed in it."""
+        pending = self._pending
+        if pending is not None and self._applies(pending, st):
+            return st, min(pending.offset, self._total(st))
+        run = self._run
+        if run is not None and run.settings._replace(n=st.n) == st:
+            # The running epoch keeps its length, as torch's samplers' iterators do.
+            return run.settings, run.consumed()
+        return st, 0
+
+    def _share(self, st: _state.Settings, offset: int) -> _core.Epoch:
+        """This rank's share of the epoch with shard offset ``offset``, built once and cached."""
         if st.shuffle:
             seed, epoch = _checks.order_key(st.seed, st.epoch, st.permutation)
             order = st.permutation
         else:
             order, seed, epoch = "identity", 0, 0
-        offset = self._offset(st)
-        return (st.n, st.num_replicas, st.rank, offset, st.drop_last, order, seed, epoch)
-
-    def _current_epoch(self, args: _EpochArgs | None = None) -> _core.Epoch:
-        args = args or self._epoch_args()
+        args = (st.n, st.num_replicas, st.rank, offset, st.drop_last, order, seed, epoch)
         cached = self._cached
         if cached is not None and cached[0] == args:
             return cached[1]
-        self._cached = None  # free the previous epoch before building the next one
-        epoch = _core.Epoch(*args)
-        self._cached = (args, epoch)
-        return epoch
+        # Never hold two epochs at once: drop the previous one (and the last iterator, which
+        # references it) before building the next.
+        del cached
+        self._cached = None
+        self._run = None
+        built = _core.Epoch(*args)
+        self._cached = (args, built)
+        return built
+
+    def _start(self) -> _core.Reader:
+        """Start an iterator: consume the pending start and read the epoch from there."""
+        st = self._settings()
+        pending, self._pending = self._pending, None
+        consumed = 0
+        if pending is not None and self._applies(pending, st):
+            consumed = min(pending.offset, self._total(st))
+        offset, position = _core.resume_point(consumed, st.num_replicas)
+        epoch = self._share(st, offset)
+        reader = epoch.reader(min(position, len(epoch)))
+        self._run = _Run(st, epoch, reader)
+        return reader
+
+    def _readers(self) -> Iterator[_core.Reader]:
+        yield self._start()
+
+    def __iter__(self) -> Iterator[int]:
+        """Yield this epoch's indices as Python ints, from the pending start if there is one.
+
+        The iterator starts (and consumes the pending start) at its first ``next()``.
+        """
+        st = self._settings()  # bad settings raise here, not at the first next()
+        if st.shuffle:
+            _checks.order_key(st.seed, st.epoch, st.permutation)
+        # The reader's ``next`` is C code; the generator only runs once, to start it.
+        return itertools.chain.from_iterable(self._readers())
 
     @property
     def start_iter(self) -> int:
-        """The batch of this epoch at which the next iteration starts.
+        """The number of this rank's batches the next iterator skips, whatever its epoch.
 
-        The next ``iter()`` skips the first ``start_iter * batch_size`` indices of the epoch;
-        once that iterator is exhausted it goes back to 0, so later epochs are whole. Setting it
-        replaces a position restored by :meth:`load_state_dict`.
+        Setting it replaces any pending start (one restored by :meth:`load_state_dict`
+        included); the next iterator consumes it, so later epochs are whole. It reads 0 when no
+        ``start_iter`` is pending.
         """
-        return self._start_iter
+        pending = self._pending
+        if pending is None or pending.epoch is not None:
+            return 0
+        return pending.offset // (self._batch_size * self._settings().num_replicas)
 
     @start_iter.setter
     def start_iter(self, ite: int) -> None:
-        self._start_iter = _checks.non_negative_int("start_iter", ite)
-        self._resume = None
-        self._cursor = None
+        batches = _checks.non_negative_int("start_iter", ite)
+        self._pending = _Start(None, self._batches_start(batches))
 
-    def _finish_epoch(self, cursor: _Cursor) -> None:
-        if self._cursor is cursor:  # an abandoned iterator finishing late changes nothing
-            self._start_iter = 0
-            if self._resume is not None and self._resume[1] != 0:
-                # A mid-epoch position is used up. A restored epoch start (E, 0) stays: it only
-                # tells that epoch E - 1 was complete, however often that epoch is iterated.
-                self._resume = None
+    def seek(self, epoch: int, batches: int = 0) -> None:
+        """Place the sampler in ``epoch``, ``batches`` of this rank's batches in.
 
-    def __iter__(self) -> Iterator[int]:
-        """Yield this epoch's indices from the resume point on, as Python ints."""
-        st = self._settings()
-        args = self._epoch_args(st)
-        start = self._start_iter * self._batch_size
-        epoch = self._current_epoch(args)
-        cursor = _Cursor(epoch, st.epoch, args[3], start, self._finish_epoch)
-        self._cursor = cursor
-        return iter(cursor)
+        Calls :meth:`set_epoch` and sets a pending start for that epoch: the next iterator
+        starts after ``batches * batch_size`` of this rank's indices (the same global position
+        on every rank), unless the sampler has been moved to another epoch by then.
+
+        Args:
+            epoch: the epoch to continue.
+            batches: how many of this rank's batches of that epoch were done.
+        """
+        epoch = _checks.as_int("epoch", epoch)
+        batches = _checks.non_negative_int("batches", batches)
+        self.set_epoch(epoch)  # type: ignore[attr-defined]
+        self._pending = _Start(epoch, self._batches_start(batches))
 
     def indices(self) -> Indices:
-        """This epoch's remaining indices (from the resume point on) as a read-only NumPy array.
+        """This epoch's remaining indices (from where :meth:`state_dict` says the epoch is) as a
+        read-only NumPy array.
 
-        ``uint32`` when the dataset has at most ``2**32`` items, else ``int64``. The array is a
-        view of the sampler's own buffer, not a copy.
+        ``uint32`` when the dataset has at most ``2**32`` items, else ``int64``. For the torch
+        order the array is a view of the sampler's own buffer, not a copy.
         """
-        epoch = self._current_epoch()
-        out: Any = epoch.array(min(self._start_iter * self._batch_size, len(epoch)))
+        st, consumed = self._position(self._settings())
+        offset, position = _core.resume_point(consumed, st.num_replicas)
+        epoch = self._share(st, offset)
+        out: Any = epoch.array(min(position, len(epoch)))
         return out  # type: ignore[no-any-return]
 
     def state_dict(self) -> dict[str, Any]:
         """Where this sampler is: a plain dict of ints, strs and bools (JSON- and
-        ``torch.load(weights_only=True)``-safe). O(1); counts the indices drawn from the
-        current iterator.
+        ``torch.load(weights_only=True)``-safe), computed in O(1).
 
-        The position is global (``offset`` indices of the epoch's global sequence are consumed
-        across all ``num_replicas`` ranks), so the state can be loaded with another number of
-        replicas or another batch size. After the last index of an epoch it points at the start
-        of the next epoch.
+        It holds the epoch and the global position ``offset`` consumed in it across all
+        ``num_replicas`` ranks: the pending start if no iterator has started since one was set,
+        else what the most recent iterator of this epoch handed out (after the last index, the
+        end of this epoch: the state never names the next epoch). The position is global, so
+        the state can be loaded with another number of replicas or another batch size.
         """
-        st = self._settings()
-        cursor = self._cursor
-        if cursor is not None and cursor.epoch_number == st.epoch:
-            base, position, length, done = cursor.base, cursor.position, cursor.length, cursor.done
-        else:
-            base = self._offset(st)
-            length = _core.shard_len(st.n, st.num_replicas, st.rank, base, st.drop_last)
-            position = min(self._start_iter * self._batch_size, length)
-            done = False
-        if done or (length > 0 and position >= length) or 0 < st.n <= base:
-            return _state.make(st, st.epoch + 1, 0)
-        return _state.make(st, st.epoch, base + position * st.num_replicas)
+        st, consumed = self._position(self._settings())
+        return _state.make(st, consumed)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from a state saved by :meth:`state_dict` (possibly of a job with another
-        number of replicas): the next ``iter()`` starts right after the saved position, in the
-        saved epoch. A state saved after the last index of epoch ``e`` continues with epoch
-        ``e + 1`` from its start; if the trainer has already set epoch ``e`` (it is resuming
-        that epoch's loop), epoch ``e`` has nothing left and ``set_epoch(e + 1)`` gives the next
-        epoch whole, so no epoch is repeated.
+        """Continue from a state saved by :meth:`state_dict`, possibly by a job with another
+        number of replicas or batch size.
+
+        Sets the saved epoch (through :meth:`set_epoch`) and a pending start at the saved
+        position of that epoch. The next iterator starts there if the sampler is still in the
+        saved epoch when it starts; if the loop has moved to another epoch, that epoch is whole.
+        A loop that saves the epoch in progress with this state and resumes from that epoch
+        continues exactly: mid-epoch, after its last batch, or between epochs.
 
         Raises:
-            ValueError: if the state is malformed or was saved by a sampler with another
-                dataset length, seed, permutation, ``shuffle`` or ``drop_last``; the message
-                names the field.
+            ValueError: if the state is malformed or describes another order (another dataset
+                length, seed, permutation, ``shuffle`` or ``drop_last``); the message names the
+                field.
         """
-        st = self._settings()
-        epoch, offset = _state.read(state, st)
-        if st.n > 0 and offset >= st.n:  # the saved epoch was complete
-            epoch, offset = epoch + 1, 0
-        self._resume = (epoch, offset)
-        self._start_iter = 0
-        self._cursor = None
-        if not (offset == 0 and self._epoch_chosen and st.epoch == epoch - 1):
-            # Restore the saved epoch, unless the trainer is in the epoch the state completed.
-            self._set_epoch_value(epoch)
+        epoch, offset = _state.read(state, self._settings())
+        self.set_epoch(epoch)  # type: ignore[attr-defined]
+        self._pending = _Start(epoch, offset)
 
     def __getstate__(self) -> dict[str, Any]:
+        """A copy (``pickle``, ``copy.deepcopy``, ``torch.save``) continues where this sampler
+        is: its position becomes the copy's pending start."""
         state = self.__dict__.copy()
-        state.pop("_cached", None)  # rebuilt on demand after unpickling
-        state.pop("_cursor", None)  # an iterator's position belongs to its process
+        state.pop("_cached", None)  # rebuilt on demand
+        state.pop("_run", None)  # the position is carried by ``_pending``
+        if self._pending is None and self._run is not None:
+            st, consumed = self._position(self._settings())
+            if consumed:
+                state["_pending"] = _Start(st.epoch, consumed)
         return state
 
 
-class ResumableSampler(_ResumableIteration, tud.Sampler[int]):
-    r"""Base class for samplers that are resumable.
+class ResumableSampler(tud.Sampler[int]):
+    r"""Base class for samplers that are resumable, as in helios-ml.
 
     Let :math:`b_i` be the :math:`i`-th batch of epoch :math:`e`. A sampler is resumable if, when
     training stops right after :math:`b_i` and restarts in epoch :math:`e` with
     ``start_iter = i + 1``, the next batch is :math:`b_{i+1}` and every later batch is the one the
     uninterrupted run would have produced.
 
+    A subclass that implements only ``__iter__`` and ``__len__`` (the helios pattern) reads
+    ``start_iter`` through ``_adjust_to_start_iter``, which consumes it. The library's samplers
+    add ``state_dict``/``load_state_dict`` on top.
+
     Args:
         batch_size: the number of samples per batch (used to turn ``start_iter`` into indices).
     """
 
+    _pending: _Start | None = None
+
     def __init__(self, batch_size: int) -> None:
         super().__init__()
         self._batch_size = _checks.positive_int("batch_size", batch_size)
-        self._start_iter = 0
         self._epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        """Set the epoch; shuffled samplers seed their order with ``seed + epoch``.
+    @property
+    def batch_size(self) -> int:
+        """The number of samples per batch, which ``start_iter`` counts in."""
+        return self._batch_size
 
-        A position restored by :meth:`load_state_dict` applies only to its own epoch.
-        """
+    @property
+    def epoch(self) -> int:
+        """The current epoch (set by :meth:`set_epoch`)."""
+        return self._epoch
+
+    @epoch.setter
+    def epoch(self, epoch: int) -> None:
         self._epoch = _checks.as_int("epoch", epoch)
-        self._epoch_chosen = True
 
-    def _set_epoch_value(self, epoch: int) -> None:
-        self._epoch = epoch
+    @property
+    def start_iter(self) -> int:
+        """The number of batches the next iteration skips; it applies once, then reads 0."""
+        pending = self._pending
+        return 0 if pending is None else pending.offset // self._batch_size
+
+    @start_iter.setter
+    def start_iter(self, ite: int) -> None:
+        self._pending = _Start(None, _checks.non_negative_int("start_iter", ite) * self._batch_size)
+
+    def _adjust_to_start_iter(self, indices: list[int]) -> list[int]:
+        """Drop the first ``start_iter * batch_size`` of ``indices`` and consume ``start_iter``."""
+        start = self.start_iter * self._batch_size
+        self._pending = None
+        return indices[start:]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch; shuffled samplers seed their order with ``seed + epoch``."""
+        self.epoch = epoch
 
 
 @SAMPLER_REGISTRY.register
-class ResumableRandomSampler(ResumableSampler):
+class ResumableRandomSampler(_ResumableIteration, ResumableSampler):
     """Random sampler that can resume mid-epoch; replaces torch's ``RandomSampler``.
 
     Epoch ``e`` yields ``torch.randperm(len(data_source), generator=torch.Generator().manual_seed(
-    seed + e))``, exactly as helios-ml's ``ResumableRandomSampler`` does.
+    seed + e))``, exactly as helios-ml's ``ResumableRandomSampler`` does. Like torch's
+    ``RandomSampler``, the length of ``data_source`` is read when an epoch starts; a running
+    epoch keeps its length.
 
     Args:
         data_source: the dataset to sample from (anything with ``__len__``).
@@ -279,25 +330,33 @@ class ResumableRandomSampler(ResumableSampler):
         permutation: str = "torch",
     ) -> None:
         super().__init__(batch_size)
+        _checks.dataset_len("data_source", data_source)
         self._data_source = data_source
-        self._num_samples = _checks.dataset_len("data_source", data_source)
         self._seed = _checks.as_int("seed", seed)
         self._permutation = _checks.choice("permutation", permutation, PERMUTATIONS)
         _checks.order_key(self._seed, 0, self._permutation)
+
+    @property
+    def _num_samples(self) -> int:
+        return _checks.dataset_len("data_source", self._data_source)
 
     def __len__(self) -> int:
         """The number of samples in an epoch (whatever ``start_iter`` is)."""
         return self._num_samples
 
     def _settings(self) -> _state.Settings:
+        seed = _checks.as_int("seed", self._seed)
         return _state.Settings(
-            self._num_samples, 1, 0, True, False, self._permutation, self._seed, self._epoch
+            self._num_samples, 1, 0, True, False, self._permutation, seed, self.epoch
         )
 
 
 @SAMPLER_REGISTRY.register
-class ResumableSequentialSampler(ResumableSampler):
+class ResumableSequentialSampler(_ResumableIteration, ResumableSampler):
     """Sequential sampler that can resume mid-epoch; replaces torch's ``SequentialSampler``.
+
+    Like torch's ``SequentialSampler``, the length of ``data_source`` is read when an epoch
+    starts; a running epoch keeps its length.
 
     Args:
         data_source: the dataset to sample from (anything with ``__len__``).
@@ -306,15 +365,19 @@ class ResumableSequentialSampler(ResumableSampler):
 
     def __init__(self, data_source: Sized, batch_size: int = 1) -> None:
         super().__init__(batch_size)
+        _checks.dataset_len("data_source", data_source)
         self._data_source = data_source
-        self._num_samples = _checks.dataset_len("data_source", data_source)
+
+    @property
+    def _num_samples(self) -> int:
+        return _checks.dataset_len("data_source", self._data_source)
 
     def __len__(self) -> int:
         """The number of samples in an epoch (whatever ``start_iter`` is)."""
         return self._num_samples
 
     def _settings(self) -> _state.Settings:
-        return _state.Settings(self._num_samples, 1, 0, False, False, "identity", 0, self._epoch)
+        return _state.Settings(self._num_samples, 1, 0, False, False, "identity", 0, self.epoch)
 
 
 @SAMPLER_REGISTRY.register
@@ -357,10 +420,8 @@ class ResumableDistributedSampler(_ResumableIteration, tud.DistributedSampler[in
                 raise ValueError(f"num_replicas should be at most 2**63 - 1, got {num_replicas}")
         if rank is not None:
             rank = _checks.as_int("rank", rank)
-            if num_replicas is not None and not 0 <= rank < num_replicas:
-                raise ValueError(
-                    f"rank should be in the interval [0, {num_replicas - 1}], got {rank}"
-                )
+            if num_replicas is not None:
+                _checks.rank(rank, num_replicas)
         shuffle = _checks.as_bool("shuffle", shuffle)
         drop_last = _checks.as_bool("drop_last", drop_last)
         seed = _checks.as_int("seed", seed)
@@ -373,31 +434,23 @@ class ResumableDistributedSampler(_ResumableIteration, tud.DistributedSampler[in
         self.total_size = self.num_samples * self.num_replicas
         self._dataset_len = n
         self._batch_size = _checks.positive_int("batch_size", batch_size)
-        self._start_iter = 0
         self._permutation = permutation
 
-    def set_epoch(self, epoch: int) -> None:
-        """Set the epoch; with ``shuffle`` the order is seeded with ``seed + epoch``.
-
-        A position restored by :meth:`load_state_dict` applies only to its own epoch.
-        """
-        super().set_epoch(epoch)
-        self._epoch_chosen = True
-
-    def _set_epoch_value(self, epoch: int) -> None:
-        self.epoch = epoch
-
     def _settings(self) -> _state.Settings:
-        epoch = _checks.as_int("epoch", self.epoch)
+        # Users set these attributes directly, as with torch's sampler; normalise them so the
+        # state stays plain ints and bools.
+        num_replicas = _checks.positive_int("num_replicas", self.num_replicas)
+        rank = _checks.as_int("rank", self.rank)
+        _checks.rank(rank, num_replicas)
         return _state.Settings(
             self._dataset_len,
-            self.num_replicas,
-            self.rank,
-            self.shuffle,
-            self.drop_last,
+            num_replicas,
+            rank,
+            _checks.as_bool("shuffle", self.shuffle),
+            _checks.as_bool("drop_last", self.drop_last),
             self._permutation,
-            self.seed,
-            epoch,
+            _checks.as_int("seed", self.seed),
+            _checks.as_int("epoch", self.epoch),
         )
 
 

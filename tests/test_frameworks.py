@@ -195,13 +195,17 @@ def kill_and_resume(
     world: int,
     args: list[str],
     points: list[int],
+    strict: bool = True,
 ) -> list[int]:
     """Kill the job after each of ``points`` (batches per rank since the start), resuming each
-    time from the checkpoint, then let it finish. The attempts made."""
+    time from the checkpoint, then let it finish. The attempts made. Unless ``strict``, a job
+    that finishes before a kill point (it lost batches) ends the series."""
     script = SCRIPT[framework]
     done = 0
     for attempt, point in enumerate(points):
         codes = run_forked(script, zygote, workdir, world, *args, attempt=attempt, kill=point - done)
+        if not strict and set(codes) == {0}:
+            return list(range(attempt + 1))
         assert killed(codes), f"attempt {attempt} was not killed ({codes}):\n{output(workdir)}"
         trained = len(read_log(workdir / f"log0-{attempt}.txt"))
         assert trained == point - done, f"attempt {attempt} trained {trained} batches"
@@ -305,19 +309,19 @@ def test_lightning_native_paths_repeat_or_lose_batches(
 
 
 @pytest.mark.timeout(300)
-def test_lightning_stateful_dataloader_alone_loses_its_place(
+def test_lightning_stateful_dataloader_alone_loses_an_epoch(
     zygote: Zygote, references: References, tmp_path: Path
 ) -> None:
-    """The same three kills as the recipes, with a StatefulDataLoader and no callback: the third
-    resume is from a checkpoint that a run resumed after an epoch's last batch took mid-epoch;
-    Lightning does not restore the loader's state from it and starts the epoch over, in the
-    previous epoch's order (its workers fetch before it sets the epoch)."""
+    """The same three kills as the recipes, with a StatefulDataLoader and no callback. With
+    workers, Lightning starts the epoch's iterator before it sets the epoch: resumed from a
+    checkpoint after the last batch of epoch 0, the loader's state (the end of epoch 0) is applied
+    to that iterator, and the next epoch trains on nothing."""
     ref = references.get("lightning", 1, zygote)
     args = ["--recipe", "stateful-alone", "--workers", "2"]
-    attempts = kill_and_resume("lightning", zygote, tmp_path, 1, args, kill_points(1))
+    attempts = kill_and_resume("lightning", zygote, tmp_path, 1, args, kill_points(1), strict=False)
     found = damage(read_log(ref / "log0-0.txt"), trained(tmp_path, 0, attempts))
     print("Lightning, StatefulDataLoader alone, 2 workers, three kills:", found)
-    assert found == {"repeated": 25, "lost": 13}
+    assert found == {"repeated": 0, "lost": 25}
 
 
 @pytest.mark.timeout(120)

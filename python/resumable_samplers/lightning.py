@@ -139,10 +139,11 @@ class SamplerResume(_Callback):  # type: ignore[misc]
     Works with any ``num_workers``, in one process or under DDP (give the loader a
     :class:`~resumable_samplers.ResumableDistributedSampler`: Lightning wraps any other sampler in
     its ``DistributedSamplerWrapper``, which this callback refuses at the start of training). A
-    ``StatefulDataLoader`` whose state Lightning restored from the checkpoint is left alone: it
-    resumes exactly by itself, and the sampler is not moved twice. (Lightning 2.6 does not restore
-    it from a checkpoint taken mid-epoch in a run that was itself resumed from the last batch of
-    an epoch; the callback then seeks the sampler as for a plain ``DataLoader``.)
+    ``StatefulDataLoader`` works too: the seek is absolute, so a position the loader's restored
+    state has given the sampler is replaced, never added to. (On its own, a ``StatefulDataLoader``
+    does not always resume exactly under Lightning 2.6: with workers, Lightning starts the
+    iterator before it sets the epoch, and it does not restore the loader from a checkpoint taken
+    mid-epoch by a run that was itself resumed after the last batch of an epoch.)
 
     Example::
 
@@ -160,22 +161,15 @@ class SamplerResume(_Callback):  # type: ignore[misc]
     def __init__(self) -> None:
         super().__init__()
         self._resuming = False
-        self._loader_states_restored = False
 
     def on_load_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
-        """Note that the run resumes, and whether the checkpoint holds the loaders' own states."""
-        fit_loop = checkpoint.get("loops", {}).get("fit_loop", {})
+        """Note that the run resumes from a checkpoint."""
         self._resuming = True
-        self._loader_states_restored = bool(fit_loop.get("state_dict", {}).get("combined_loader"))
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         """Seek the samplers to the restored epoch and batch, then restart the train iterator."""
         samplers = [s for dl in _loaders(trainer.train_dataloader) for s in _resumable(dl)]
         if not (self._resuming and samplers):
-            return
-        # Lightning gives a stateful loader its saved state only if it takes the run to restart
-        # mid-epoch (``fit_loop.restarting``); that state resumes exactly by itself.
-        if self._loader_states_restored and trainer.fit_loop.restarting:
             return
         epoch = int(trainer.fit_loop.epoch_progress.current.processed)
         done = _batches_done(trainer)

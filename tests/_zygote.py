@@ -28,10 +28,8 @@ def _serve(preload: list[str]) -> None:
     import traceback
 
     for name in preload:
-        try:
+        with contextlib.suppress(ImportError):  # the tests that need it are skipped
             importlib.import_module(name)
-        except ImportError:  # the test that needs it is skipped
-            pass
     out = sys.stdout
     for line in sys.stdin:
         request = json.loads(line)

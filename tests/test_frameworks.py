@@ -22,7 +22,6 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
@@ -203,7 +202,9 @@ def kill_and_resume(
     script = SCRIPT[framework]
     done = 0
     for attempt, point in enumerate(points):
-        codes = run_forked(script, zygote, workdir, world, *args, attempt=attempt, kill=point - done)
+        codes = run_forked(
+            script, zygote, workdir, world, *args, attempt=attempt, kill=point - done
+        )
         if not strict and set(codes) == {0}:
             return list(range(attempt + 1))
         assert killed(codes), f"attempt {attempt} was not killed ({codes}):\n{output(workdir)}"

@@ -17,11 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from resumable_samplers import _checks
-from resumable_samplers.samplers import (
-    ResumableDistributedSampler,
-    ResumableSampler,
-    ResumableSamplerType,
-)
+from resumable_samplers.samplers import ResumableDistributedSampler, ResumableSampler
 
 __all__ = ["LoaderProgress"]
 
@@ -80,21 +76,21 @@ class LoaderProgress:
                 "the DataLoader's sampler should be a resumable sampler (ResumableRandomSampler, "
                 f"ResumableSequentialSampler), got {type(sampler).__name__}"
             )
-        self.sampler: ResumableSamplerType = sampler
+        self.sampler: Any = sampler
         shard = next((b for b in chain if hasattr(b, "num_processes")), None)
         self._processes = shard.num_processes if shard is not None else 1
         self._split = bool(getattr(shard, "split_batches", False))
         self._even = bool(getattr(shard, "even_batches", True))
         self._drop_last = bool(getattr(chain[-1], "drop_last", False))
-        if self._processes > 1 and isinstance(sampler, ResumableDistributedSampler):
-            if sampler.num_replicas > 1:
-                raise ValueError(
-                    f"accelerate shards the batches of the DataLoader over {self._processes} "
-                    "processes itself, and its ResumableDistributedSampler is already sharded "
-                    f"over {sampler.num_replicas}: each process would train on "
-                    f"1/{self._processes * sampler.num_replicas} of the data. Give the DataLoader "
-                    "a ResumableRandomSampler (the same seed on every process) instead."
-                )
+        replicas = getattr(sampler, "num_replicas", 1)
+        if self._processes > 1 and replicas > 1:
+            raise ValueError(
+                f"accelerate shards the batches of the DataLoader over {self._processes} "
+                "processes itself, and its ResumableDistributedSampler is already sharded over "
+                f"{replicas}: each process would train on about "
+                f"1/{self._processes * replicas} of the data. Give the DataLoader a "
+                "ResumableRandomSampler (the same seed on every process) instead."
+            )
         size = getattr(chain[-1], "batch_size", None)
         if size is not None and size != sampler.batch_size:
             raise ValueError(
@@ -132,16 +128,21 @@ class LoaderProgress:
         loader = self.dataloader
         if skip and not self._stateful:
             if self._padded():
-                import accelerate
+                from accelerate import skip_first_batches  # type: ignore[import-untyped]
 
-                loader = accelerate.skip_first_batches(self.dataloader, skip)
+                loader = skip_first_batches(self.dataloader, skip)
             else:
                 # Each step of the loop takes `per_step` batches of the sampler, over all processes.
-                per_step = 1 if self._split else self._processes
-                self.sampler.seek(epoch, skip * per_step)
+                self._seek(epoch, skip * (1 if self._split else self._processes))
         for batch in loader:
             self.batches += 1
             yield batch
+
+    def _seek(self, epoch: int, batches: int) -> None:
+        if hasattr(self.sampler, "seek"):
+            self.sampler.seek(epoch, batches)
+        else:  # a helios-style subclass of ResumableSampler (only __iter__ and __len__)
+            self.sampler.start_iter = batches
 
     def _padded(self) -> bool:
         """Whether accelerate pads the epoch's last step with batches from the iteration's start

@@ -105,6 +105,16 @@ def _resumable(loader: Any) -> list[ResumableSamplerType]:
     return ours
 
 
+def _seek(sampler: Any, epoch: int, batches: int) -> None:
+    """``sampler.seek(epoch, batches)``; a helios-style subclass of ``ResumableSampler`` (only
+    ``__iter__``/``__len__``) gets the epoch and ``start_iter`` instead."""
+    if hasattr(sampler, "seek"):
+        sampler.seek(epoch, batches)
+    else:
+        sampler.set_epoch(epoch)
+        sampler.start_iter = batches
+
+
 def _batches_done(trainer: Any) -> int:
     """How many batches of the current epoch the restored checkpoint had trained, by Lightning's
     own loop counters (the number Lightning itself continues counting from)."""
@@ -174,7 +184,7 @@ class SamplerResume(_Callback):  # type: ignore[misc]
         epoch = int(trainer.fit_loop.epoch_progress.current.processed)
         done = _batches_done(trainer)
         for sampler in samplers:
-            sampler.seek(epoch, done)
+            _seek(sampler, epoch, done)
         # Lightning made the epoch's iterator before this hook (and before it set the epoch); with
         # workers, it has drawn indices already. A new one starts at the sampler's new position.
         fetcher = getattr(trainer.fit_loop, "_data_fetcher", None)

@@ -15,23 +15,17 @@ Recipes (``--recipe``):
 - ``distributed``: a ``ResumableDistributedSampler`` given to ``prepare()`` (never resumed).
 """
 
+# ruff: noqa: E402
+# The recipe (shown in docs/frameworks.md) comes first and runs as it is.
+# --8<-- [start:recipe]
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import nn
-
-sys.path.insert(0, str(Path(__file__).parent))
-import framework_job as job
-
-# --8<-- [start:recipe]
-from collections.abc import Callable
-
 from accelerate import Accelerator
+from torch import nn
 from torch.utils.data import DataLoader
 
 from resumable_samplers import ResumableRandomSampler
@@ -74,6 +68,13 @@ def train(
 #     accelerator.load_state("path/to/checkpoint")
 #     train(accelerator, model, optimizer, progress, epochs)
 # --8<-- [end:recipe]
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import framework_job as job
 
 
 def main(argv: list[str] | None = None) -> None:

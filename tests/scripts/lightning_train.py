@@ -3,7 +3,7 @@ Lightning's own checkpoint; see ``framework_job.py`` for the log and the kill sw
 
     python tests/scripts/lightning_train.py --workdir /tmp/job --recipe callback --workers 2
     KILL_AFTER=10 python tests/scripts/lightning_train.py --workdir /tmp/job --recipe callback
-    python tests/scripts/lightning_train.py --workdir /tmp/job --recipe callback --attempt 1 --resume
+    python tests/scripts/lightning_train.py --workdir /tmp/job --attempt 1 --resume
 
 Under ``torchrun --nproc_per_node 2`` it trains with DDP on gloo. Recipes (``--recipe``):
 
@@ -16,22 +16,16 @@ Under ``torchrun --nproc_per_node 2`` it trains with DDP on gloo. Recipes (``--r
 - ``wrapped``: a ``ResumableRandomSampler`` under DDP (Lightning wraps it) with the callback.
 """
 
+# ruff: noqa: E402
+# The recipe (shown in docs/frameworks.md) comes first and runs as it is.
+# --8<-- [start:recipe]
 from __future__ import annotations
 
-import argparse
-import os
-import sys
-from pathlib import Path
 from typing import Any
 
+import lightning.pytorch as pl
 import torch
 from torch import nn
-
-sys.path.insert(0, str(Path(__file__).parent))
-import framework_job as job
-
-# --8<-- [start:recipe]
-import lightning.pytorch as pl
 from torch.utils.data import DataLoader
 
 from resumable_samplers import ResumableDistributedSampler, ResumableRandomSampler
@@ -73,6 +67,28 @@ def make_trainer(**kwargs: Any) -> pl.Trainer:
 # Resuming: make_trainer(...).fit(model, ckpt_path="path/to/checkpoint.ckpt")
 # --8<-- [end:recipe]
 
+# --8<-- [start:stateful]
+from torchdata.stateful_dataloader import StatefulDataLoader
+
+
+class StatefulRegression(Regression):
+    def train_dataloader(self) -> StatefulDataLoader:
+        sampler = super().train_dataloader().sampler  # the same resumable sampler
+        return StatefulDataLoader(
+            self.dataset, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers
+        )
+
+
+# --8<-- [end:stateful]
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import framework_job as job
+
 
 class Logged(Regression):
     """The recipe's module, logging what it trains on; other recipes change its loader."""
@@ -87,13 +103,9 @@ class Logged(Regression):
 
     def train_dataloader(self) -> Any:
         if self.recipe.startswith("stateful"):
-            from torchdata.stateful_dataloader import StatefulDataLoader
-
-            loader = super().train_dataloader()
+            loader = StatefulRegression.train_dataloader(self)
             self.sampler = loader.sampler
-            return StatefulDataLoader(
-                self.dataset, batch_size=job.B, sampler=self.sampler, num_workers=self.num_workers
-            )
+            return loader
         if self.recipe in ("wrapped", "hooks"):
             if self.sampler is None:
                 self.sampler = ResumableRandomSampler(self.dataset, seed=0, batch_size=job.B)
@@ -118,7 +130,7 @@ class Logged(Regression):
 
 
 class KillSwitch(pl.Callback):
-    """After the k-th batch this run trained: save Lightning's checkpoint, then SIGKILL this rank."""
+    """After the k-th batch this run trained: save Lightning's checkpoint, SIGKILL this rank."""
 
     def __init__(self, path: Path, after: int | None) -> None:
         self.path, self.after, self.trained = path, after, 0

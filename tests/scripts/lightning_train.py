@@ -90,8 +90,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import framework_job as job
 
 
-class Logged(Regression):
-    """The recipe's module, logging what it trains on; other recipes change its loader."""
+class Logged(StatefulRegression):
+    """The recipes' module, logging what it trains on; the recipe picks its loader."""
 
     def __init__(self, args: argparse.Namespace, rank: int) -> None:
         super().__init__(job.Synthetic(), job.B, args.workers)
@@ -103,7 +103,7 @@ class Logged(Regression):
 
     def train_dataloader(self) -> Any:
         if self.recipe.startswith("stateful"):
-            loader = StatefulRegression.train_dataloader(self)
+            loader = super().train_dataloader()
             self.sampler = loader.sampler
             return loader
         if self.recipe in ("wrapped", "hooks"):
@@ -112,7 +112,7 @@ class Logged(Regression):
             return DataLoader(
                 self.dataset, batch_size=job.B, sampler=self.sampler, num_workers=self.num_workers
             )
-        loader = super().train_dataloader()
+        loader = Regression.train_dataloader(self)
         self.sampler = loader.sampler
         return loader
 

@@ -404,6 +404,18 @@ def test_loader_progress_refuses_a_sampler_sharded_twice() -> None:
         LoaderProgress(prepare_data_loader(tud.DataLoader(data, batch_size=job.B, shuffle=True)))
 
 
+def test_the_callback_is_a_callback_of_both_lightning_namespaces() -> None:
+    lightning = pytest.importorskip("lightning.pytorch")
+    pytorch_lightning = pytest.importorskip("pytorch_lightning")
+    from resumable_samplers.lightning import SamplerResume
+
+    callback = SamplerResume()
+    assert isinstance(callback, lightning.Callback)
+    assert isinstance(callback, pytorch_lightning.Callback)
+    trainer = pytorch_lightning.Trainer(callbacks=[callback], logger=False, accelerator="cpu")
+    assert callback in trainer.callbacks
+
+
 def test_the_package_imports_no_framework() -> None:
     code = (
         "import sys, resumable_samplers\n"

@@ -236,6 +236,7 @@ LIGHTNING_CASES = {
     "callback-1proc-2workers": (1, ["--recipe", "callback", "--workers", "2"]),
     "callback-ddp-2workers": (2, ["--recipe", "callback", "--workers", "2"]),
     "stateful-1proc-2workers": (1, ["--recipe", "stateful", "--workers", "2"]),
+    "stateful-ddp-2workers": (2, ["--recipe", "stateful", "--workers", "2"]),
 }
 
 
@@ -253,6 +254,7 @@ def test_lightning_resumes_exactly(
 ACCELERATE_CASES = {
     "progress-1proc-2workers": (1, ["--recipe", "progress", "--workers", "2"]),
     "progress-2proc-2workers": (2, ["--recipe", "progress", "--workers", "2"]),
+    "stateful-1proc-2workers": (1, ["--recipe", "stateful", "--workers", "2"]),
     "stateful-2proc-2workers": (2, ["--recipe", "stateful", "--workers", "2"]),
 }
 

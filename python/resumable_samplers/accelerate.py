@@ -128,7 +128,7 @@ class LoaderProgress:
         loader = self.dataloader
         if skip and not self._stateful:
             if self._padded():
-                from accelerate import skip_first_batches  # type: ignore[import-untyped]
+                from accelerate import skip_first_batches  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
                 loader = skip_first_batches(self.dataloader, skip)
             else:

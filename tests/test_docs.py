@@ -2,7 +2,8 @@
 
 The blocks of a page run in order in one namespace, inside a one-process gloo group (the
 distributed snippets take ``num_replicas``/``rank`` from it, as under torchrun). A block made of
-``--8<-- "path"`` lines (pymdownx.snippets) runs the file it includes, as the page shows it.
+``--8<-- "path"`` lines (pymdownx.snippets) runs the file it includes (or the section of it that
+``"path:section"`` names), as the page shows it.
 """
 
 from __future__ import annotations
@@ -24,13 +25,25 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
 BLOCK = re.compile(r"^```python\n(.*?)^```", flags=re.DOTALL | re.MULTILINE)
-SNIPPET = re.compile(r'^--8<-- "([^"]+)"$', flags=re.MULTILINE)
+SNIPPET = re.compile(r'^--8<-- "([^":]+)(?::(\w+))?"$', flags=re.MULTILINE)
+
+
+def included(path: str, section: str | None) -> str:
+    """A file, or the part of it between ``--8<-- [start:section]`` and ``[end:section]``."""
+    text = (ROOT / path).read_text()
+    if section is None:
+        return text
+    start = re.search(rf"^.*--8<-- \[start:{section}\].*\n", text, flags=re.MULTILINE)
+    end = re.search(rf"^.*--8<-- \[end:{section}\]", text, flags=re.MULTILINE)
+    assert start and end, f"{path} has no section {section!r}"
+    return text[start.end() : end.start()]
 
 
 def python_blocks(page: Path) -> list[str]:
-    """The page's Python blocks, with included files in place of their ``--8<--`` lines."""
+    """The page's Python blocks, with included files (or sections of them, ``"file:section"``) in
+    place of their ``--8<--`` lines."""
     blocks = BLOCK.findall(page.read_text())
-    return [SNIPPET.sub(lambda m: (ROOT / m.group(1)).read_text(), block) for block in blocks]
+    return [SNIPPET.sub(lambda m: included(m.group(1), m.group(2)), block) for block in blocks]
 
 
 @pytest.fixture

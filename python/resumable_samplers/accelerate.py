@@ -1,0 +1,155 @@
+"""Resume a resumable sampler exactly with accelerate's ``save_state``/``load_state``.
+
+Needs accelerate (``pip install "resumable-samplers[accelerate]"``).
+
+``accelerator.prepare()`` shards a ``DataLoader`` itself: every process takes every
+``num_processes``-th batch of the loader's sampler, so the sampler to give it is a
+non-distributed one (:class:`~resumable_samplers.ResumableRandomSampler` or
+:class:`~resumable_samplers.ResumableSequentialSampler`), the same on every process.
+:class:`LoaderProgress` counts the batches the loop has trained on, is saved and restored with
+the rest of the state through ``accelerator.register_for_checkpointing``, and makes the resumed
+epoch continue at exactly the next batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from resumable_samplers import _checks
+from resumable_samplers.samplers import ResumableDistributedSampler, ResumableSampler
+
+__all__ = ["LoaderProgress"]
+
+
+def _batch_samplers(dataloader: Any) -> list[Any]:
+    """The chain of batch samplers of a (prepared) loader, outermost first: accelerate's
+    ``SkipBatchSampler``/``BatchSamplerShard`` around the loader's ``BatchSampler``."""
+    outer = dataloader.batch_sampler
+    if outer is None:  # a loader built with sampler=<a BatchSampler> and batch_size=None
+        outer = dataloader.sampler
+    chain = [outer]
+    while hasattr(chain[-1], "batch_sampler"):
+        chain.append(chain[-1].batch_sampler)
+    return chain
+
+
+class LoaderProgress:
+    """The epoch and the number of batches trained in it, for a loader prepared by accelerate.
+
+    Iterate the loader through :meth:`iterate` and register this object with
+    ``accelerator.register_for_checkpointing``: ``accelerator.save_state()`` then saves the epoch
+    and the batches trained so far (not what the loader has read ahead: ``DataLoaderShard``
+    fetches one batch ahead, and workers more), ``accelerator.load_state()`` restores them, and
+    the restored epoch continues at exactly the next batch:
+
+    - with a plain ``DataLoader``, the sampler seeks there (O(1), see
+      :meth:`~resumable_samplers.ResumableSampler.seek`), or, when accelerate pads the epoch's last
+      step with the first batches of the iteration (more than one process, ``even_batches``, and
+      an epoch that does not split into whole steps), accelerate's ``skip_first_batches`` replays
+      the epoch's indices from its start (no data is loaded for the skipped batches), so the
+      padding is the uninterrupted run's;
+    - with ``use_stateful_dataloader=True``, accelerate restores the loader's own state, which
+      already continues at the next batch: nothing is skipped a second time.
+
+    A checkpoint taken after the last batch of an epoch resumes with the next epoch.
+
+    Args:
+        dataloader: the loader returned by ``accelerator.prepare()``; its sampler (or its batch
+            sampler's) is a resumable sampler with the loader's batch size.
+
+    Raises:
+        ValueError: if the loader has no resumable sampler, if the sampler's ``batch_size`` is not
+            the loader's, or if accelerate shards the batches of a
+            :class:`~resumable_samplers.ResumableDistributedSampler` that is already sharded
+            (every process would train on ``1 / num_processes**2`` of the data).
+    """
+
+    def __init__(self, dataloader: Any) -> None:
+        self.dataloader = dataloader
+        self.epoch = 0
+        self.batches = 0
+        chain = _batch_samplers(dataloader)
+        sampler = getattr(chain[-1], "sampler", None)
+        if not isinstance(sampler, (ResumableSampler, ResumableDistributedSampler)):
+            raise ValueError(
+                "the DataLoader's sampler should be a resumable sampler (ResumableRandomSampler, "
+                f"ResumableSequentialSampler), got {type(sampler).__name__}"
+            )
+        self.sampler: Any = sampler
+        shard = next((b for b in chain if hasattr(b, "num_processes")), None)
+        self._processes = shard.num_processes if shard is not None else 1
+        self._split = bool(getattr(shard, "split_batches", False))
+        self._even = bool(getattr(shard, "even_batches", True))
+        self._drop_last = bool(getattr(chain[-1], "drop_last", False))
+        replicas = getattr(sampler, "num_replicas", 1)
+        if self._processes > 1 and replicas > 1:
+            raise ValueError(
+                f"accelerate shards the batches of the DataLoader over {self._processes} "
+                "processes itself, and its ResumableDistributedSampler is already sharded over "
+                f"{replicas}: each process would train on about "
+                f"1/{self._processes * replicas} of the data. Give the DataLoader a "
+                "ResumableRandomSampler (the same seed on every process) instead."
+            )
+        size = getattr(chain[-1], "batch_size", None)
+        if size is not None and size != sampler.batch_size:
+            raise ValueError(
+                f"the DataLoader makes batches of {size} but its {type(sampler).__name__} has "
+                f"batch_size={sampler.batch_size}; give the sampler the loader's batch size"
+            )
+        self._stateful = bool(getattr(dataloader, "use_stateful_dataloader", False))
+
+    def state_dict(self) -> dict[str, int]:
+        """The epoch and the batches of it trained so far (as the loop has received them)."""
+        return {"epoch": self.epoch, "batches": self.batches}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the epoch and the batches trained in it; :meth:`iterate` continues there."""
+        if not isinstance(state, dict) or set(state) != {"epoch", "batches"}:
+            raise ValueError(
+                f"a LoaderProgress state has the keys 'epoch' and 'batches', got {state!r}"
+            )
+        self.epoch = _checks.as_int("epoch", state["epoch"])
+        self.batches = _checks.non_negative_int("batches", state["batches"])
+
+    def iterate(self, epoch: int) -> Iterator[Any]:
+        """The batches of ``epoch`` the loop has not trained on yet, counted as they are handed out.
+
+        For the epoch restored by :meth:`load_state_dict`, this starts after its trained batches;
+        any other epoch is whole. Sets the epoch of the loader (and so of the sampler) first.
+        """
+        epoch = _checks.as_int("epoch", epoch)
+        skip = self.batches if epoch == self.epoch else 0
+        self.epoch, self.batches = epoch, skip
+        self.dataloader.set_epoch(epoch)
+        self.sampler.set_epoch(epoch)
+        if skip >= len(self.dataloader):
+            return  # the checkpoint was taken after the epoch's last batch
+        loader = self.dataloader
+        if skip and not self._stateful:
+            if self._padded():
+                from accelerate import skip_first_batches  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+                loader = skip_first_batches(self.dataloader, skip)
+            else:
+                # Each step of the loop takes `per_step` batches of the sampler, over all processes.
+                self._seek(epoch, skip * (1 if self._split else self._processes))
+        for batch in loader:
+            self.batches += 1
+            yield batch
+
+    def _seek(self, epoch: int, batches: int) -> None:
+        if hasattr(self.sampler, "seek"):
+            self.sampler.seek(epoch, batches)
+        else:  # a helios-style subclass of ResumableSampler (only __iter__ and __len__)
+            self.sampler.start_iter = batches
+
+    def _padded(self) -> bool:
+        """Whether accelerate pads the epoch's last step with batches from the iteration's start
+        (what it pads with then depends on where the iteration started)."""
+        if self._processes == 1 or self._drop_last or not self._even:
+            return False
+        n, b = len(self.sampler), self.sampler.batch_size
+        if n % b:
+            return True
+        return not self._split and (n // b) % self._processes != 0

@@ -200,17 +200,25 @@ impl<'a> Walker<'a> {
                 self.state[at] = count + 1;
                 return (node.source as usize, count);
             }
-            // wl <= wn < 2**62, so these sums stay below 2**64.
+            // wl <= wn < 2**62, so these sums stay below 2**64. Branch-free: where a position
+            // goes is data-dependent and would defeat the branch predictor.
             let r = self.state[at] + 2 * node.wl;
-            if r >= 2 * node.wn {
-                self.state[at] = r - 2 * node.wn;
-                at = node.left as usize;
-            } else {
-                self.state[at] = r;
-                at = node.right as usize;
-            }
+            let left = u64::from(r >= 2 * node.wn);
+            let mask = left.wrapping_neg();
+            self.state[at] = r - (2 * node.wn & mask);
+            at = (node.right ^ ((node.left ^ node.right) & mask as u32)) as usize;
         }
     }
+}
+
+/// Where each source's draws are: the current cycle's permutation and position in it, so that
+/// consecutive draws of a source cost no division.
+#[derive(Clone)]
+struct Cursor {
+    next_draw: u64,
+    cycle: u64,
+    item: u64,
+    perm: Option<LazyPermutation>,
 }
 
 /// How each source's draws are ordered within a cycle.
@@ -393,7 +401,7 @@ impl Mixture {
     /// `out[i]` = the index at stream position `positions(i)`, for increasing runs of positions;
     /// consecutive positions cost a walk of additions and one permutation evaluation each.
     pub fn fill(&self, mut position: impl FnMut(usize) -> u64, out: &mut [u64]) {
-        let mut cache: Vec<Option<(u64, Option<LazyPermutation>)>> = vec![None; self.lengths.len()];
+        let mut cursors: Vec<Option<Cursor>> = vec![None; self.lengths.len()];
         let mut i = 0;
         while i < out.len() {
             let p = position(i);
@@ -420,21 +428,37 @@ impl Mixture {
                 }
                 let (k, c) = walker.next();
                 at += 1;
-                let j = seg.base[k] + c;
-                let n = self.lengths[k];
-                let cycle = j / n;
-                let slot = &mut cache[k];
-                if slot.as_ref().is_none_or(|(c0, _)| *c0 != cycle) {
-                    *slot = Some((cycle, self.cycle_perm(k, cycle)));
-                }
-                let local = match slot.as_ref().and_then(|(_, perm)| perm.as_ref()) {
-                    Some(perm) => perm.index(j % n),
-                    None => j % n,
-                };
-                out[i] = self.offsets[k] + local;
+                out[i] = self.offsets[k] + self.item(&mut cursors[k], k, seg.base[k] + c);
                 i += 1;
             }
         }
+    }
+
+    /// Source `k`'s item for its draw `j`, advancing the source's cursor.
+    #[inline]
+    fn item(&self, cursor: &mut Option<Cursor>, k: usize, j: u64) -> u64 {
+        let n = self.lengths[k];
+        let c = match cursor {
+            Some(c) if c.next_draw == j => c,
+            _ => cursor.insert(Cursor {
+                next_draw: j,
+                cycle: j / n,
+                item: j % n,
+                perm: self.cycle_perm(k, j / n),
+            }),
+        };
+        let local = match &c.perm {
+            Some(perm) => perm.index(c.item),
+            None => c.item,
+        };
+        c.next_draw += 1;
+        c.item += 1;
+        if c.item == n {
+            c.item = 0;
+            c.cycle += 1;
+            c.perm = self.cycle_perm(k, c.cycle);
+        }
+        local
     }
 }
 

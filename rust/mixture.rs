@@ -205,7 +205,7 @@ impl<'a> Walker<'a> {
             let r = self.state[at] + 2 * node.wl;
             let left = u64::from(r >= 2 * node.wn);
             let mask = left.wrapping_neg();
-            self.state[at] = r - (2 * node.wn & mask);
+            self.state[at] = r - ((2 * node.wn) & mask);
             at = (node.right ^ ((node.left ^ node.right) & mask as u32)) as usize;
         }
     }

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+import torch
 import torch.utils.data as tud
 
 import resumable_samplers as rs
@@ -217,3 +218,31 @@ def test_pickle_round_trip_gives_an_equal_sampler(make: object) -> None:
     clone = pickle.loads(pickle.dumps(s))
     assert clone.start_iter == 5 and len(clone) == len(s)
     assert list(clone) == list(s)
+
+
+class Growing:
+    """A dataset whose length the test changes, like a dataset that grows between epochs."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def test_random_and_sequential_samplers_read_the_length_when_an_epoch_starts() -> None:
+    # As torch's RandomSampler and SequentialSampler: len(data_source) at each epoch's start.
+    data = Growing(20)
+    r = rs.ResumableRandomSampler(data, seed=4)
+    q = rs.ResumableSequentialSampler(data)
+    it_r, it_q = iter(r), iter(q)
+    head_r, head_q = [next(it_r) for _ in range(5)], [next(it_q) for _ in range(5)]
+    data.n = 30  # grows while an epoch runs: the running epoch keeps its length
+    assert head_r + list(it_r) == torch_perm(20, 4)
+    assert head_q + list(it_q) == list(range(20))
+    assert len(r) == len(q) == 30
+    r.set_epoch(1)
+    assert list(r) == torch_perm(30, 5)  # the next epoch has the new length
+    assert list(q) == list(range(30))
+    ref = tud.RandomSampler(data, generator=torch.Generator().manual_seed(0))
+    assert len(ref) == len(r)

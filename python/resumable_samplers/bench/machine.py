@@ -54,10 +54,8 @@ def cpu_model() -> str | None:
                 break
             fields.setdefault(key.strip(), value.strip())
     if fields.get("model name"):
-        numbers = ("cpu family", "model")
-        if all(fields.get(k) for k in numbers):
-            return f"{fields['model name']} (family {fields['cpu family']}, model {fields['model']})"
-        return fields["model name"]
+        name, family, model = fields["model name"], fields.get("cpu family"), fields.get("model")
+        return f"{name} (family {family}, model {model})" if family and model else name
     if shutil.which("lscpu"):
         with contextlib.suppress(OSError, subprocess.SubprocessError):
             out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout

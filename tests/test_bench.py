@@ -534,3 +534,16 @@ def test_plot_is_drawn_when_matplotlib_is_installed(tmp_path: Path) -> None:
             )
     assert plot.plot(outcomes, tmp_path / "plot.png") is None
     assert (tmp_path / "plot.png").stat().st_size > 0
+
+
+def test_without_matplotlib_the_plot_note_says_how_to_get_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_matplotlib(name: str, package: str | None = None) -> Any:
+        raise ImportError("No module named 'matplotlib'")
+
+    monkeypatch.setattr(plot.importlib, "import_module", no_matplotlib)
+    outcome = spec.Outcome(spec.Spec("a", "perm", "ours", 10), "ok", metrics={"time_s": 1.0})
+    note = plot.plot([outcome], tmp_path / "plot.png")
+    assert note is not None and "pip install matplotlib" in note
+    assert not (tmp_path / "plot.png").exists()

@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: dev test rust-test lint docs wheel bench demo
+.PHONY: dev test rust-test lint docs wheel bench demo ci
 
 # Build the extension (release) and install the package with its test, lint and docs extras.
 dev:
@@ -37,3 +37,7 @@ bench:
 
 demo:
 	$(PYTHON) -m resumable_samplers demo
+
+# What CI runs, in a virtual environment of its own (see .ci/run).
+ci:
+	bash .ci/run

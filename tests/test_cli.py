@@ -21,6 +21,35 @@ def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[s
     assert "usage: resumable-samplers " + command in capsys.readouterr().out
 
 
+# The commands whose modules import torch only when they run (verify checks against torch).
+COMMANDS_WITHOUT_TORCH_AT_IMPORT = (None, "bench", "demo")
+
+
+@pytest.mark.parametrize("command", COMMANDS_WITHOUT_TORCH_AT_IMPORT)
+def test_the_cli_parser_does_not_import_torch(command: str | None) -> None:
+    # In a fresh interpreter: this one imported torch long ago.
+    code = (
+        "import sys\n"
+        "from resumable_samplers.__main__ import build_parser\n"
+        f"build_parser({command!r})\n"
+        "heavy = sorted(m for m in ('torch', 'numpy', 'matplotlib') if m in sys.modules)\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == "", f"building the parser of {command!r} imported {out.stdout}"
+
+
+def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for command, (_, summary) in SUBCOMMANDS.items():
+        assert command in out and summary.split()[0] in out
+
+
 def test_console_entry_point_runs_verify() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "resumable_samplers", "verify", "--sizes", "0,7,300", "--seeds=3"],

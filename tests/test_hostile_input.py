@@ -12,7 +12,8 @@ valid but huge sizes) whose message names the argument; never a panic, ``SystemE
 or wrong order, and after a refused call the sampler yields exactly what it yielded before.
 
 The regression tests at the end pin bugs that the generated cases once found. The number of
-distinct cases is printed by the last test.
+distinct cases (docs/reliability.md quotes it) is counted by test_distinct_cases_ran: see it with
+``pytest tests/test_hostile_input.py -rP``.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from resumable_samplers import (
     ResumableSequentialSampler,
 )
 
-# (entry point and argument, value) pairs that ran; printed by test_distinct_cases_ran.
+# (entry point and argument, value) pairs that ran; counted by test_distinct_cases_ran.
 CASES: set[tuple[str, str]] = set()
 CALLS = [0]
 
@@ -826,13 +827,19 @@ def _function_named(name: str) -> Callable[[], None]:
     return f
 
 
-def test_distinct_cases_ran(capsys: pytest.CaptureFixture[str]) -> None:
-    """The count reported in docs/reliability.md (run the whole module to get it)."""
+def test_distinct_cases_ran(record_property: Callable[[str, object], None]) -> None:
+    """The count reported in docs/reliability.md (run the whole module to get it).
+
+    The count is this test's captured output (``-rP`` shows it in the summary, not among the
+    progress dots), a property of its JUnit XML record, and its failure message.
+    """
     if not CASES:
         pytest.skip("run the whole module to count the cases")
-    with capsys.disabled():
-        print(f"\nhostile input: {len(CASES)} distinct cases, {CALLS[0]} calls")
-    assert len(CASES) >= 1000
+    count = f"hostile input: {len(CASES)} distinct cases, {CALLS[0]} calls"
+    print(count)
+    record_property("distinct_cases", len(CASES))
+    record_property("calls", CALLS[0])
+    assert len(CASES) >= 1000, count
 
 
 # --- known bugs -------------------------------------------------------------------------------

@@ -24,17 +24,15 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.utils.data as tud
-from torch import nn
+# torch is imported where it is used, so that ``resumable-samplers demo --help`` answers at once.
+if TYPE_CHECKING:
+    import torch
+    import torch.utils.data as tud
+    from torch import nn
 
-from resumable_samplers.samplers import (
-    ResumableDistributedSampler,
-    ResumableRandomSampler,
-    ResumableSamplerType,
-)
+    from resumable_samplers.samplers import ResumableSamplerType
 
 NUM_FEATURES = 16
 NUM_CLASSES = 2
@@ -45,13 +43,19 @@ SAMPLERS = ("random", "distributed")
 CHECKPOINT_FORMAT = 1
 
 Batches = list[list[int]]
-Weights = dict[str, torch.Tensor]
+Weights = dict[str, "torch.Tensor"]
 
 
 # --- the training job -----------------------------------------------------------------------
 
 
-class SyntheticDataset(tud.Dataset[tuple[torch.Tensor, torch.Tensor, int]]):
+if TYPE_CHECKING:
+    _MapDataset = tud.Dataset[tuple[torch.Tensor, torch.Tensor, int]]
+else:  # a map-style dataset is any object with __len__ and __getitem__; torch loads later
+    _MapDataset = object
+
+
+class SyntheticDataset(_MapDataset):
     """Random features with a linearly separable label; item ``i`` is ``(x, y, i)``.
 
     Args:
@@ -60,6 +64,8 @@ class SyntheticDataset(tud.Dataset[tuple[torch.Tensor, torch.Tensor, int]]):
     """
 
     def __init__(self, size: int, seed: int) -> None:
+        import torch
+
         generator = torch.Generator().manual_seed(seed)
         self.features = torch.randn(size, NUM_FEATURES, generator=generator)
         direction = torch.randn(NUM_FEATURES, generator=generator)
@@ -128,6 +134,8 @@ class Progress:
 
 def make_deterministic(seed: int) -> None:
     """Seed torch and make CPU training bit-reproducible across processes."""
+    import torch
+
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
@@ -135,6 +143,8 @@ def make_deterministic(seed: int) -> None:
 
 def make_sampler(options: DemoOptions, dataset: SyntheticDataset) -> ResumableSamplerType:
     """The resumable sampler chosen by ``--sampler``."""
+    from resumable_samplers.samplers import ResumableDistributedSampler, ResumableRandomSampler
+
     if options.sampler == "distributed":
         return ResumableDistributedSampler(
             dataset, num_replicas=1, rank=0, seed=options.seed, batch_size=options.batch_size
@@ -144,6 +154,10 @@ def make_sampler(options: DemoOptions, dataset: SyntheticDataset) -> ResumableSa
 
 def build_job(options: DemoOptions) -> Job:
     """A fresh job: the same dataset and initial weights in every process for the same seed."""
+    import torch
+    import torch.utils.data as tud
+    from torch import nn
+
     make_deterministic(options.seed)
     dataset = SyntheticDataset(options.dataset_size, options.seed)
     model = nn.Sequential(
@@ -174,6 +188,9 @@ def train(
     Returns:
         The progress at the stop: all batches seen, and the epoch and batch to resume at.
     """
+    import torch
+    from torch import nn
+
     batches = list(start.batches)
     job.sampler.start_iter = start.batches_done  # set before set_epoch, as trainers do
     for epoch in range(start.epoch, options.epochs):
@@ -203,6 +220,8 @@ def save_atomically(obj: object, path: Path) -> None:
 
     A crash while saving leaves either the previous file or the new one, never a torn file.
     """
+    import torch
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -238,6 +257,8 @@ def first_difference(expected: Batches, actual: Batches) -> int | None:
 
 def same_weights(expected: Weights, actual: Weights) -> bool:
     """Whether both hold the same tensors, bit for bit."""
+    import torch
+
     return expected.keys() == actual.keys() and all(
         torch.equal(expected[name], actual[name]) for name in expected
     )
@@ -284,6 +305,9 @@ def naive_resume_lines(options: DemoOptions, job: Job, stopped: Progress) -> lis
     One restarts the epoch from its first batch; the other uses torch's ``RandomSampler`` with a
     new generator and skips the batches already done.
     """
+    import torch
+    import torch.utils.data as tud
+
     done = stopped.batches_done
     if done == 0:
         return ["  naive resume: stopped at an epoch boundary, where restarting the epoch is right"]
@@ -312,6 +336,8 @@ def naive_resume_lines(options: DemoOptions, job: Job, stopped: Progress) -> lis
 
 def run_demo(options: DemoOptions, stop_after: int | None) -> int:
     """Reference run, interrupted run, resume in a new process, then compare and report."""
+    import torch
+
     per_epoch = options.batches_per_epoch
     total = per_epoch * options.epochs
     if stop_after is None:
@@ -394,6 +420,8 @@ def run_demo(options: DemoOptions, stop_after: int | None) -> int:
 
 def resume_from_checkpoint(options: DemoOptions, checkpoint: Path, result: Path) -> int:
     """Load the checkpoint, finish the training, and save the batches run and final weights."""
+    import torch
+
     state: dict[str, Any] = torch.load(checkpoint, weights_only=True)
     if state.get("format") != CHECKPOINT_FORMAT:
         print(f"demo: error: unknown checkpoint format in {checkpoint}", file=sys.stderr)

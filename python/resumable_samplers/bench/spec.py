@@ -1,0 +1,175 @@
+"""What a measurement is: the sections, the implementations, the sizes, and one run's outcome.
+
+Nothing here imports torch: the parent process plans and reports with these alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+SECTIONS: dict[str, str] = {
+    "a": "permutation",
+    "b": "distributed epoch (W=8, rank 3)",
+    "c": "resume at 50% (W=8, rank 3, batch_size=1)",
+    "d": "DataLoader index throughput (batch_size=256, num_workers=0)",
+    "e": "lazy order at scale",
+}
+"""The measurements, by the letter ``--only`` selects them with."""
+
+IMPLS: dict[str, tuple[str, ...]] = {
+    "a": ("ours", "lazy", "torch", "numpy"),
+    "b": ("ours", "lazy", "torch", "helios"),
+    "c": ("ours", "lazy", "helios", "torch"),
+    "d": ("ours", "list"),
+    "e": ("lazy", "grain"),
+}
+"""The implementations compared in each measurement; ``ours`` (the torch order) comes first.
+
+``lazy`` is ours with ``permutation="lazy"``; in ``e``, ``grain`` is the Grain comparison (which
+times ours too) and ``lazy`` everything else.
+"""
+
+CASES: dict[str, str] = {"a": "perm", "b": "epoch", "c": "resume", "d": "loader"}
+"""The case each of the sections ``a`` to ``d`` times at every size (``e`` has several)."""
+
+# 2.2e8 is past n = 214,748,364, where torch.randperm switches to 64-bit draws.
+DEFAULT_SIZES: tuple[int, ...] = (10**6, 10**7, 5 * 10**7, 22 * 10**7, 10**9)
+QUICK_SIZES: tuple[int, ...] = (10**5, 10**6)
+DEFAULT_LOADER_N = 10**6
+QUICK_LOADER_N = 10**5
+DEFAULT_TIMEOUT_S = 1800.0
+AUTO_REPEAT = 3
+AUTO_REPEAT_MAX_N = 10**7
+WORLD_SIZE = 8
+RANK = 3
+LOADER_BATCH_SIZE = 256
+
+# Section e: the lazy order at scale. The first-index measurement is O(1) at any n, so it always
+# runs at these sizes whatever --sizes is; the others are bounded by --sizes or set by
+# their own options (smaller with --quick).
+LAZY_FIRST_NS: tuple[int, ...] = (10**9, 2**40, 2**63 - 1)
+LAZY_FIRST_REPEAT = 5
+DEFAULT_LAZY_RANDPERM_N = 10**9
+QUICK_LAZY_RANDPERM_N = 10**6
+DEFAULT_LAZY_ITER_NS: tuple[int, ...] = (10**7, 10**9)
+QUICK_LAZY_ITER_NS: tuple[int, ...] = (10**5, 10**6)
+DEFAULT_GRAIN_N = 10**7
+QUICK_GRAIN_N = 10**6
+GRAIN_CALLS = 2 * 10**5
+GRAIN_ROUNDS = 4
+MIB = 2**20
+GIB = 2**30
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """One measurement: what a child process runs.
+
+    Args:
+        section: the measurement letter, ``a`` to ``e``.
+        case: ``perm``, ``epoch``, ``resume``, ``loader``, ``verify`` or ``verify_sampler``;
+            in ``e``: ``first``, ``randperm``, ``iterate`` or ``grain``.
+        impl: the implementation measured, e.g. ``ours``, ``lazy`` or ``torch``.
+        n: the dataset size (for ``first``, the largest of :data:`LAZY_FIRST_NS`, which it
+            measures all of).
+        seed: the seed of the permutation.
+        repeat: how many times to time the operation (the best time is kept).
+    """
+
+    section: str
+    case: str
+    impl: str
+    n: int
+    seed: int = 0
+    repeat: int = 1
+
+    def label(self) -> str:
+        """A short human-readable name, e.g. ``(a) perm torch n=1e7``."""
+        if self.case == "first":
+            return f"({self.section}) first index lazy n={','.join(map(format_n, LAZY_FIRST_NS))}"
+        if self.case == "grain":
+            return f"({self.section}) grain vs lazy n={format_n(self.n)}"
+        return f"({self.section}) {self.case} {self.impl} n={format_n(self.n)}"
+
+    def to_json(self) -> str:
+        """The specification as the JSON the child reads."""
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Spec:
+        """Parse what :meth:`to_json` wrote."""
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError(f"a spec should be a JSON object, got {text!r}")
+        return cls(**data)
+
+
+@dataclasses.dataclass
+class Outcome:
+    """The result of one measurement, as recorded in ``results.json``.
+
+    Args:
+        spec: what was measured.
+        status: ``ok``, ``skipped``, ``unavailable``, ``failed`` or ``timeout``.
+        reason: why it is not ``ok``.
+        metrics: the child's timings and values (``*_s`` are seconds).
+        rss: the child's resident memory in bytes: ``base``, ``peak``, ``extra`` and whether the
+            peak was reset after setup (``reset``).
+        process: the child process as seen from outside: wall time including interpreter start,
+            its peak RSS over its whole life, and its exit status.
+    """
+
+    spec: Spec
+    status: str
+    reason: str | None = None
+    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    rss: dict[str, Any] = dataclasses.field(default_factory=dict)
+    process: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (the spec's fields are flattened in)."""
+        out: dict[str, Any] = dataclasses.asdict(self.spec)
+        out.update(
+            status=self.status,
+            reason=self.reason,
+            metrics=self.metrics,
+            rss=self.rss,
+            process=self.process,
+        )
+        return out
+
+
+def format_n(n: int) -> str:
+    """``n`` in short form where there is one.
+
+    One or two significant digits times a power of ten (``50000000`` -> ``5e7``, ``220000000``
+    -> ``2.2e8``), else a large power of two or one less (``2**40``, ``2**63-1``), else digits.
+    """
+    if n >= 1000:
+        k = len(str(n)) - 1
+        d, r = divmod(n, 10**k)
+        if r == 0:
+            return f"{d}e{k}"
+        m, r = divmod(n, 10 ** (k - 1))
+        if r == 0:
+            return f"{m // 10}.{m % 10}e{k}"
+    if n >= 2**20:
+        if n & (n - 1) == 0:
+            return f"2**{n.bit_length() - 1}"
+        if (n + 1) & n == 0:
+            return f"2**{n.bit_length()}-1"
+    return str(n)
+
+
+def format_seconds(value: Any) -> str:
+    """Seconds with three significant digits (one decimal from 100 s on), ``-`` if missing."""
+    if not isinstance(value, int | float):
+        return "-"
+    return f"{value:.1f}" if value >= 100 else f"{value:.3g}"
+
+
+def format_mib(value: Any) -> str:
+    """Bytes as MiB with one decimal, ``-`` if missing."""
+    return f"{value / MIB:.1f}" if isinstance(value, int | float) else "-"

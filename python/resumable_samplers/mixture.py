@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence, Sized
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -42,27 +41,31 @@ def integer_weights(weights: Sequence[Any]) -> list[int]:
     """
     if isinstance(weights, (str, bytes)) or not isinstance(weights, Sequence | np.ndarray):
         raise TypeError(f"weights should be a sequence of numbers, got {type(weights).__name__}")
-    exact: list[Fraction] = []
+    # Each weight as an exact fraction num / den (den a power of two for floats), brought to a
+    # common denominator with integer arithmetic only.
+    ratios: list[tuple[int, int]] = []
     for k, w in enumerate(weights):
         if _checks._is_bool(w) or not isinstance(w, numbers.Real | np.integer | np.floating):
             raise TypeError(f"weights[{k}] should be a real number, got {type(w).__name__}")
         if isinstance(w, numbers.Integral | np.integer):
-            value = Fraction(int(w))
+            ratio = (int(w), 1)
         else:
             f = float(w)
             if not math.isfinite(f):
                 raise ValueError(f"weights[{k}] should be finite, got {f}")
-            value = Fraction(f)
-        if value < 0:
+            ratio = f.as_integer_ratio()
+        if ratio[0] < 0:
             raise ValueError(f"weights[{k}] should be non-negative, got {w}")
-        exact.append(value)
-    total = sum(exact, Fraction(0))
+        ratios.append(ratio)
+    den = math.lcm(*(d for _, d in ratios))
+    exact = [n * (den // d) for n, d in ratios]
+    total = sum(exact)
     if total == 0:
         raise ValueError("weights should not all be zero")
-    if all(v.denominator == 1 for v in exact) and total <= MAX_WEIGHT_SUM:
-        return [int(v) for v in exact]
-    scale = Fraction(MAX_WEIGHT_SUM - len(exact)) / total
-    return [max(1, math.floor(v * scale)) if v > 0 else 0 for v in exact]
+    if den == 1 and total <= MAX_WEIGHT_SUM:
+        return exact
+    scale = MAX_WEIGHT_SUM - len(exact)
+    return [max(1, v * scale // total) if v > 0 else 0 for v in exact]
 
 
 def _lengths(sources: Sequence[Any]) -> list[int]:

@@ -85,7 +85,38 @@ def case_iterate(n: int, k: int) -> dict[str, Any]:
     return {"time_s": elapsed, "ns_per_index": elapsed / count * 1e9}
 
 
-CASES = {"ours": case_ours_first_index, "megatron": case_megatron, "iterate": case_iterate}
+def case_torchdata(n: int, k: int) -> dict[str, Any]:
+    """torchdata's MultiNodeWeightedSampler (random draws by weight) over K range sources: its
+    iteration, and the time a fresh one takes to restore a state saved half-way and yield."""
+    from torchdata.nodes import IterableWrapper
+    from torchdata.nodes.samplers.multi_node_weighted_sampler import MultiNodeWeightedSampler
+
+    per = max(1, n // k)
+
+    def make() -> Any:
+        sources = {f"s{j}": IterableWrapper(range(j * per, (j + 1) * per)) for j in range(k)}
+        weights = dict(zip(sources, _weights(k), strict=True))
+        return MultiNodeWeightedSampler(sources, weights, seed=1, stop_criteria="CYCLE_FOREVER")
+
+    node = make()
+    t = time.perf_counter()
+    for _ in range(n // 2):
+        next(node)
+    per_item = (time.perf_counter() - t) / (n // 2)
+    state = node.state_dict()
+    fresh = make()
+    t = time.perf_counter()
+    fresh.reset(state)
+    next(fresh)
+    return {"time_s": time.perf_counter() - t, "ns_per_index": per_item * 1e9}
+
+
+CASES = {
+    "ours": case_ours_first_index,
+    "megatron": case_megatron,
+    "iterate": case_iterate,
+    "torchdata": case_torchdata,
+}
 
 
 def run(case: str, n: int, k: int) -> dict[str, Any] | None:
@@ -150,6 +181,13 @@ def main() -> None:
                 mg = "- | - | -"
             print(f"| {n:.0e} | {k} | {o} | {mg} |")
     n = int(args.iterate)
+    td = run("torchdata", min(n, 10**6), 3)
+    if td:
+        print(
+            f"\ntorchdata MultiNodeWeightedSampler, K=3, N={min(n, 10**6):.0e}: restoring a state "
+            f"saved half-way and yielding its next item: {td['time_s'] * 1e3:.1f} ms; "
+            f"iteration {td['ns_per_index']:.0f} ns per item"
+        )
     print(f"\niteration of a whole epoch of {n:.0e} indices (Python ints), ns per index")
     plain = run("iterate", n, 0)
     print(f"- plain lazy sampler: {plain['ns_per_index']:.1f}" if plain else "- plain: failed")

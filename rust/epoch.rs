@@ -173,7 +173,7 @@ impl EpochIndices {
                 shard,
                 mix,
                 start: s0,
-            } => mix.fill(|k| s0 + shard.source(start + k as u64), out),
+            } => return mix.fill(|k| s0 + shard.source(start + k as u64), out),
         }
         Ok(())
     }

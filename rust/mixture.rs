@@ -22,6 +22,10 @@
 //! positions of a segment follow its weights from the segment's start; every source continues
 //! its draws (and so its cycle) where the previous segments left it.
 
+use std::sync::{Arc, Mutex};
+
+use crate::buffer::IndexVec;
+use crate::epoch::randperm;
 use crate::error::{invalid, Error};
 use crate::lazy::LazyPermutation;
 use crate::shard::MAX_LEN;
@@ -216,9 +220,30 @@ impl<'a> Walker<'a> {
 #[derive(Clone)]
 struct Cursor {
     next_draw: u64,
-    cycle: u64,
     item: u64,
-    perm: Option<LazyPermutation>,
+    perm: CyclePerm,
+}
+
+/// One cycle's order of a source.
+#[derive(Clone)]
+enum CyclePerm {
+    Lazy(LazyPermutation),
+    Table(Arc<IndexVec>),
+    Identity,
+}
+
+impl CyclePerm {
+    #[inline]
+    fn get(&self, i: u64) -> u64 {
+        match self {
+            CyclePerm::Lazy(perm) => perm.index(i),
+            CyclePerm::Table(table) => match &**table {
+                IndexVec::U32(v) => u64::from(v[i as usize]),
+                IndexVec::I64(v) => v[i as usize] as u64,
+            },
+            CyclePerm::Identity => i,
+        }
+    }
 }
 
 /// How each source's draws are ordered within a cycle.
@@ -226,6 +251,9 @@ struct Cursor {
 pub enum SourceOrder {
     /// A keyed lazy permutation per `(seed, source, cycle)`.
     Lazy { seed: u64 },
+    /// Cycle `c` of a source of `n` items is `torch.randperm(n)` seeded with `seed + c`: the
+    /// source's order in epoch `c` of a random sampler over it alone. Materialised per cycle.
+    Torch { seed: u64 },
     /// The source's own order, every cycle.
     Identity,
 }
@@ -234,9 +262,10 @@ impl SourceOrder {
     pub fn parse(permutation: &str, seed: u64) -> Result<Self, Error> {
         match permutation {
             "lazy" => Ok(SourceOrder::Lazy { seed }),
+            "torch" => Ok(SourceOrder::Torch { seed }),
             "identity" => Ok(SourceOrder::Identity),
             other => Err(invalid(format!(
-                "permutation should be one of 'lazy', 'identity', got '{other}'"
+                "permutation should be one of 'lazy', 'torch', 'identity', got '{other}'"
             ))),
         }
     }
@@ -257,6 +286,8 @@ pub struct Mixture {
     offsets: Vec<u64>,
     segments: Vec<Segment>,
     order: SourceOrder,
+    /// The torch order's most recent cycle table per source (one cycle of each source).
+    tables: Arc<Mutex<Vec<Option<(u64, Arc<IndexVec>)>>>>,
 }
 
 /// splitmix64's finaliser, to key each source's permutations apart.
@@ -325,6 +356,7 @@ impl Mixture {
             });
         }
         Ok(Self {
+            tables: Arc::new(Mutex::new(vec![None; lengths.len()])),
             lengths: lengths.to_vec(),
             offsets,
             segments: out,
@@ -370,37 +402,52 @@ impl Mixture {
     }
 
     /// The permutation of source `k`'s cycle `cycle`.
-    fn cycle_perm(&self, k: usize, cycle: u64) -> Option<LazyPermutation> {
-        match self.order {
-            SourceOrder::Lazy { seed } => Some(LazyPermutation::new(
+    fn cycle_perm(&self, k: usize, cycle: u64) -> Result<CyclePerm, Error> {
+        Ok(match self.order {
+            SourceOrder::Lazy { seed } => CyclePerm::Lazy(LazyPermutation::new(
                 self.lengths[k],
                 mix(seed ^ mix(k as u64)),
                 cycle,
             )),
-            SourceOrder::Identity => None,
-        }
+            SourceOrder::Torch { seed } => {
+                let mut tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some((c, table)) = &tables[k] {
+                    if *c == cycle {
+                        return Ok(CyclePerm::Table(Arc::clone(table)));
+                    }
+                }
+                tables[k] = None; // one cycle per source at a time
+                let table = Arc::new(randperm::<Error>(
+                    self.lengths[k],
+                    seed.wrapping_add(cycle),
+                    &mut || Ok(()),
+                )?);
+                tables[k] = Some((cycle, Arc::clone(&table)));
+                CyclePerm::Table(table)
+            }
+            SourceOrder::Identity => CyclePerm::Identity,
+        })
     }
 
     /// The dataset index (in `ConcatDataset` numbering) of the `j`-th draw from source `k`.
-    pub fn index(&self, k: usize, j: u64) -> u64 {
+    pub fn index(&self, k: usize, j: u64) -> Result<u64, Error> {
         let n = self.lengths[k];
-        let i = j % n;
-        let local = match self.cycle_perm(k, j / n) {
-            Some(perm) => perm.index(i),
-            None => i,
-        };
-        self.offsets[k] + local
+        Ok(self.offsets[k] + self.cycle_perm(k, j / n)?.get(j % n))
     }
 
     /// The dataset index at stream position `p`.
-    pub fn at(&self, p: u64) -> u64 {
+    pub fn at(&self, p: u64) -> Result<u64, Error> {
         let (k, j) = self.draw(p);
         self.index(k, j)
     }
 
     /// `out[i]` = the index at stream position `positions(i)`, for increasing runs of positions;
     /// consecutive positions cost a walk of additions and one permutation evaluation each.
-    pub fn fill(&self, mut position: impl FnMut(usize) -> u64, out: &mut [u64]) {
+    pub fn fill(
+        &self,
+        mut position: impl FnMut(usize) -> u64,
+        out: &mut [u64],
+    ) -> Result<(), Error> {
         let mut cursors: Vec<Option<Cursor>> = vec![None; self.lengths.len()];
         let mut i = 0;
         while i < out.len() {
@@ -411,7 +458,7 @@ impl Mixture {
             let close = |want: u64, at: u64| want >= at && want < end && want - at <= WALK_GAP;
             if i + 1 == out.len() || !close(position(i + 1), p + 1) {
                 // An isolated position: locate it directly (O(log K)), no walker to set up.
-                out[i] = self.at(p);
+                out[i] = self.at(p)?;
                 i += 1;
                 continue;
             }
@@ -428,37 +475,33 @@ impl Mixture {
                 }
                 let (k, c) = walker.next();
                 at += 1;
-                out[i] = self.offsets[k] + self.item(&mut cursors[k], k, seg.base[k] + c);
+                out[i] = self.offsets[k] + self.item(&mut cursors[k], k, seg.base[k] + c)?;
                 i += 1;
             }
         }
+        Ok(())
     }
 
     /// Source `k`'s item for its draw `j`, advancing the source's cursor.
     #[inline]
-    fn item(&self, cursor: &mut Option<Cursor>, k: usize, j: u64) -> u64 {
+    fn item(&self, cursor: &mut Option<Cursor>, k: usize, j: u64) -> Result<u64, Error> {
         let n = self.lengths[k];
         let c = match cursor {
             Some(c) if c.next_draw == j => c,
             _ => cursor.insert(Cursor {
                 next_draw: j,
-                cycle: j / n,
                 item: j % n,
-                perm: self.cycle_perm(k, j / n),
+                perm: self.cycle_perm(k, j / n)?,
             }),
         };
-        let local = match &c.perm {
-            Some(perm) => perm.index(c.item),
-            None => c.item,
-        };
+        let local = c.perm.get(c.item);
         c.next_draw += 1;
         c.item += 1;
         if c.item == n {
-            c.item = 0;
-            c.cycle += 1;
-            c.perm = self.cycle_perm(k, c.cycle);
+            // The next cycle is computed when it is first drawn from.
+            *cursor = None;
         }
-        local
+        Ok(local)
     }
 }
 
@@ -516,7 +559,7 @@ mod tests {
         let mut per_source: Vec<Vec<u64>> = vec![vec![], vec![]];
         for p in 0..16 {
             let (k, _) = m.draw(p);
-            per_source[k].push(m.at(p));
+            per_source[k].push(m.at(p).unwrap());
         }
         assert_eq!(per_source[0].len(), 8);
         // source 0: indices 0..3, each cycle a permutation
@@ -541,7 +584,7 @@ mod tests {
         )
         .unwrap();
         for p in 0..10 {
-            assert_eq!(m0.at(p), m1.at(p));
+            assert_eq!(m0.at(p).unwrap(), m1.at(p).unwrap());
         }
         let before = m1.counts(10);
         let mut next = before.clone();
@@ -605,9 +648,9 @@ mod tests {
             prop_assume!(m.is_ok());
             let m = m.unwrap();
             let mut out = vec![0; count];
-            m.fill(|i| start + i as u64 * stride, &mut out);
+            m.fill(|i| start + i as u64 * stride, &mut out).unwrap();
             for (i, &x) in out.iter().enumerate() {
-                prop_assert_eq!(x, m.at(start + i as u64 * stride));
+                prop_assert_eq!(x, m.at(start + i as u64 * stride).unwrap());
             }
         }
     }

@@ -166,6 +166,21 @@ def test_identity_order_takes_each_source_in_its_own_order() -> None:
         assert seq == [j % LENGTHS[k] for j in range(len(seq))]
 
 
+def test_torch_order_is_torch_randperm_per_source_and_cycle() -> None:
+    import torch
+
+    got = stream(make(permutation="torch"), 6)
+    items: dict[int, list[int]] = {}
+    for index in got:
+        k, item = source_of(index, LENGTHS)
+        items.setdefault(k, []).append(item)
+    for k, seq in items.items():
+        n = LENGTHS[k]
+        for c in range(len(seq) // n):
+            g = torch.Generator().manual_seed(11 + c)
+            assert seq[c * n : (c + 1) * n] == torch.randperm(n, generator=g).tolist(), (k, c)
+
+
 def test_determinism_and_keys() -> None:
     assert stream(make(), 2) == stream(make(), 2)
     assert stream(make(), 2) != stream(make(seed=12), 2)

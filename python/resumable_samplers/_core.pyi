@@ -78,7 +78,8 @@ class Mixture:
     """A weighted mixture of sources over a stream of positions.
 
     Segment ``s`` follows ``weights[s]`` (integers, sum at most ``2**62``) from stream position
-    ``starts[s]``; ``permutation`` (``"lazy"`` or ``"identity"``) orders each source's cycles.
+    ``starts[s]``; ``permutation`` (``"lazy"``, ``"torch"`` or ``"identity"``) orders each
+    source's cycles.
     """
 
     def __new__(

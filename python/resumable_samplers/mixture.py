@@ -18,7 +18,7 @@ from resumable_samplers.samplers import (
     _Start,
 )
 
-MIXTURE_PERMUTATIONS: tuple[str, ...] = ("lazy", "identity")
+MIXTURE_PERMUTATIONS: tuple[str, ...] = ("lazy", "torch", "identity")
 """The accepted values of a mixture's ``permutation``: each source's order within a cycle."""
 
 MAX_WEIGHT_SUM = 2**62
@@ -127,7 +127,11 @@ class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
         drop_last: drop the tail of an epoch so every rank gets the same number of samples,
             instead of padding by wrapping around.
         permutation: each source's order within a cycle: ``"lazy"`` (a keyed permutation per
-            source and cycle) or ``"identity"`` (the source's own order).
+            source and cycle, O(1) memory), ``"torch"`` (cycle ``c`` of a source of ``n`` items
+            is ``torch.randperm(n)`` seeded with ``seed + c``, as a random sampler over that
+            source alone orders its epoch ``c``; it keeps one cycle of each source in memory,
+            4 bytes per item, and a resume computes the current cycles) or ``"identity"`` (the
+            source's own order).
     """
 
     reweight: bool = False

@@ -224,8 +224,10 @@ struct Cursor {
     perm: CyclePerm,
 }
 
-/// One cycle's order of a source.
+/// One cycle's order of a source. One per source in a fill: keeping the lazy keys inline saves
+/// an indirection per draw.
 #[derive(Clone)]
+#[allow(clippy::large_enum_variant)]
 enum CyclePerm {
     Lazy(LazyPermutation),
     Table(Arc<IndexVec>),

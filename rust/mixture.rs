@@ -281,6 +281,9 @@ struct Segment {
     base: Vec<u64>,
 }
 
+/// Per source: the cycle whose torch-order table is kept, and the table.
+type CycleTables = Mutex<Vec<Option<(u64, Arc<IndexVec>)>>>;
+
 /// A weighted mixture of sources over a stream of positions.
 #[derive(Clone, Debug)]
 pub struct Mixture {
@@ -289,7 +292,7 @@ pub struct Mixture {
     segments: Vec<Segment>,
     order: SourceOrder,
     /// The torch order's most recent cycle table per source (one cycle of each source).
-    tables: Arc<Mutex<Vec<Option<(u64, Arc<IndexVec>)>>>>,
+    tables: Arc<CycleTables>,
 }
 
 /// splitmix64's finaliser, to key each source's permutations apart.

@@ -29,7 +29,7 @@ pub const ORDER_NAMES: [&str; 4] = ["torch", "torch-legacy", "lazy", "identity"]
 
 impl Order {
     /// Parses an order name; `seed` and `epoch` are taken modulo 2**64. `"torch"` is the order
-    /// of torch 2.7 and later, `"torch-legacy"` that of torch up to 2.6 (see `permutation.rs`).
+    /// of torch 2.6 and later, `"torch-legacy"` that of torch up to 2.5 (see `permutation.rs`).
     pub fn parse(permutation: &str, seed: u64, epoch: u64) -> Result<Self, Error> {
         let torch = |generation| Order::Torch {
             seed,

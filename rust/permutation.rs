@@ -6,8 +6,8 @@
 //! - the "inside-out" Fisher-Yates: for `i` in `0..n`, `z = random64() % (i + 1)`,
 //!   `P[i] = P[z]; P[z] = i`.
 //!
-//! Which one runs depends on torch's release ([`Generation`]): up to torch 2.6 the swap loop
-//! runs for every `n`; from torch 2.7 on (pytorch PR #143682) the inside-out loop runs for
+//! Which one runs depends on torch's release ([`Generation`]): up to torch 2.5 the swap loop
+//! runs for every `n`; from torch 2.6 on (pytorch PR #143682) the inside-out loop runs for
 //! `n >= u32::MAX / 20`.
 //!
 //! The random stream never depends on the array, so the swap targets are drawn `AHEAD` steps
@@ -18,15 +18,15 @@
 use crate::buffer::IndexElem;
 use crate::mt19937::TorchMt;
 
-/// torch (from 2.7) uses the swap loop for `n` below this and the inside-out loop from here on.
+/// torch (from 2.6) uses the swap loop for `n` below this and the inside-out loop from here on.
 pub const SWAP_REGIME_LIMIT: u64 = (u32::MAX / 20) as u64;
 
 /// Which torch releases' `randperm` to follow: they differ for `n >= SWAP_REGIME_LIMIT` only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Generation {
-    /// torch up to 2.6: the swap loop for every `n`.
+    /// torch up to 2.5: the swap loop for every `n`.
     Legacy,
-    /// torch 2.7 and later: the inside-out loop from `SWAP_REGIME_LIMIT` items on.
+    /// torch 2.6 and later: the inside-out loop from `SWAP_REGIME_LIMIT` items on.
     Current,
 }
 

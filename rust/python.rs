@@ -60,7 +60,7 @@ fn owned_readonly_array(py: Python<'_>, v: IndexVec) -> Bound<'_, PyAny> {
 }
 
 /// A permutation of `[0, n)` as a NumPy array: `torch.randperm(n)` for the generator seeded
-/// with `seed` (`"torch"`: torch 2.7 and later; `"torch-legacy"`: torch up to 2.6), or the lazy
+/// with `seed` (`"torch"`: torch 2.6 and later; `"torch-legacy"`: torch up to 2.5), or the lazy
 /// bijection keyed by `(seed, 0)`.
 #[pyfunction]
 #[pyo3(signature = (n, seed, permutation="torch"))]

@@ -19,15 +19,15 @@ ORDER_NAMES: tuple[str, ...]
 """The order names: ``"torch"``, ``"torch-legacy"``, ``"lazy"``, ``"identity"``."""
 
 SWAP_REGIME_LIMIT: int
-"""214,748,364: from this length on, torch 2.7 and later shuffle with the inside-out loop."""
+"""214,748,364: from this length on, torch 2.6 and later shuffle with the inside-out loop."""
 
 def randperm(
     n: int, seed: int, permutation: str = "torch"
 ) -> npt.NDArray[np.uint32] | npt.NDArray[np.int64]:
     """A permutation of ``[0, n)``; ``seed`` is an unsigned 64-bit value.
 
-    ``"torch"``: ``torch.randperm(n)`` of torch 2.7 and later for a generator seeded with
-    ``seed``; ``"torch-legacy"``: that of torch 2.6 and earlier (the swap loop for every ``n``);
+    ``"torch"``: ``torch.randperm(n)`` of torch 2.6 and later for a generator seeded with
+    ``seed``; ``"torch-legacy"``: that of torch 2.5 and earlier (the swap loop for every ``n``);
     ``"lazy"``: the lazy bijection keyed by ``(seed, 0)``. Returns ``uint32`` when
     ``n <= 2**32`` else ``int64``. Releases the GIL; Ctrl-C interrupts.
     """

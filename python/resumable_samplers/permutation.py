@@ -14,7 +14,7 @@ PERMUTATIONS: tuple[str, ...] = ("torch", "lazy")
 """The accepted values of ``permutation``.
 
 - ``"torch"`` (the default): ``torch.randperm``'s order of the installed torch, bit for bit (torch
-  2.7 changed it from 214,748,364 items on; see :func:`core_order`); an epoch is computed once
+  2.6 changed it from 214,748,364 items on; see :func:`core_order`); an epoch is computed once
   and a rank keeps its own share (4 bytes per index up to ``2**32`` items).
 - ``"lazy"``: a keyed pseudo-random bijection evaluated one position at a time, so no memory
   of size ``n`` ever exists and any position is reached in O(1). A different order from torch's.
@@ -25,7 +25,7 @@ def core_order(permutation: str) -> str:
     """The core's name for the order of ``permutation`` (one of :data:`PERMUTATIONS`).
 
     ``"torch"`` resolves to the installed torch's generation of ``randperm``: ``"torch"`` for
-    torch 2.7 and later, ``"torch-legacy"`` for torch 2.6 and earlier (they differ from
+    torch 2.6 and later, ``"torch-legacy"`` for torch 2.5 and earlier (they differ from
     214,748,364 items on). ``"lazy"`` is itself.
 
     Raises:

@@ -3,7 +3,7 @@
 For each ``n`` and seed, ``randperm`` must equal ``torch.randperm`` element for element, and for
 each ``n`` the distributed sampler must yield exactly what ``torch.utils.data.DistributedSampler``
 yields on every rank (a few world sizes, with and without ``drop_last``). One more ``randperm``
-check at :data:`LARGE_N` items, past the length where torch 2.7 changed its loop, shows that
+check at :data:`LARGE_N` items, past the length where torch 2.6 changed its loop, shows that
 the order of the installed torch's generation is the one followed. Exits 1 on any mismatch.
 """
 
@@ -30,7 +30,7 @@ Check bit parity with the installed torch, and report.
 For each size n and seed, randperm must equal torch.randperm element for element, and for each n
 the distributed sampler must yield exactly what torch.utils.data.DistributedSampler yields on
 every rank (world sizes 1, 2, 3 and 8, with and without drop_last). One more randperm check at
-n = 214,748,365, past the length where torch 2.7 changed its loop, shows that the order of the
+n = 214,748,365, past the length where torch 2.6 changed its loop, shows that the order of the
 installed torch's generation is followed (it takes about 2 GB and a minute; --no-large skips
 it). Exits 1 on any mismatch.
 """
@@ -39,7 +39,7 @@ DEFAULT_SIZES = "0,1,2,3,17,1000,65537,1e6"
 DEFAULT_SEEDS = "0,1,6691,-1,4294967301,18446744073709551615"
 WORLD_SIZES = (1, 2, 3, 8)
 LARGE_N = _core.SWAP_REGIME_LIMIT + 1
-"""One length past the boundary where torch 2.7's ``randperm`` parts from torch 2.6's."""
+"""One length past the boundary where torch 2.6's ``randperm`` parts from torch 2.5's."""
 LARGE_SEED = 0
 # Above this length a check compares digests of chunks instead of holding both arrays at once.
 DIGEST_FROM = 1 << 24

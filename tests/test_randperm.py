@@ -3,15 +3,15 @@ follows the installed torch's generation of its loop (torch 2.6 changed it past 
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
-import torch
-
 import hashlib
 import importlib.util
 import subprocess
 import sys
 from importlib.metadata import version
+
+import numpy as np
+import pytest
+import torch
 
 import resumable_samplers as rs
 from resumable_samplers import _core, _torch_version

@@ -53,9 +53,10 @@ def randperm(
 
     With ``permutation="torch"`` the result equals
     ``torch.randperm(n, generator=torch.Generator().manual_seed(seed))`` of the installed torch
-    element for element, for every ``n`` and every seed torch accepts, only faster. With ``permutation="lazy"`` it is the
-    lazy bijection keyed by ``(seed, 0)``, computed on all cores; the epoch-0 order of a lazy
-    sampler with the same seed. The GIL is released while it runs.
+    element for element, for every ``n`` and every seed torch accepts, only faster. With
+    ``permutation="lazy"`` it is the lazy bijection keyed by ``(seed, 0)``, computed on all
+    cores; the epoch-0 order of a lazy sampler with the same seed. The GIL is released while it
+    runs.
 
     Args:
         n: the length of the permutation, in ``[0, 2**63 - 1]``.

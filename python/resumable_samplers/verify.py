@@ -122,9 +122,7 @@ def check_distributed(n: int, seed: int, num_replicas: int, drop_last: bool) -> 
         ref: tud.DistributedSampler[int] = tud.DistributedSampler(
             ds, num_replicas, rank, seed=seed, drop_last=drop_last
         )
-        ours = ResumableDistributedSampler(
-            ds, num_replicas, rank, seed=seed, drop_last=drop_last
-        )
+        ours = ResumableDistributedSampler(ds, num_replicas, rank, seed=seed, drop_last=drop_last)
         ref.set_epoch(1)
         ours.set_epoch(1)
         if not np.array_equal(ours.indices(), np.fromiter(ref, dtype=np.int64)):

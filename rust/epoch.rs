@@ -7,7 +7,7 @@ use crate::buffer::{IndexElem, IndexVec};
 use crate::error::{invalid, Error};
 use crate::lazy::LazyPermutation;
 use crate::mixture::Mixture;
-use crate::permutation::torch_randperm;
+use crate::permutation::{torch_randperm, Generation};
 use crate::shard::{Shard, MAX_LEN};
 use crate::stream::Streamed;
 
@@ -16,23 +16,52 @@ use crate::stream::Streamed;
 pub enum Order {
     /// `P` is the identity (`shuffle=False`, the sequential sampler).
     Identity,
-    /// `P = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))`.
-    Torch { seed: u64, epoch: u64 },
+    /// `P = torch.randperm(n, generator=torch.Generator().manual_seed(seed + epoch))` as the
+    /// torch releases of `generation` compute it.
+    Torch {
+        seed: u64,
+        epoch: u64,
+        generation: Generation,
+    },
     /// `P` is the keyed bijection of [`LazyPermutation`] for the full `(seed, epoch)`.
     Lazy { seed: u64, epoch: u64 },
 }
 
+/// The order names [`Order::parse`] accepts.
+pub const ORDER_NAMES: [&str; 4] = ["torch", "torch-legacy", "lazy", "identity"];
+
 impl Order {
-    /// Parses a `permutation` name; `seed` and `epoch` are taken modulo 2**64.
+    /// Parses an order name; `seed` and `epoch` are taken modulo 2**64. `"torch"` is the order
+    /// of torch 2.6 and later, `"torch-legacy"` that of torch up to 2.5 (see `permutation.rs`).
     pub fn parse(permutation: &str, seed: u64, epoch: u64) -> Result<Self, Error> {
+        let torch = |generation| Order::Torch {
+            seed,
+            epoch,
+            generation,
+        };
         match permutation {
-            "torch" => Ok(Order::Torch { seed, epoch }),
+            "torch" => Ok(torch(Generation::Current)),
+            "torch-legacy" => Ok(torch(Generation::Legacy)),
             "lazy" => Ok(Order::Lazy { seed, epoch }),
             "identity" => Ok(Order::Identity),
             other => Err(invalid(format!(
-                "permutation should be one of 'torch', 'lazy', 'identity', got {other:?}"
+                "permutation should be one of {}, got {other:?}",
+                ORDER_NAMES.map(|n| format!("'{n}'")).join(", ")
             ))),
         }
+    }
+
+    /// Whether the orders named `a` and `b` give the same permutation of `n` items for every
+    /// seed and epoch: the same name, or both torch generations below the length where their
+    /// loops part.
+    pub fn same_permutation(a: &str, b: &str, n: u64) -> Result<bool, Error> {
+        let (x, y) = (Self::parse(a, 0, 0)?, Self::parse(b, 0, 0)?);
+        Ok(match (x, y) {
+            (Order::Torch { generation: g, .. }, Order::Torch { generation: h, .. }) => {
+                g.swap_regime(n) == h.swap_regime(n)
+            }
+            _ => x == y,
+        })
     }
 }
 
@@ -84,25 +113,29 @@ impl EpochIndices {
                 shard,
                 perm: LazyPermutation::new(shard.n(), seed, epoch),
             }),
-            Order::Torch { seed, epoch } => {
+            Order::Torch {
+                seed,
+                epoch,
+                generation,
+            } => {
                 let seed = seed.wrapping_add(epoch);
                 if shard.is_empty() {
                     return Ok(EpochIndices::Stored(IndexVec::zeroed(0, shard.n())?));
                 }
-                if shard.n() >= STREAM_MIN && Streamed::applies(&shard) {
-                    if let Some(s) = Streamed::start(shard, seed)? {
+                if shard.n() >= STREAM_MIN && Streamed::applies(&shard, generation) {
+                    if let Some(s) = Streamed::start(shard, seed, generation)? {
                         return Ok(EpochIndices::Streamed(s));
                     }
                     // No helper thread: shuffle here, as for small epochs.
                 }
-                let perm = randperm(shard.n(), seed, check)?;
+                let perm = randperm(shard.n(), seed, generation, check)?;
                 if shard.is_whole() {
                     return Ok(EpochIndices::Stored(perm));
                 }
                 let mut share = IndexVec::zeroed(shard.len(), shard.n())?;
                 match (&perm, &mut share) {
-                    (IndexVec::U32(p), IndexVec::U32(s)) => gather(&shard, p, s),
-                    (IndexVec::I64(p), IndexVec::I64(s)) => gather(&shard, p, s),
+                    (IndexVec::U32(p), IndexVec::U32(s)) => gather(&shard, p, s, check)?,
+                    (IndexVec::I64(p), IndexVec::I64(s)) => gather(&shard, p, s, check)?,
                     _ => unreachable!("both buffers are typed by n"),
                 }
                 Ok(EpochIndices::Stored(share))
@@ -202,12 +235,8 @@ impl EpochIndices {
             EpochIndices::Identity(shard) => {
                 let mut out = IndexVec::zeroed(len, shard.n())?;
                 match &mut out {
-                    IndexVec::U32(o) => {
-                        shard.for_each_source(start, o.len(), |k, p| o[k] = p as u32)
-                    }
-                    IndexVec::I64(o) => {
-                        shard.for_each_source(start, o.len(), |k, p| o[k] = p as i64)
-                    }
+                    IndexVec::U32(o) => fill_identity(shard, start, o, check)?,
+                    IndexVec::I64(o) => fill_identity(shard, start, o, check)?,
                 }
                 out
             }
@@ -247,6 +276,22 @@ impl EpochIndices {
     }
 }
 
+/// `out[k]` = the identity epoch's index `start + k`.
+fn fill_identity<T: IndexElem, E>(
+    shard: &Shard,
+    start: u64,
+    out: &mut [T],
+    check: &mut dyn FnMut() -> Result<(), E>,
+) -> Result<(), E> {
+    let mut done = start;
+    for chunk in out.chunks_mut(FILL_CHUNK) {
+        shard.for_each_source(done, chunk.len(), |k, p| chunk[k] = T::from_u64(p));
+        done += chunk.len() as u64;
+        check()?;
+    }
+    Ok(())
+}
+
 /// `out[k]` = the lazy epoch's index `start + k`, on all cores for long outputs.
 fn fill_lazy<T: IndexElem, E>(
     perm: &LazyPermutation,
@@ -280,10 +325,12 @@ pub fn lazy_randperm<E: From<Error>>(
     EpochIndices::build(shard, Order::Lazy { seed, epoch }, check)?.to_vec_from(0, check)
 }
 
-/// `torch.randperm(n)` for the generator seeded with `seed`, in the narrowest buffer.
+/// `torch.randperm(n)` of the torch `generation` for the generator seeded with `seed`, in the
+/// narrowest buffer.
 pub fn randperm<E: From<Error>>(
     n: u64,
     seed: u64,
+    generation: Generation,
     check: &mut dyn FnMut() -> Result<(), E>,
 ) -> Result<IndexVec, E> {
     if n > MAX_LEN {
@@ -291,15 +338,26 @@ pub fn randperm<E: From<Error>>(
     }
     let mut perm = IndexVec::zeroed(n, n)?;
     match &mut perm {
-        IndexVec::U32(p) => torch_randperm(p, seed, check)?,
-        IndexVec::I64(p) => torch_randperm(p, seed, check)?,
+        IndexVec::U32(p) => torch_randperm(p, seed, generation, check)?,
+        IndexVec::I64(p) => torch_randperm(p, seed, generation, check)?,
     }
     Ok(perm)
 }
 
-/// `share[k]` = `perm` at the shard's `k`-th source position.
-pub(crate) fn gather<T: IndexElem>(shard: &Shard, perm: &[T], share: &mut [T]) {
-    shard.for_each_source(0, share.len(), |k, p| share[k] = perm[p as usize]);
+/// `share[k]` = `perm` at the shard's `k`-th source position; `check` runs between chunks.
+pub(crate) fn gather<T: IndexElem, E>(
+    shard: &Shard,
+    perm: &[T],
+    share: &mut [T],
+    check: &mut dyn FnMut() -> Result<(), E>,
+) -> Result<(), E> {
+    let mut done = 0;
+    for chunk in share.chunks_mut(FILL_CHUNK) {
+        shard.for_each_source(done, chunk.len(), |k, p| chunk[k] = perm[p as usize]);
+        done += chunk.len() as u64;
+        check()?;
+    }
+    Ok(())
 }
 
 fn copy_of<T: IndexElem>(src: &[T]) -> Result<Vec<T>, Error> {
@@ -323,12 +381,26 @@ mod tests {
     #[test]
     fn shares_of_a_shuffled_epoch_partition_it_with_padding() {
         let n = 1003;
-        let full = build(Shard::whole(n).unwrap(), Order::Torch { seed: 9, epoch: 0 });
+        let full = build(
+            Shard::whole(n).unwrap(),
+            Order::Torch {
+                seed: 9,
+                epoch: 0,
+                generation: Generation::Current,
+            },
+        );
         for w in [1, 2, 3, 8, 64, 2000] {
             let mut all = Vec::new();
             for r in 0..w {
                 let s = Shard::new(n, w, r, 0, false).unwrap();
-                let e = build(s, Order::Torch { seed: 9, epoch: 0 });
+                let e = build(
+                    s,
+                    Order::Torch {
+                        seed: 9,
+                        epoch: 0,
+                        generation: Generation::Current,
+                    },
+                );
                 assert_eq!(e.len(), s.len());
                 for j in 0..e.len() {
                     assert_eq!(e.get(j), full.get(s.source(j) as usize as u64));
@@ -345,7 +417,11 @@ mod tests {
     fn to_vec_from_matches_get() {
         for order in [
             Order::Identity,
-            Order::Torch { seed: 1, epoch: 2 },
+            Order::Torch {
+                seed: 1,
+                epoch: 2,
+                generation: Generation::Current,
+            },
             Order::Lazy { seed: 1, epoch: 2 },
         ] {
             let s = Shard::new(57, 4, 1, 3, false).unwrap();
@@ -374,7 +450,11 @@ mod tests {
         let s = Shard::new(1 << 25, 2, 1, 0, false).unwrap();
         let e = EpochIndices::build::<Error>(
             s,
-            Order::Torch { seed: 0, epoch: 0 },
+            Order::Torch {
+                seed: 0,
+                epoch: 0,
+                generation: Generation::Current,
+            },
             &mut interrupted.clone(),
         );
         let e = e.unwrap();
@@ -386,7 +466,11 @@ mod tests {
     fn fill_range_matches_get() {
         for order in [
             Order::Identity,
-            Order::Torch { seed: 3, epoch: 1 },
+            Order::Torch {
+                seed: 3,
+                epoch: 1,
+                generation: Generation::Current,
+            },
             Order::Lazy { seed: 3, epoch: 1 },
         ] {
             let e = build(Shard::new(1001, 3, 2, 4, false).unwrap(), order);
@@ -402,13 +486,28 @@ mod tests {
     #[test]
     fn torch_order_seeds_with_seed_plus_epoch() {
         let s = Shard::whole(300).unwrap();
-        let a = build(s, Order::Torch { seed: 5, epoch: 3 });
-        let b = build(s, Order::Torch { seed: 8, epoch: 0 });
+        let a = build(
+            s,
+            Order::Torch {
+                seed: 5,
+                epoch: 3,
+                generation: Generation::Current,
+            },
+        );
+        let b = build(
+            s,
+            Order::Torch {
+                seed: 8,
+                epoch: 0,
+                generation: Generation::Current,
+            },
+        );
         let c = build(
             s,
             Order::Torch {
                 seed: u64::MAX,
                 epoch: 9,
+                generation: Generation::Current,
             },
         ); // -1 + 9
         for j in 0..300 {

@@ -123,7 +123,7 @@ proptest! {
         start_seed: u64,
     ) {
         let shard = Shard::new(n, w, r_seed % w, n * c_pct / 100, false).unwrap();
-        for order in [Order::Identity, Order::Torch { seed, epoch: 1 }, Order::Lazy { seed, epoch: 1 }] {
+        for order in [Order::Identity, Order::Torch { seed, epoch: 1, generation: crate::permutation::Generation::Current }, Order::Lazy { seed, epoch: 1 }] {
             let e = build(shard, order);
             let start = if e.is_empty() { 0 } else { start_seed % e.len() };
             let v = e.to_vec_from::<Error>(start, &mut || Ok(())).unwrap();
@@ -141,7 +141,7 @@ proptest! {
     fn swap_regime_equals_torchs_loop(n in 0usize..5000, seed: u64) {
         prop_assert!((n as u64) < SWAP_REGIME_LIMIT);
         let mut ours = vec![0u32; n];
-        torch_randperm::<u32, ()>(&mut ours, seed, &mut || Ok(())).unwrap();
+        torch_randperm::<u32, ()>(&mut ours, seed, crate::permutation::Generation::Current, &mut || Ok(())).unwrap();
         let mut rng = TorchMt::new(seed);
         let mut want: Vec<u32> = (0..n as u32).collect();
         for i in 0..n.saturating_sub(1) {

@@ -79,7 +79,6 @@
 //! group is 2-transitive) or any practical sampling statistic.
 
 use crate::buffer::IndexElem;
-use std::sync::Mutex;
 
 /// Feistel rounds used for large domains (`k >= 17`, i.e. `n > 65536`).
 pub const ROUNDS: usize = 8;
@@ -363,8 +362,8 @@ impl LazyPermutation {
     }
 
     /// Same result as [`Self::fill`], computed by splitting `out` into
-    /// `threads` contiguous pieces filled on scoped threads (no pool, so it is
-    /// safe to use after `fork`). `threads == 0` is treated as 1. A piece whose
+    /// `threads` contiguous pieces filled on helper threads joined before it
+    /// returns (no pool, so it is safe to use after `fork`; see `thread.rs`). `threads == 0` is treated as 1. A piece whose
     /// thread cannot be started (the OS refuses one) is filled by the calling
     /// thread: the result never depends on how many threads actually ran.
     pub fn fill_parallel<T: IndexElem>(
@@ -385,39 +384,23 @@ impl LazyPermutation {
         let step = u128::from(stride) % n;
         let chunk = len.div_ceil(threads);
         // offset < 2^64 and step < 2^63, so the product fits in u128.
-        let pieces: Vec<Slot<'_, T>> = out
+        let pieces: Vec<(u64, &mut [T])> = out
             .chunks_mut(chunk)
             .enumerate()
             .map(|(c, piece)| {
                 let piece_start = ((start + (c * chunk) as u128 * step) % n) as u64;
-                Mutex::new(Some((piece_start, piece)))
+                (piece_start, piece)
             })
             .collect();
         let stride = step as u64;
-        std::thread::scope(|scope| {
-            for slot in &pieces[1..] {
-                // If the thread cannot start, its piece stays in the slot for the loop below.
-                let _ = std::thread::Builder::new().spawn_scoped(scope, || {
-                    if let Some((s, piece)) = take_piece(slot) {
-                        self.fill(s, stride, piece);
-                    }
-                });
-            }
-            for slot in &pieces {
-                if let Some((s, piece)) = take_piece(slot) {
-                    self.fill(s, stride, piece);
-                }
-            }
-        });
+        let tasks = pieces
+            .into_iter()
+            .map(|(s, piece)| {
+                Box::new(move || self.fill(s, stride, piece)) as Box<dyn FnOnce() + Send + '_>
+            })
+            .collect();
+        crate::thread::run_all(tasks);
     }
-}
-
-/// A piece of a parallel fill: its first position and its part of the output, until taken.
-type Slot<'a, T> = Mutex<Option<(u64, &'a mut [T])>>;
-
-/// Takes a piece of work out of its slot, once (whoever gets there first does it).
-fn take_piece<'a, T>(slot: &Slot<'a, T>) -> Option<(u64, &'a mut [T])> {
-    slot.lock().ok().and_then(|mut guard| guard.take())
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod permutation;
 pub mod reader;
 pub mod shard;
 pub mod stream;
+pub mod thread;
 
 #[cfg(feature = "python")]
 mod py_reader;

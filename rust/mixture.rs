@@ -28,6 +28,7 @@ use crate::buffer::IndexVec;
 use crate::epoch::randperm;
 use crate::error::{invalid, Error};
 use crate::lazy::LazyPermutation;
+use crate::permutation::Generation;
 use crate::shard::MAX_LEN;
 
 /// The largest sum of weights: keeps `2 * m * wl + wn` within 128 bits for any 64-bit `m`.
@@ -253,9 +254,10 @@ impl CyclePerm {
 pub enum SourceOrder {
     /// A keyed lazy permutation per `(seed, source, cycle)`.
     Lazy { seed: u64 },
-    /// Cycle `c` of a source of `n` items is `torch.randperm(n)` seeded with `seed + c`: the
-    /// source's order in epoch `c` of a random sampler over it alone. Materialised per cycle.
-    Torch { seed: u64 },
+    /// Cycle `c` of a source of `n` items is `torch.randperm(n)` seeded with `seed + c` (as the
+    /// torch releases of `generation` compute it): the source's order in epoch `c` of a random
+    /// sampler over it alone. Materialised per cycle.
+    Torch { seed: u64, generation: Generation },
     /// The source's own order, every cycle.
     Identity,
 }
@@ -264,10 +266,18 @@ impl SourceOrder {
     pub fn parse(permutation: &str, seed: u64) -> Result<Self, Error> {
         match permutation {
             "lazy" => Ok(SourceOrder::Lazy { seed }),
-            "torch" => Ok(SourceOrder::Torch { seed }),
+            "torch" => Ok(SourceOrder::Torch {
+                seed,
+                generation: Generation::Current,
+            }),
+            "torch-legacy" => Ok(SourceOrder::Torch {
+                seed,
+                generation: Generation::Legacy,
+            }),
             "identity" => Ok(SourceOrder::Identity),
             other => Err(invalid(format!(
-                "permutation should be one of 'lazy', 'torch', 'identity', got '{other}'"
+                "permutation should be one of 'lazy', 'torch', 'torch-legacy', 'identity', got \
+                 '{other}'"
             ))),
         }
     }
@@ -414,7 +424,7 @@ impl Mixture {
                 mix(seed ^ mix(k as u64)),
                 cycle,
             )),
-            SourceOrder::Torch { seed } => {
+            SourceOrder::Torch { seed, generation } => {
                 let mut tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some((c, table)) = &tables[k] {
                     if *c == cycle {
@@ -425,6 +435,7 @@ impl Mixture {
                 let table = Arc::new(randperm::<Error>(
                     self.lengths[k],
                     seed.wrapping_add(cycle),
+                    generation,
                     &mut || Ok(()),
                 )?);
                 tables[k] = Some((cycle, Arc::clone(&table)));

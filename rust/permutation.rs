@@ -1,10 +1,14 @@
 //! `torch.randperm` on the CPU, bit for bit, and fast.
 //!
-//! torch (aten `randperm_cpu`) has two regimes:
-//! - `n < u32::MAX / 20`: start from the identity and for `i` in `0..n-1` swap `P[i]` with
-//!   `P[i + random() % (n - i)]`;
-//! - otherwise, the "inside-out" Fisher-Yates: for `i` in `0..n`, `z = random64() % (i + 1)`,
+//! torch (aten `randperm_cpu`) has two loops:
+//! - the swap loop: start from the identity and for `i` in `0..n-1` swap `P[i]` with
+//!   `P[i + random() % (n - i)]` (`random()` is one 32-bit draw);
+//! - the "inside-out" Fisher-Yates: for `i` in `0..n`, `z = random64() % (i + 1)`,
 //!   `P[i] = P[z]; P[z] = i`.
+//!
+//! Which one runs depends on torch's release ([`Generation`]): up to torch 2.5 the swap loop
+//! runs for every `n`; from torch 2.6 on (pytorch PR #143682) the inside-out loop runs for
+//! `n >= u32::MAX / 20`.
 //!
 //! The random stream never depends on the array, so the swap targets are drawn `AHEAD` steps
 //! early into a ring and their cache lines prefetched; by the time a swap runs its memory is
@@ -14,8 +18,27 @@
 use crate::buffer::IndexElem;
 use crate::mt19937::TorchMt;
 
-/// torch uses the swap regime for `n` below this and the inside-out regime from here on.
+/// torch (from 2.6) uses the swap loop for `n` below this and the inside-out loop from here on.
 pub const SWAP_REGIME_LIMIT: u64 = (u32::MAX / 20) as u64;
+
+/// Which torch releases' `randperm` to follow: they differ for `n >= SWAP_REGIME_LIMIT` only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Generation {
+    /// torch up to 2.5: the swap loop for every `n`.
+    Legacy,
+    /// torch 2.6 and later: the inside-out loop from `SWAP_REGIME_LIMIT` items on.
+    Current,
+}
+
+impl Generation {
+    /// Whether `randperm(n)` runs the swap loop in this generation.
+    pub fn swap_regime(self, n: u64) -> bool {
+        match self {
+            Generation::Legacy => true,
+            Generation::Current => n < SWAP_REGIME_LIMIT,
+        }
+    }
+}
 
 /// How many steps ahead swap targets are drawn and prefetched (a power of two).
 const AHEAD: usize = 64;
@@ -23,15 +46,16 @@ const AHEAD: usize = 64;
 /// Steps between two calls of the caller's `check` (a few tens of milliseconds of work).
 pub const CHECK_EVERY: usize = 1 << 22;
 
-/// Fills `out` (its length is `n`) with `torch.randperm(n)` for the generator seeded with
-/// `seed`. `check` runs every [`CHECK_EVERY`] steps; an error from it stops the work and is
-/// returned (the buffer is then unspecified).
+/// Fills `out` (its length is `n`) with `torch.randperm(n)` of the torch `generation` for the
+/// generator seeded with `seed`. `check` runs every [`CHECK_EVERY`] steps; an error from it
+/// stops the work and is returned (the buffer is then unspecified).
 pub fn torch_randperm<T: IndexElem, E>(
     out: &mut [T],
     seed: u64,
+    generation: Generation,
     check: &mut dyn FnMut() -> Result<(), E>,
 ) -> Result<(), E> {
-    if (out.len() as u64) < SWAP_REGIME_LIMIT {
+    if generation.swap_regime(out.len() as u64) {
         swap_regime(out, seed, check)
     } else {
         inside_out_regime(out, seed, check)
@@ -56,8 +80,14 @@ fn swap_regime<T: IndexElem, E>(
     check: &mut dyn FnMut() -> Result<(), E>,
 ) -> Result<(), E> {
     let n = out.len();
-    for (i, v) in out.iter_mut().enumerate() {
-        *v = T::from_u64(i as u64);
+    // The first pass over a fresh buffer takes its page faults (seconds for hundreds of MB):
+    // check between chunks of it too.
+    for (c, chunk) in out.chunks_mut(CHECK_EVERY).enumerate() {
+        let base = c * CHECK_EVERY;
+        for (k, v) in chunk.iter_mut().enumerate() {
+            *v = T::from_u64((base + k) as u64);
+        }
+        check()?;
     }
     let mut failed = Ok(());
     // SAFETY: `out` is an exclusive slice of `n` elements.
@@ -94,27 +124,72 @@ pub unsafe fn swap_loop<T: IndexElem, const XOR_CODED: bool>(
     if n < 2 {
         return true;
     }
-    // In this regime n < 2**32, so `n - i` and every draw fit in u32.
-    let n32 = n as u32;
+    if u32::try_from(n).is_ok() {
+        swap_loop_in::<T, XOR_CODED, u32>(out, n, seed, interval, every)
+    } else {
+        // Only torch's legacy generation runs this loop for n >= 2**32: the 32-bit draw is
+        // taken modulo a 64-bit `n - i`.
+        swap_loop_in::<T, XOR_CODED, u64>(out, n, seed, interval, every)
+    }
+}
+
+/// The width of `n - i` in the swap loop: `u32` whenever `n` fits (a faster division).
+trait Width: Copy {
+    fn of(v: usize) -> Self;
+    /// `draw % m`, as a position offset.
+    fn rem(draw: u32, m: Self) -> usize;
+}
+
+impl Width for u32 {
+    #[inline(always)]
+    fn of(v: usize) -> Self {
+        v as u32
+    }
+    #[inline(always)]
+    fn rem(draw: u32, m: Self) -> usize {
+        (draw % m) as usize
+    }
+}
+
+impl Width for u64 {
+    #[inline(always)]
+    fn of(v: usize) -> Self {
+        v as u64
+    }
+    #[inline(always)]
+    fn rem(draw: u32, m: Self) -> usize {
+        (u64::from(draw) % m) as usize
+    }
+}
+
+/// [`swap_loop`] with `n - i` computed in `W`, which holds `n`.
+#[inline(always)]
+unsafe fn swap_loop_in<T: IndexElem, const XOR_CODED: bool, W: Width>(
+    out: *mut T,
+    n: usize,
+    seed: u64,
+    interval: usize,
+    every: &mut dyn FnMut(usize) -> bool,
+) -> bool {
     let steps = n - 1;
     let mut rng = TorchMt::new(seed);
-    let mut ring = [0u32; AHEAD];
+    let mut ring = [0usize; AHEAD];
     for (k, slot) in ring.iter_mut().enumerate().take(steps.min(AHEAD)) {
-        let z = rng.next_u32() % (n32 - k as u32);
+        let z = W::rem(rng.next_u32(), W::of(n - k));
         *slot = z;
-        prefetch(out.wrapping_add(k + z as usize));
+        prefetch(out.wrapping_add(k + z));
     }
     let mut i = 0;
     while i < steps {
         let end = (i + interval).min(steps);
         while i < end {
             let slot = i & (AHEAD - 1);
-            let z = ring[slot] as usize;
+            let z = ring[slot];
             let ahead = i + AHEAD;
             if ahead < steps {
-                let z2 = rng.next_u32() % (n32 - ahead as u32);
+                let z2 = W::rem(rng.next_u32(), W::of(n - ahead));
                 ring[slot] = z2;
-                prefetch(out.wrapping_add(ahead + z2 as usize));
+                prefetch(out.wrapping_add(ahead + z2));
             }
             std::ptr::swap(out.add(i), out.add(i + z));
             if XOR_CODED {
@@ -240,6 +315,18 @@ mod tests {
     }
 
     #[test]
+    fn the_64_bit_swap_loop_equals_the_32_bit_one() {
+        // Legacy torch past 2**32 items takes `random() % (n - i)` in 64 bits; below, both
+        // widths must give torch's loop.
+        for n in [2usize, 3, 65, 1000, 65_537] {
+            let mut out: Vec<u64> = (0..n as u64).collect();
+            // SAFETY: an exclusive buffer of `n` elements.
+            unsafe { swap_loop_in::<u64, false, u64>(out.as_mut_ptr(), n, 11, 100, &mut |_| true) };
+            assert_eq!(out, reference(n, 11, false), "n={n}");
+        }
+    }
+
+    #[test]
     fn outputs_are_permutations() {
         for inside_out in [false, true] {
             let mut p = run::<u32>(100_000, 3, inside_out);
@@ -249,10 +336,14 @@ mod tests {
     }
 
     #[test]
-    fn regime_is_chosen_by_length() {
+    fn regime_is_chosen_by_length_and_generation() {
         assert_eq!(SWAP_REGIME_LIMIT, 214_748_364);
+        assert!(Generation::Current.swap_regime(SWAP_REGIME_LIMIT - 1));
+        assert!(!Generation::Current.swap_regime(SWAP_REGIME_LIMIT));
+        assert!(Generation::Legacy.swap_regime(SWAP_REGIME_LIMIT));
+        assert!(Generation::Legacy.swap_regime(u64::MAX));
         let mut small = vec![0u32; 1000];
-        torch_randperm(&mut small, 5, &mut no_check).unwrap();
+        torch_randperm(&mut small, 5, Generation::Current, &mut no_check).unwrap();
         let small: Vec<u64> = small.into_iter().map(u64::from).collect();
         assert_eq!(small, reference(1000, 5, false));
     }
@@ -261,11 +352,15 @@ mod tests {
     fn check_error_stops_the_work() {
         let mut out = vec![0u32; CHECK_EVERY + 10];
         let mut calls = 0;
-        let r = torch_randperm(&mut out, 0, &mut || {
+        let r = torch_randperm(&mut out, 0, Generation::Current, &mut || {
             calls += 1;
             Err("stop")
         });
         assert_eq!(r, Err("stop"));
         assert_eq!(calls, 1);
+        // The legacy generation (the swap loop for every n) too.
+        let mut out = vec![0u32; CHECK_EVERY + 10];
+        let r = torch_randperm(&mut out, 0, Generation::Legacy, &mut || Err("stop"));
+        assert_eq!(r, Err("stop"));
     }
 }

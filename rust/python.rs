@@ -9,9 +9,10 @@ use pyo3::exceptions::{PyKeyboardInterrupt, PyMemoryError, PyValueError};
 use pyo3::prelude::*;
 
 use crate::buffer::IndexVec;
-use crate::epoch::{lazy_randperm, randperm as core_randperm, EpochIndices, Order};
+use crate::epoch::{lazy_randperm, randperm as core_randperm, EpochIndices, Order, ORDER_NAMES};
 use crate::error::{invalid, Error};
 use crate::mixture::{Mixture as CoreMixture, SourceOrder};
+use crate::permutation::SWAP_REGIME_LIMIT;
 use crate::py_reader::{new_reader, reader_type};
 use crate::shard::{resume_point as core_resume_point, Shard};
 
@@ -47,8 +48,21 @@ fn readonly_view<'py, T: Element>(data: &[T], owner: &Bound<'py, Epoch>) -> Boun
     arr.into_any()
 }
 
+/// The indices an epoch computed, as a read-only NumPy array that owns them.
+fn owned_readonly_array(py: Python<'_>, v: IndexVec) -> Bound<'_, PyAny> {
+    fn frozen<'py, T: Element>(arr: Bound<'py, PyArray1<T>>) -> Bound<'py, PyAny> {
+        arr.readwrite().make_nonwriteable();
+        arr.into_any()
+    }
+    match v {
+        IndexVec::U32(v) => frozen(v.into_pyarray(py)),
+        IndexVec::I64(v) => frozen(v.into_pyarray(py)),
+    }
+}
+
 /// A permutation of `[0, n)` as a NumPy array: `torch.randperm(n)` for the generator seeded
-/// with `seed` (`permutation="torch"`), or the lazy bijection keyed by `(seed, 0)`.
+/// with `seed` (`"torch"`: torch 2.6 and later; `"torch-legacy"`: torch up to 2.5), or the lazy
+/// bijection keyed by `(seed, 0)`.
 #[pyfunction]
 #[pyo3(signature = (n, seed, permutation="torch"))]
 fn randperm<'py>(
@@ -61,12 +75,12 @@ fn randperm<'py>(
         Order::Lazy { seed, epoch } => {
             py.detach(|| lazy_randperm::<PyErr>(n, seed, epoch, &mut check_signals))?
         }
-        Order::Torch { seed, .. } => {
-            py.detach(|| core_randperm::<PyErr>(n, seed, &mut check_signals))?
-        }
+        Order::Torch {
+            seed, generation, ..
+        } => py.detach(|| core_randperm::<PyErr>(n, seed, generation, &mut check_signals))?,
         Order::Identity => {
             return Err(PyValueError::new_err(
-                "permutation should be 'torch' or 'lazy'",
+                "permutation should be one of 'torch', 'torch-legacy', 'lazy', got 'identity'",
             ))
         }
     };
@@ -85,6 +99,13 @@ fn shard_len(n: u64, num_replicas: u64, rank: u64, offset: u64, drop_last: bool)
 #[pyfunction]
 fn resume_point(consumed: u64, num_replicas: u64) -> PyResult<(u64, u64)> {
     Ok(core_resume_point(consumed, num_replicas)?)
+}
+
+/// Whether the orders named `a` and `b` give the same permutation of `n` items for every seed
+/// and epoch.
+#[pyfunction]
+fn same_order(a: &str, b: &str, n: u64) -> PyResult<bool> {
+    Ok(Order::same_permutation(a, b, n)?)
 }
 
 /// One rank's indices for one epoch.
@@ -136,7 +157,7 @@ impl Epoch {
         new_reader(slf.py(), Arc::clone(&slf.get().inner), start, ahead)
     }
 
-    /// The indices from position `start` on, as a NumPy array (a read-only view when stored).
+    /// The indices from position `start` on, as a read-only NumPy array (a view when stored).
     #[pyo3(signature = (start=0))]
     fn array<'py>(slf: &Bound<'py, Self>, start: u64) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
@@ -151,7 +172,7 @@ impl Epoch {
             }
             computed => {
                 let v = py.detach(|| computed.to_vec_from::<PyErr>(start, &mut check_signals))?;
-                owned_array(py, v)
+                owned_readonly_array(py, v)
             }
         })
     }
@@ -235,11 +256,16 @@ impl Mixture {
 #[pymodule]
 mod _core {
     #[pymodule_export]
-    use super::{randperm, resume_point, shard_len, Epoch, Mixture};
+    use super::{randperm, resume_point, same_order, shard_len, Epoch, Mixture};
 
     #[pymodule_init]
     fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
         use pyo3::types::PyModuleMethods;
+        m.add("SWAP_REGIME_LIMIT", super::SWAP_REGIME_LIMIT)?;
+        m.add(
+            "ORDER_NAMES",
+            pyo3::types::PyTuple::new(m.py(), super::ORDER_NAMES)?,
+        )?;
         m.add("Reader", super::reader_type(m.py())?)
     }
 }

@@ -9,14 +9,17 @@
 //! The helper thread lives for one chunk: nothing outlives the reader but a detached thread
 //! finishing a fill. After `fork` the child has no such thread; the reader notices (the process
 //! id changed) and computes the chunk itself. A thread that cannot be started is no error
-//! either: the chunk is then computed on the calling thread.
+//! either: the chunk is then computed on the calling thread (see `thread.rs`).
+//!
+//! Once the last index has been read, the reader lets go of the epoch and of its buffers: a
+//! finished iterator that its caller keeps does not keep an epoch in memory.
 
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use crate::buffer::zeroed_vec;
 use crate::epoch::EpochIndices;
 use crate::error::Error;
+use crate::thread::{spawn, Handle};
 
 /// Size of the first chunk.
 pub const FIRST_CHUNK: usize = 1 << 10;
@@ -29,14 +32,16 @@ const AHEAD_MIN: usize = 1 << 13;
 /// A chunk being computed on a helper thread.
 struct Pending {
     start: u64,
-    pid: u32,
     /// The filled buffer, or `None` if the fill failed (it is then redone here).
-    handle: JoinHandle<Option<Vec<u64>>>,
+    handle: Handle<Option<Vec<u64>>>,
 }
 
 /// A cursor over one epoch's indices.
 pub struct ChunkReader {
-    epoch: Arc<EpochIndices>,
+    /// The epoch, until its last index has been read.
+    epoch: Option<Arc<EpochIndices>>,
+    /// The epoch's length.
+    len: u64,
     /// The current chunk: the indices at positions `chunk_start..chunk_start + buf.len()`.
     buf: Vec<u64>,
     /// The next value to hand out is `buf[next]`.
@@ -60,10 +65,12 @@ fn computes(epoch: &EpochIndices) -> bool {
 impl ChunkReader {
     /// A reader whose first value is the index at position `start` (clamped to the epoch).
     pub fn new(epoch: Arc<EpochIndices>, start: u64) -> Self {
-        let start = start.min(epoch.len());
+        let len = epoch.len();
+        let start = start.min(len);
         let ahead = computes(&epoch);
         Self {
-            epoch,
+            epoch: Some(epoch),
+            len,
             buf: Vec::new(),
             next: 0,
             chunk_start: start,
@@ -75,7 +82,7 @@ impl ChunkReader {
 
     /// Turns computing ahead on a helper thread off (or back on for a lazy epoch).
     pub fn set_ahead(&mut self, ahead: bool) {
-        self.ahead = ahead && computes(&self.epoch);
+        self.ahead = ahead && self.epoch.as_deref().is_some_and(computes);
     }
 
     /// How many indices of the epoch lie before the next one to be returned.
@@ -86,7 +93,7 @@ impl ChunkReader {
 
     /// How many indices are left.
     pub fn remaining(&self) -> u64 {
-        self.epoch.len() - self.position()
+        self.len - self.position()
     }
 
     /// The next index if it is in the current chunk (the fast path: no work, no error).
@@ -134,25 +141,27 @@ impl ChunkReader {
     /// Makes the chunk after the current one current; `false` at the end of the epoch.
     fn advance(&mut self, interrupted: &mut dyn FnMut() -> bool) -> Result<bool, Error> {
         let start = self.chunk_start + self.buf.len() as u64;
-        let end = self.epoch.len();
-        if start >= end {
-            // Nothing left: an empty current chunk at the end keeps `position()` exact, and the
-            // buffers are freed (a finished iterator may be kept around by its sampler).
-            self.chunk_start = end;
-            self.buf = Vec::new();
-            self.spare = Vec::new();
-            self.next = 0;
-            return Ok(false);
-        }
+        let end = self.len;
+        let epoch = match &self.epoch {
+            Some(e) if start < end => Arc::clone(e),
+            _ => {
+                // Nothing left: an empty current chunk at the end keeps `position()` exact, and
+                // the epoch and the buffers are let go (a finished iterator may be kept around).
+                self.chunk_start = end;
+                self.buf = Vec::new();
+                self.spare = Vec::new();
+                self.next = 0;
+                self.pending = None;
+                self.epoch = None;
+                return Ok(false);
+            }
+        };
         let len = chunk_len(self.buf.len(), end - start);
         let filled = match self.take_pending(start, len) {
             Some(v) => v,
             None => {
                 let mut v = self.buffer(len)?;
-                if let Err(e) = self
-                    .epoch
-                    .fill_range_interruptible(start, &mut v, interrupted)
-                {
+                if let Err(e) = epoch.fill_range_interruptible(start, &mut v, interrupted) {
                     self.spare = v;
                     return Err(e);
                 }
@@ -169,16 +178,12 @@ impl ChunkReader {
     /// The helper thread's chunk, if it computed the one at `start` and is in this process.
     fn take_pending(&mut self, start: u64, len: usize) -> Option<Vec<u64>> {
         let p = self.pending.take()?;
-        if p.pid != std::process::id() {
-            // Forked: the thread stayed in the parent. Its handle means nothing here.
-            std::mem::forget(p.handle);
-            return None;
-        }
         if p.start != start {
             return None; // never happens for sequential reads; the thread is detached
         }
+        // `None` after a fork too: the thread stayed in the parent.
         match p.handle.join() {
-            Ok(Some(v)) if v.len() == len => Some(v),
+            Some(Some(v)) if v.len() == len => Some(v),
             _ => None,
         }
     }
@@ -200,7 +205,10 @@ impl ChunkReader {
             return;
         }
         let start = self.chunk_start + self.buf.len() as u64;
-        let end = self.epoch.len();
+        let end = self.len;
+        let Some(epoch) = self.epoch.as_ref().map(Arc::clone) else {
+            return;
+        };
         if start >= end {
             return;
         }
@@ -211,18 +219,12 @@ impl ChunkReader {
         let Ok(mut v) = self.buffer(len) else {
             return; // the fill on this thread will report the allocation failure
         };
-        let epoch = Arc::clone(&self.epoch);
-        let spawned = std::thread::Builder::new()
-            .name("resumable-samplers-fill".into())
-            .spawn(move || epoch.fill_range(start, &mut v).ok().map(|()| v));
+        // A lazy epoch's fill touches no thread-local storage, as `thread.rs` requires.
+        let spawned = spawn(move || epoch.fill_range(start, &mut v).ok().map(|()| v));
         if let Ok(handle) = spawned {
-            self.pending = Some(Pending {
-                start,
-                pid: std::process::id(),
-                handle,
-            });
+            self.pending = Some(Pending { start, handle });
         }
-        // A refused thread took its buffer with it; the next fill allocates another.
+        // A refused thread's closure (and its buffer) is dropped; the next fill allocates.
     }
 }
 
@@ -257,7 +259,11 @@ mod tests {
     fn reads_every_index_from_any_start_with_and_without_helper_threads() {
         let orders = [
             Order::Lazy { seed: 3, epoch: 1 },
-            Order::Torch { seed: 3, epoch: 1 },
+            Order::Torch {
+                seed: 3,
+                epoch: 1,
+                generation: crate::permutation::Generation::Current,
+            },
             Order::Identity,
         ];
         for order in orders {
@@ -290,6 +296,32 @@ mod tests {
     }
 
     #[test]
+    fn an_exhausted_reader_lets_go_of_its_epoch() {
+        for order in [
+            Order::Lazy { seed: 1, epoch: 0 },
+            Order::Torch {
+                seed: 1,
+                epoch: 0,
+                generation: crate::permutation::Generation::Current,
+            },
+        ] {
+            let e = epoch(100_000, 1, 0, order);
+            let mut rd = ChunkReader::new(Arc::clone(&e), 0);
+            assert_eq!(Arc::strong_count(&e), 2);
+            read_all(&mut rd);
+            // The helper threads may still hold a reference for a moment.
+            for _ in 0..1000 {
+                if Arc::strong_count(&e) == 1 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            assert_eq!(Arc::strong_count(&e), 1, "{order:?}");
+            assert_eq!((rd.position(), rd.remaining()), (100_000, 0));
+        }
+    }
+
+    #[test]
     fn a_pending_chunk_from_another_process_is_recomputed() {
         let e = epoch(1 << 20, 1, 0, Order::Lazy { seed: 1, epoch: 2 });
         let mut rd = ChunkReader::new(Arc::clone(&e), 0);
@@ -303,11 +335,9 @@ mod tests {
         if let Some(p) = rd.pending.take() {
             let _ = p.handle.join();
         }
-        rd.pending = Some(Pending {
-            start,
-            pid: std::process::id().wrapping_add(1),
-            handle: std::thread::spawn(move || Some(vec![u64::MAX; len])),
-        });
+        let mut handle = spawn(move || Some(vec![u64::MAX; len])).ok().unwrap();
+        handle.pretend_forked();
+        rd.pending = Some(Pending { start, handle });
         got.extend(read_all(&mut rd));
         let want: Vec<u64> = (0..e.len()).map(|j| e.get(j)).collect();
         assert_eq!(got, want);

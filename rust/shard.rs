@@ -41,8 +41,9 @@ impl Shard {
             return Err(invalid("num_replicas should be a positive integer, got 0"));
         }
         if rank >= replicas {
+            // torch's DistributedSampler wording.
             return Err(invalid(format!(
-                "rank should be in the interval [0, {}], got {rank}",
+                "Invalid rank {rank}, rank should be in the interval [0, {}]",
                 replicas - 1
             )));
         }
@@ -240,7 +241,12 @@ mod tests {
         assert_eq!(Shard::new(0, 4, 2, 0, false).unwrap().len(), 0);
         assert_eq!(Shard::new(3, 4, 2, 0, true).unwrap().len(), 0);
         assert!(Shard::new(3, 0, 0, 0, false).is_err());
-        assert!(Shard::new(3, 2, 2, 0, false).is_err());
+        assert_eq!(
+            Shard::new(3, 3, 3, 0, false),
+            Err(invalid(
+                "Invalid rank 3, rank should be in the interval [0, 2]"
+            ))
+        );
         assert!(Shard::new(MAX_LEN + 1, 1, 0, 0, false).is_err());
     }
 

@@ -14,16 +14,21 @@
 //! waits for the count to reach zero, so the buffer is never freed under a reader.
 //!
 //! After `fork`, a child does not have the helper thread; if the shuffle was not done at the
-//! fork, the child computes the epoch itself (on first use) and reads that.
+//! fork, the child computes the epoch itself (on first use, on the calling thread, answering
+//! Ctrl-C as it goes) and reads that.
+//!
+//! The helper is started as `thread.rs` describes and touches no thread-local storage, so a
+//! process short of memory does not die starting it; if no thread can be started, the caller
+//! shuffles on its own thread instead.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::buffer::{zeroed_vec, IndexVec};
 use crate::epoch::{gather, randperm};
 use crate::error::Error;
-use crate::permutation::{swap_loop, SWAP_REGIME_LIMIT};
+use crate::permutation::{swap_loop, Generation};
 use crate::shard::Shard;
 
 /// Steps between two publications of the shuffle's progress (well under a millisecond).
@@ -32,6 +37,9 @@ const PUBLISH_EVERY: usize = 1 << 16;
 const WAIT_STEP: Duration = Duration::from_micros(50);
 /// How often a waiting reader asks its caller whether to give up (Ctrl-C).
 const CHECK_WAIT: Duration = Duration::from_millis(20);
+/// The longest a dropped epoch waits for its helper to stop (it takes well under a
+/// millisecond); past it the helper frees the buffers when it ends.
+const HELPER_EXIT_WAIT: Duration = Duration::from_secs(10);
 
 /// A `Vec<u32>` taken apart, so that one thread can write positions while others read others.
 struct RawBuf {
@@ -63,6 +71,8 @@ impl RawBuf {
 struct Inner {
     shard: Shard,
     seed: u64,
+    /// The torch generation whose order this is (for a forked child's recomputation).
+    generation: Generation,
     /// The permutation being shuffled, by the helper only, coded as `P[i] ^ i` (so the zeroed
     /// buffer starts as the identity); positions below `progress` are final. A whole shard's
     /// is decoded in place when done, and is then its share.
@@ -119,22 +129,31 @@ impl std::fmt::Debug for Streamed {
 
 impl Drop for Streamed {
     fn drop(&mut self) {
-        self.inner.cancel.store(true, Ordering::Relaxed);
+        self.inner.cancel.store(true, Ordering::SeqCst);
+        // Wait until the helper has let go (it looks at `cancel` every fraction of a
+        // millisecond), so that the buffers are freed here and now: whoever drops an epoch can
+        // build the next one in the memory it had. A forked child has no helper to wait for.
+        if self.inner.pid == std::process::id() {
+            let deadline = Instant::now() + HELPER_EXIT_WAIT;
+            while Arc::strong_count(&self.inner) > 1 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_micros(20));
+            }
+        }
     }
 }
 
 impl Streamed {
-    /// Whether an epoch of this shard is shuffled in torch's first regime (the one that can be
-    /// streamed).
-    pub fn applies(shard: &Shard) -> bool {
-        shard.n() < SWAP_REGIME_LIMIT && !shard.is_empty()
+    /// Whether an epoch of this shard is shuffled by torch's swap loop (the one that can be
+    /// streamed) in `generation`, in a buffer coded in 32 bits.
+    pub fn applies(shard: &Shard, generation: Generation) -> bool {
+        generation.swap_regime(shard.n()) && shard.n() < u64::from(u32::MAX) && !shard.is_empty()
     }
 
     /// Starts shuffling `[0, n)` with torch's generator seeded with `seed` on a helper thread.
     /// `Ok(None)` if no thread could be started (nothing is kept then). Both buffers are
     /// allocated here, so running out of memory is reported now, not while reading.
-    pub fn start(shard: Shard, seed: u64) -> Result<Option<Self>, Error> {
-        debug_assert!(Self::applies(&shard));
+    pub fn start(shard: Shard, seed: u64, generation: Generation) -> Result<Option<Self>, Error> {
+        debug_assert!(Self::applies(&shard, generation));
         let full = RawBuf::new(shard.n() as usize)?;
         let share_len = if shard.is_whole() { 0 } else { shard.len() };
         let share = match RawBuf::new(share_len as usize) {
@@ -148,6 +167,7 @@ impl Streamed {
         let inner = Arc::new(Inner {
             shard,
             seed,
+            generation,
             full,
             progress: AtomicUsize::new(0),
             share,
@@ -160,10 +180,9 @@ impl Streamed {
             forked: OnceLock::new(),
         });
         let helper = Arc::clone(&inner);
-        let spawned = std::thread::Builder::new()
-            .name("resumable-samplers-shuffle".into())
-            .spawn(move || helper.shuffle());
-        Ok(spawned.ok().map(|_| Self { inner }))
+        // `shuffle` touches no thread-local storage, as `thread.rs` requires.
+        let spawned = crate::thread::spawn_detached(Box::new(move || helper.shuffle()));
+        Ok(spawned.ok().map(|()| Self { inner }))
     }
 
     pub fn len(&self) -> u64 {
@@ -190,7 +209,7 @@ impl Streamed {
             .for_each_source(start, out.len(), |_, p| last = last.max(p as usize));
         let mut waited = Duration::ZERO;
         loop {
-            if let Some(share) = self.finished_share()? {
+            if let Some(share) = self.finished_share(interrupted)? {
                 let s = start as usize;
                 for (o, &v) in out.iter_mut().zip(&share[s..]) {
                     *o = u64::from(v);
@@ -231,16 +250,31 @@ impl Streamed {
         check: &mut dyn FnMut() -> Result<(), E>,
     ) -> Result<&[u32], E> {
         loop {
-            if let Some(share) = self.finished_share()? {
-                return Ok(share);
+            let mut stopped = None;
+            let finished = self.finished_share(&mut || match check() {
+                Ok(()) => false,
+                Err(e) => {
+                    stopped = Some(e);
+                    true
+                }
+            });
+            match (finished, stopped) {
+                (Ok(Some(share)), _) => return Ok(share),
+                (Err(Error::Interrupted), Some(e)) => return Err(e),
+                (Err(e), _) => return Err(e.into()),
+                (Ok(None), _) => {}
             }
             std::thread::sleep(Duration::from_millis(2));
             check()?;
         }
     }
 
-    /// The share if the shuffle is done (in this process, or recomputed after a fork).
-    fn finished_share(&self) -> Result<Option<&[u32]>, Error> {
+    /// The share if the shuffle is done (in this process, or recomputed after a fork, when
+    /// `interrupted` returning `true` stops the recomputation with [`Error::Interrupted`]).
+    fn finished_share(
+        &self,
+        interrupted: &mut dyn FnMut() -> bool,
+    ) -> Result<Option<&[u32]>, Error> {
         let inner = &*self.inner;
         if inner.done.load(Ordering::SeqCst) {
             let (ptr, len) = if inner.shard.is_whole() {
@@ -256,17 +290,30 @@ impl Streamed {
         }
         // A forked child: the helper stayed in the parent.
         if inner.forked.get().is_none() {
-            let share = compute_share(&inner.shard, inner.seed)?;
+            let mut check = || {
+                if interrupted() {
+                    Err(Error::Interrupted)
+                } else {
+                    Ok(())
+                }
+            };
+            let share = compute_share(&inner.shard, inner.seed, inner.generation, &mut check)?;
             let _ = inner.forked.set(share);
         }
         Ok(inner.forked.get().map(Vec::as_slice))
     }
 }
 
-/// The rank's share computed on this thread (after a fork).
-fn compute_share(shard: &Shard, seed: u64) -> Result<Vec<u32>, Error> {
-    // n < SWAP_REGIME_LIMIT < 2**32, so the permutation is a `uint32` buffer.
-    let IndexVec::U32(full) = randperm::<Error>(shard.n(), seed, &mut || Ok(()))? else {
+/// The rank's share computed on this thread (after a fork); `check` runs every few tens of
+/// milliseconds and its error stops the work.
+fn compute_share(
+    shard: &Shard,
+    seed: u64,
+    generation: Generation,
+    check: &mut dyn FnMut() -> Result<(), Error>,
+) -> Result<Vec<u32>, Error> {
+    // n < 2**32, so the permutation is a `uint32` buffer.
+    let IndexVec::U32(full) = randperm::<Error>(shard.n(), seed, generation, check)? else {
         return Err(Error::InvalidArgument(
             "streamed epochs have fewer than 2**32 items".into(),
         ));
@@ -275,7 +322,7 @@ fn compute_share(shard: &Shard, seed: u64) -> Result<Vec<u32>, Error> {
         return Ok(full);
     }
     let mut share = zeroed_vec::<u32>(shard.len())?;
-    gather(shard, &full, &mut share);
+    gather(shard, &full, &mut share, check)?;
     Ok(share)
 }
 
@@ -295,21 +342,34 @@ impl Inner {
             return; // dropped: `Inner::drop` frees the buffers
         }
         self.progress.store(n, Ordering::Release);
+        let cancelled = || self.cancel.load(Ordering::Relaxed);
         if self.shard.is_whole() {
             // The permutation is the share: decode it in place once no reader is inside.
             self.seal();
-            for i in 0..n {
-                // SAFETY: in bounds, and sealed: no reader is inside `full`.
-                unsafe { *full.add(i) ^= i as u32 };
+            for start in (0..n).step_by(PUBLISH_EVERY) {
+                if cancelled() {
+                    return;
+                }
+                for i in start..(start + PUBLISH_EVERY).min(n) {
+                    // SAFETY: in bounds, and sealed: no reader is inside `full`.
+                    unsafe { *full.add(i) ^= i as u32 };
+                }
             }
             self.done.store(true, Ordering::SeqCst);
             return;
         }
         let share = self.share.ptr;
-        self.shard.for_each_source(0, self.share.len, |k, p| {
-            // SAFETY: both in bounds; `share` is not read before `done`.
-            unsafe { *share.add(k) = *full.add(p as usize) ^ p as u32 };
-        });
+        let len = self.share.len;
+        for start in (0..len).step_by(PUBLISH_EVERY) {
+            if cancelled() {
+                return;
+            }
+            let count = PUBLISH_EVERY.min(len - start);
+            self.shard.for_each_source(start as u64, count, |k, p| {
+                // SAFETY: both in bounds; `share` is not read before `done`.
+                unsafe { *share.add(start + k) = *full.add(p as usize) ^ p as u32 };
+            });
+        }
         self.done.store(true, Ordering::SeqCst);
         self.seal();
         self.full_freed.store(true, Ordering::SeqCst);
@@ -333,7 +393,7 @@ mod tests {
     use super::*;
 
     fn torch_share(shard: &Shard, seed: u64) -> Vec<u64> {
-        let perm = randperm::<Error>(shard.n(), seed, &mut || Ok(())).unwrap();
+        let perm = randperm::<Error>(shard.n(), seed, Generation::Current, &mut || Ok(())).unwrap();
         let IndexVec::U32(p) = perm else { panic!() };
         let mut out = vec![0u64; shard.len() as usize];
         shard.for_each_source(0, out.len(), |k, q| out[k] = u64::from(p[q as usize]));
@@ -354,7 +414,9 @@ mod tests {
         ] {
             let shard = Shard::new(n, w, r, offset, false).unwrap();
             let want = torch_share(&shard, 42);
-            let s = Streamed::start(shard, 42).unwrap().unwrap();
+            let s = Streamed::start(shard, 42, Generation::Current)
+                .unwrap()
+                .unwrap();
             assert_eq!(s.len(), want.len() as u64);
             // Read in pieces while the shuffle runs, then again once it is done.
             let mut got = Vec::new();
@@ -377,7 +439,9 @@ mod tests {
     fn a_resume_deep_in_the_epoch_reads_the_same_values() {
         let shard = Shard::new(3_000_000, 4, 2, 2_000_000, false).unwrap();
         let want = torch_share(&shard, 7);
-        let s = Streamed::start(shard, 7).unwrap().unwrap();
+        let s = Streamed::start(shard, 7, Generation::Current)
+            .unwrap()
+            .unwrap();
         let mut tail = vec![0u64; 1000];
         s.fill_range(want.len() as u64 - 1000, &mut tail, &mut || false)
             .unwrap();
@@ -388,7 +452,29 @@ mod tests {
     fn dropping_an_unfinished_epoch_stops_its_shuffle() {
         for _ in 0..4 {
             let shard = Shard::new(50_000_000, 8, 0, 0, false).unwrap();
-            drop(Streamed::start(shard, 1).unwrap().unwrap());
+            drop(
+                Streamed::start(shard, 1, Generation::Current)
+                    .unwrap()
+                    .unwrap(),
+            );
+        }
+    }
+
+    #[test]
+    fn a_dropped_epoch_is_freed_before_drop_returns() {
+        for (w, read_to_end) in [(1, true), (1, false), (3, true), (3, false)] {
+            let shard = Shard::new(20_000_000, w, 0, 0, false).unwrap();
+            let s = Streamed::start(shard, 2, Generation::Current)
+                .unwrap()
+                .unwrap();
+            if read_to_end {
+                let mut tail = [0u64; 10];
+                s.fill_range(s.len() - 10, &mut tail, &mut || false)
+                    .unwrap();
+            }
+            let inner = Arc::downgrade(&s.inner);
+            drop(s);
+            assert!(inner.upgrade().is_none(), "w={w} read_to_end={read_to_end}");
         }
     }
 
@@ -396,7 +482,9 @@ mod tests {
     fn readers_on_many_threads_agree() {
         let shard = Shard::new(2_000_003, 2, 1, 0, false).unwrap();
         let want = torch_share(&shard, 3);
-        let s = Streamed::start(shard, 3).unwrap().unwrap();
+        let s = Streamed::start(shard, 3, Generation::Current)
+            .unwrap()
+            .unwrap();
         std::thread::scope(|scope| {
             for t in 0..4u64 {
                 let (s, want) = (&s, &want);
@@ -418,7 +506,9 @@ mod interrupt_tests {
     #[test]
     fn a_waiting_reader_can_be_interrupted() {
         let shard = Shard::new(100_000_000, 1, 0, 0, false).unwrap();
-        let s = Streamed::start(shard, 1).unwrap().unwrap();
+        let s = Streamed::start(shard, 1, Generation::Current)
+            .unwrap()
+            .unwrap();
         let mut out = [0u64; 10];
         let mut asked = 0;
         let r = s.fill_range(99_999_000, &mut out, &mut || {

@@ -10,7 +10,8 @@ import pytest
 
 import resumable_samplers as rs
 from resumable_samplers import verify
-from resumable_samplers.__main__ import SUBCOMMANDS, main
+from resumable_samplers.__main__ import SUBCOMMANDS, build_parser, main
+from resumable_samplers.permutation import core_order
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)
@@ -22,7 +23,7 @@ def test_every_subcommand_has_help(command: str, capsys: pytest.CaptureFixture[s
 
 
 # The commands whose modules import torch only when they run (verify checks against torch).
-COMMANDS_WITHOUT_TORCH_AT_IMPORT = (None, "bench", "demo")
+COMMANDS_WITHOUT_TORCH_AT_IMPORT = (None, "bench", "demo", "verify")
 
 
 @pytest.mark.parametrize("command", COMMANDS_WITHOUT_TORCH_AT_IMPORT)
@@ -52,7 +53,16 @@ def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) 
 
 def test_console_entry_point_runs_verify() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "resumable_samplers", "verify", "--sizes", "0,7,300", "--seeds=3"],
+        [
+            sys.executable,
+            "-m",
+            "resumable_samplers",
+            "verify",
+            "--sizes",
+            "0,7,300",
+            "--seeds=3",
+            "--no-large",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -62,8 +72,11 @@ def test_console_entry_point_runs_verify() -> None:
 
 
 def test_verify_passes_against_the_installed_torch(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["verify", "--sizes", "1,1000,65537", "--seeds", "0,-1,4294967301"]) == 0
-    assert "identical to torch" in capsys.readouterr().out
+    args = ["verify", "--sizes", "1,1000,65537", "--seeds", "0,-1,4294967301", "--no-large"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "identical to torch" in out
+    assert f"randperm order {core_order('torch')!r}" in out
 
 
 def test_verify_exits_non_zero_on_a_mismatch(
@@ -71,9 +84,40 @@ def test_verify_exits_non_zero_on_a_mismatch(
 ) -> None:
     # A wrong permutation of our own (seed off by one) must be reported, not waved through.
     monkeypatch.setattr(verify, "randperm", lambda n, seed: rs.randperm(n, seed + 1))
-    assert main(["verify", "--sizes", "50", "--seeds", "0", "--no-sampler"]) == 1
+    assert main(["verify", "--sizes", "50", "--seeds", "0", "--no-sampler", "--no-large"]) == 1
     out = capsys.readouterr().out
-    assert "1 of 1 checks differ from torch" in out and "randperm(50, 0)" in out
+    assert "1 of 1 checks differ from torch" in out and "randperm(n=50, seed=0)" in out
+
+
+def test_verify_checks_one_length_past_torchs_limit_by_default() -> None:
+    parser = build_parser("verify")
+    default = verify.plan(parser.parse_args(["verify", "--sizes", "10", "--seeds", "1"]))
+    labels = [c.label for c in default]
+    assert labels[0] == "randperm(n=10, seed=1)"
+    assert "distributed(n=10, seed=1, num_replicas=8, drop_last=True)" in labels
+    assert labels[-1] == "randperm(n=214748365, seed=0)"
+    assert verify.LARGE_N == (2**32 - 1) // 20 + 1
+    quick = verify.plan(parser.parse_args(["verify", "--sizes", "10", "--no-large"]))
+    assert all(c.args[0][1] == 10 for c in quick)
+
+
+def test_verify_compares_long_permutations_by_digest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(verify, "DIGEST_FROM", 100)
+    monkeypatch.setattr(verify, "CHUNK", 7)
+    assert verify.check_randperm(1000, 3)
+    monkeypatch.setattr(verify, "randperm", lambda n, seed: rs.randperm(n, seed + 1))
+    assert not verify.check_randperm(1000, 3)
+
+
+def test_verify_help_is_plain_text(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["verify", "--help"])
+    out = capsys.readouterr().out
+    assert "214,748,365" in out and "--no-large" in out
+    for markup in ("``", ":data:", ":func:", ":class:", ".. "):
+        assert markup not in out, markup
     assert np.array_equal(rs.randperm(50, 0), rs.randperm(50, 0))
 
 

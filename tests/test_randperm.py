@@ -1,13 +1,21 @@
-"""``randperm`` equals ``torch.randperm`` bit for bit, in both of torch's CPU regimes."""
+"""``randperm`` equals ``torch.randperm`` bit for bit, in both of torch's CPU regimes, and
+follows the installed torch's generation of its loop (torch 2.6 changed it past 214,748,364)."""
 
 from __future__ import annotations
+
+import hashlib
+import importlib.util
+import subprocess
+import sys
+from importlib.metadata import version
 
 import numpy as np
 import pytest
 import torch
 
 import resumable_samplers as rs
-from resumable_samplers import _core
+from resumable_samplers import _core, _torch_version
+from resumable_samplers.permutation import core_order, same_order
 
 SEEDS = [0, 1, 6691, -1, 2**32 + 5, 2**64 - 1, -(2**63), 2**63]
 SWAP_LIMIT = (2**32 - 1) // 20  # torch switches to the inside-out regime at this n
@@ -70,3 +78,105 @@ def test_result_does_not_depend_on_torch_threads() -> None:
     finally:
         torch.set_num_threads(before)
     np.testing.assert_array_equal(one, two)
+
+
+# torch.randperm(214_748_365, generator=torch.Generator().manual_seed(0)), SHA-256 of its values as
+# int64 bytes, computed with torch 2.5.1 (the swap loop) and with torch 2.6.0 and 2.7.0 (the
+# inside-out loop); see docs/permutation.md for how to repeat it.
+PAST_LIMIT = SWAP_LIMIT + 1
+SHA256_TORCH_2_5_1 = "058b6df83b3c56a90a0a5915afdfe5e01fc75ee305a05a13e7ff0bf5bf98def7"
+SHA256_TORCH_2_6_0 = "7762b4366ea20eb680f7cf9e6766be4cb196731aaf3ffdf906f30db34c6ac2ea"
+
+
+def _sha256(a: np.ndarray) -> str:  # type: ignore[type-arg]
+    h = hashlib.sha256()
+    for i in range(0, len(a), 1 << 22):
+        h.update(np.ascontiguousarray(a[i : i + (1 << 22)], dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("order", "want"), [("torch-legacy", SHA256_TORCH_2_5_1), ("torch", SHA256_TORCH_2_6_0)]
+)
+def test_each_generation_equals_its_torch_release_past_the_limit(order: str, want: str) -> None:
+    a = _core.randperm(PAST_LIMIT, 0, order)
+    assert a.dtype == np.uint32 and len(a) == PAST_LIMIT
+    assert _sha256(a) == want
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 1000, 65537, 10**6, 1_500_007])
+def test_the_generations_agree_below_the_limit(n: int) -> None:
+    for seed in (0, 2**64 - 1):
+        np.testing.assert_array_equal(
+            _core.randperm(n, seed, "torch"), _core.randperm(n, seed, "torch-legacy")
+        )
+    legacy = _core.Epoch(n, 3, 1, 0, False, "torch-legacy", 4, 2).array()
+    current = _core.Epoch(n, 3, 1, 0, False, "torch", 4, 2).array()
+    np.testing.assert_array_equal(legacy, current)
+    assert same_order("torch", "torch-legacy", n)
+
+
+def test_a_legacy_epoch_is_the_legacy_permutation_sharded() -> None:
+    n, w, r = 2**20 + 7, 3, 1  # streamed
+    perm = _core.randperm(n, 9, "torch-legacy")
+    epoch = _core.Epoch(n, w, r, 0, False, "torch-legacy", 4, 5)
+    want = perm[(r + w * np.arange(len(epoch))) % n]
+    np.testing.assert_array_equal(epoch.array(), want)
+    assert list(epoch.reader(len(epoch) - 5)) == want[-5:].tolist()
+
+
+def test_same_order() -> None:
+    assert same_order("torch", "torch-legacy", SWAP_LIMIT - 1)
+    assert not same_order("torch", "torch-legacy", SWAP_LIMIT)
+    assert same_order("torch-legacy", "torch-legacy", 2**40)
+    assert not same_order("torch", "lazy", 10)
+    assert _core.SWAP_REGIME_LIMIT == SWAP_LIMIT
+    assert set(_core.ORDER_NAMES) == {"torch", "torch-legacy", "lazy", "identity"}
+    with pytest.raises(ValueError, match="torch-legacy"):
+        same_order("torch", "numpy", 10)
+
+
+@pytest.mark.parametrize(
+    ("torch_version", "order"),
+    [
+        ("2.1.0", "torch-legacy"),
+        ("2.5.1+cu124", "torch-legacy"),
+        ("2.6.0", "torch"),
+        ("2.6.0rc1", "torch"),
+        ("2.7.0+cpu", "torch"),
+        ("2.15.0+cu132", "torch"),
+        ("3.0", "torch"),
+        ("10.1.0", "torch"),
+        ("1.13.1", "torch-legacy"),
+    ],
+)
+def test_order_for_version(torch_version: str, order: str) -> None:
+    assert _torch_version.order_for_version(torch_version) == order
+
+
+def test_order_for_an_unreadable_version_is_an_error() -> None:
+    with pytest.raises(ValueError, match="torch version"):
+        _torch_version.order_for_version("nightly")
+
+
+def test_torch_follows_the_installed_torch() -> None:
+    installed = version("torch")
+    assert torch.__version__.startswith(installed.split("+")[0])
+    assert core_order("torch") == _torch_version.order_for_version(installed)
+    assert core_order("lazy") == "lazy"
+    with pytest.raises(ValueError, match="permutation"):
+        core_order("torch-legacy")  # a core name, not a public choice
+
+
+def test_choosing_the_generation_does_not_import_torch() -> None:
+    path = _torch_version.__file__
+    code = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('tv', {path!r})\n"
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+        "print(m.torch_order(), 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [core_order("torch"), "False"]
+    assert importlib.util.find_spec("torch") is not None

@@ -1,10 +1,13 @@
-"""Reliability: allocation failures, Ctrl-C, fork/spawn/forkserver, pickling and threads.
+"""Reliability: allocation failures, Ctrl-C, fork/spawn/forkserver, pickling, threads, memory
+across epochs and long runs.
 
-DESIGN.md sections 4 and 5: a buffer that cannot be allocated raises ``MemoryError`` and the
-process goes on; a long generation stops within about a second of SIGINT; samplers work after
-``fork`` (no thread pool survives a call), in DataLoader workers and after pickling; several
-Python threads get the serial results and the GIL is released while the core works. Failing
-calls that could take a process down run in subprocesses (``tests/scripts``).
+DESIGN.md sections 3.1, 4 and 5: a buffer that cannot be allocated raises ``MemoryError`` and
+the process goes on, also when a helper thread starts short of memory; a long generation stops
+within about a second of SIGINT, in a forked child too; samplers work after ``fork`` (no thread
+pool survives a call), in DataLoader workers and after pickling; several Python threads get the
+serial results and the GIL is released while the core works; moving to the next epoch never
+holds two epochs, and a thousand epochs leave memory, threads and file descriptors as they
+were. Failing calls that could take a process down run in subprocesses (``tests/scripts``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,6 +42,7 @@ from resumable_samplers import (
     ResumableDistributedSampler,
     ResumableRandomSampler,
     ResumableSequentialSampler,
+    _core,
 )
 
 sys.path.insert(0, str(Path(__file__).parent / "scripts"))
@@ -532,3 +537,119 @@ def test_one_sampler_iterated_by_several_threads() -> None:
     with ThreadPoolExecutor(threads) as pool:
         arrays = list(pool.map(lambda _: (barrier.wait(), fresh.indices())[1], range(threads)))
     assert all(a.tolist() == dist_ref(n, 2, 1, 8, 0) for a in arrays)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("how", "replicas"), [("reader", 1), ("array", 2)])
+def test_ctrl_c_reaches_a_child_forked_mid_shuffle_within_a_second(how: str, replicas: int) -> None:
+    """A child forked while a streamed epoch of 1e8 items is shuffled has no helper thread and
+    computes the epoch itself (seconds of work): SIGINT must interrupt that work."""
+    code, lines, err = run_script("fork_interrupt.py", how, "1e8", str(replicas))
+    assert code == 0 and lines, err[-3000:]
+    result = lines[0]
+    print(f"{how}: KeyboardInterrupt in the child {result['latency'] * 1000:.0f} ms after SIGINT")
+    assert result["child"] == "KeyboardInterrupt", result
+    assert result["latency"] < 1.0, result
+
+
+# --- 5. Memory across epochs, helper threads short of memory, long runs ---------------------
+
+EPOCH_N = 5 * 10**7  # 191 MiB of uint32 an epoch; torch's first regime, streamed
+
+
+def test_a_finished_reader_lets_go_of_its_epoch_under_an_address_space_limit() -> None:
+    """Epoch 0 is read to its end and its reader kept; with the address space limited to what
+    is mapped plus half an epoch, epoch 1 fits only if the reader let go of epoch 0."""
+    code, lines, err = run_script("epoch_switch.py", "core-limited", str(EPOCH_N))
+    assert code == 0 and lines[-1] == {"end": "ok"}, err[-3000:]
+    assert lines[0]["outcome"] == "ok", lines[0]
+
+
+def test_peak_memory_stays_at_one_epoch_while_the_last_reader_is_kept() -> None:
+    code, lines, err = run_script("epoch_switch.py", "core-peak", str(EPOCH_N))
+    assert code == 0 and lines[-1] == {"end": "ok"}, err[-3000:]
+    peaks, epoch = lines[0]["peak_mib"], lines[0]["epoch_mib"]
+    print(f"peak resident MiB before and after epochs 0-3: {peaks} (an epoch is {epoch} MiB)")
+    assert peaks[1] - peaks[0] < 1.3 * epoch, lines[0]  # one epoch on top of the start
+    assert peaks[-1] - peaks[1] < 0.2 * epoch, lines[0]  # and never a second one
+
+
+def test_sampler_epoch_switch_fits_in_one_epoch_of_memory() -> None:
+    """The same through ``ResumableRandomSampler``: ``set_epoch`` and ``iter()`` with the
+    sampler and its last (finished) iterator kept, under the address-space limit."""
+    code, lines, err = run_script("epoch_switch.py", "sampler-limited", str(EPOCH_N))
+    assert code == 0 and lines[-1] == {"end": "ok"}, err[-3000:]
+    assert lines[0]["outcome"] == "ok", lines[0]
+    code, lines, err = run_script("epoch_switch.py", "sampler-peak", str(EPOCH_N))
+    assert code == 0 and lines[-1] == {"end": "ok"}, err[-3000:]
+    peaks, epoch = lines[0]["peak_mib"], lines[0]["epoch_mib"]
+    assert peaks[-1] - peaks[0] < 1.3 * epoch, lines[0]
+
+
+HELPER_RUNS = 20
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("order", ["torch", "lazy"])
+def test_helper_threads_never_end_a_process_short_of_address_space(order: str) -> None:
+    """After an epoch has started and ended helper threads, the next epoch under an
+    address-space limit at the current mapping: glibc reuses a cached stack, so the thread
+    starts, and must then need no memory (its thread-local storage) to do its work; otherwise
+    glibc ends the process with exit 127. 20 forked processes per order."""
+    code, lines, err = run_script("helper_threads.py", order, str(HELPER_RUNS), timeout=280)
+    assert code == 0 and len(lines) == HELPER_RUNS, err[-3000:]
+    exits = Counter(line["exit"] for line in lines)
+    outcomes = Counter(line["outcome"] for line in lines)
+    print(f"{order}: exit codes {dict(exits)}, outcomes {dict(outcomes)}")
+    assert exits == {0: HELPER_RUNS}, (exits, err[-2000:])
+    assert "thread-local data" not in err
+    assert set(outcomes) <= {"ok", "builtins.MemoryError"}, outcomes
+    assert outcomes["ok"] > 0, outcomes
+
+
+LONG_RUNS = [("torch", 100_000, 1000), ("lazy", 100_000, 1000), ("torch", 2**20, 200)]
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize(("order", "n", "epochs"), LONG_RUNS, ids=["torch", "lazy", "streamed"])
+def test_a_thousand_epochs_keep_memory_threads_and_files_flat(
+    order: str, n: int, epochs: int
+) -> None:
+    """Every index of every epoch, as a training loop reads them (``set_epoch``, ``iter()``):
+    the lazy order starts and ends helper threads for every epoch, a torch-order epoch of 2**20
+    items is shuffled on a helper thread."""
+    code, lines, err = run_script("long_run.py", order, str(n), str(epochs), timeout=280)
+    assert code == 0 and lines, err[-3000:]
+    r = lines[0]
+    print(r)
+    assert r["rss_max_after_warm_mib"] - r["rss_warm_mib"] < 4, r
+    assert r["rss_end_mib"] - r["rss_warm_mib"] < 4, r
+    assert r["threads"][1] == r["threads"][0], r
+    assert r["fds"][1] == r["fds"][0], r
+
+
+# --- 6. torch's conventions -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("order", ["torch", "torch-legacy", "lazy", "identity"])
+@pytest.mark.parametrize("n", [1000, 2**20 + 5])
+def test_epoch_arrays_are_read_only_in_every_order(order: str, n: int) -> None:
+    for w, start in [(1, 0), (3, 7)]:
+        a = _core.Epoch(n, w, 1 % w, 0, False, order, 5, 2).array(start)
+        assert not a.flags.writeable, (order, n, w)
+        with pytest.raises(ValueError, match="read-only"):
+            a[0] = 1
+
+
+def test_invalid_rank_uses_torchs_wording() -> None:
+    message = "Invalid rank 3, rank should be in the interval [0, 2]"
+    with pytest.raises(ValueError) as info:
+        _core.Epoch(10, 3, 3, 0, False, "torch", 0, 0)
+    assert str(info.value) == message
+    with pytest.raises(ValueError) as info:
+        _core.shard_len(10, 3, 3, 0, False)
+    assert str(info.value) == message
+    # torch's own sampler says the same.
+    with pytest.raises(ValueError) as info:
+        tud.DistributedSampler(Sized(10), num_replicas=3, rank=3)  # type: ignore[arg-type]
+    assert str(info.value) == message

@@ -103,7 +103,7 @@ def order_key(seed: int, epoch: int, permutation: str) -> tuple[int, int]:
     """
     seed = as_int("seed", seed)
     epoch = as_int("epoch", epoch)
-    if permutation == "torch":
+    if permutation in ("torch", "torch-legacy"):
         generator_seed(seed, epoch)
     else:
         for name, value in (("seed", seed), ("epoch", epoch)):

@@ -5,17 +5,38 @@ from typing import final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Epoch", "Mixture", "Reader", "randperm", "resume_point", "shard_len"]
+__all__ = [
+    "ORDER_NAMES",
+    "SWAP_REGIME_LIMIT",
+    "Epoch",
+    "Mixture",
+    "Reader",
+    "randperm",
+    "resume_point",
+    "same_order",
+    "shard_len",
+]
+
+ORDER_NAMES: tuple[str, ...]
+"""The order names: ``"torch"``, ``"torch-legacy"``, ``"lazy"``, ``"identity"``."""
+
+SWAP_REGIME_LIMIT: int
+"""214,748,364: from this length on, torch 2.6 and later shuffle with the inside-out loop."""
 
 def randperm(
     n: int, seed: int, permutation: str = "torch"
 ) -> npt.NDArray[np.uint32] | npt.NDArray[np.int64]:
     """A permutation of ``[0, n)``; ``seed`` is an unsigned 64-bit value.
 
-    ``"torch"``: ``torch.randperm(n)`` for a generator seeded with ``seed``; ``"lazy"``: the lazy
-    bijection keyed by ``(seed, 0)``. Returns ``uint32`` when ``n <= 2**32`` else ``int64``.
-    Releases the GIL; Ctrl-C interrupts.
+    ``"torch"``: ``torch.randperm(n)`` of torch 2.6 and later for a generator seeded with
+    ``seed``; ``"torch-legacy"``: that of torch 2.5 and earlier (the swap loop for every ``n``);
+    ``"lazy"``: the lazy bijection keyed by ``(seed, 0)``. Returns ``uint32`` when
+    ``n <= 2**32`` else ``int64``. Releases the GIL; Ctrl-C interrupts.
     """
+
+def same_order(a: str, b: str, n: int) -> bool:
+    """Whether the orders named ``a`` and ``b`` give the same permutation of ``n`` items for every
+    seed and epoch (equal names, or both torch generations below ``SWAP_REGIME_LIMIT``)."""
 
 def shard_len(n: int, num_replicas: int, rank: int, offset: int, drop_last: bool) -> int:
     """How many indices a rank reads after the global positions ``[0, offset)`` were consumed."""
@@ -32,8 +53,9 @@ class Epoch:
     """One rank's indices for one epoch.
 
     Rank ``rank`` of ``num_replicas`` reads ``P[(offset + rank + j * num_replicas) % n]`` for
-    ``j < len(epoch)``, where ``P`` is the epoch's permutation: ``"torch"`` (seeded with
-    ``seed + epoch``), ``"lazy"`` (keyed by ``(seed, epoch)``) or ``"identity"``.
+    ``j < len(epoch)``, where ``P`` is the epoch's permutation: ``"torch"`` or
+    ``"torch-legacy"`` (seeded with ``seed + epoch``), ``"lazy"`` (keyed by ``(seed, epoch)``)
+    or ``"identity"``.
     """
 
     def __new__(
@@ -55,11 +77,11 @@ class Epoch:
         """An iterator over the indices from position ``start`` on, as Python ints.
 
         With ``ahead``, a lazy epoch's next chunk is computed on a helper thread while the
-        current one is read.
+        current one is read. Once exhausted, the reader no longer holds the epoch.
         """
 
     def array(self, start: int = 0) -> npt.NDArray[np.uint32] | npt.NDArray[np.int64]:
-        """The indices from position ``start`` on; a read-only view when the epoch is stored."""
+        """The indices from position ``start`` on, read-only (a view when the epoch is stored)."""
 
 @final
 class Reader:

@@ -11,6 +11,7 @@ import numpy as np
 import torch.distributed as dist
 
 from resumable_samplers import _checks, _core, _state
+from resumable_samplers.permutation import core_order
 from resumable_samplers.samplers import (
     SAMPLER_REGISTRY,
     ResumableSampler,
@@ -183,8 +184,13 @@ class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
     def _core_mixture(self, segments: list[tuple[int, list[int]]]) -> _core.Mixture:
         starts = [s for s, _ in segments]
         weights = [w for _, w in segments]
-        seed, _ = _checks.order_key(self.seed, 0, self._permutation)
-        return _core.Mixture(self._lengths, starts, weights, self._permutation, seed)
+        order = self._order()
+        seed, _ = _checks.order_key(self.seed, 0, order)
+        return _core.Mixture(self._lengths, starts, weights, order, seed)
+
+    def _order(self) -> str:
+        """The core's name of each source's order (``"torch"`` as the installed torch's)."""
+        return core_order(self._permutation) if self._permutation == "torch" else self._permutation
 
     @property
     def weights(self) -> list[int]:
@@ -219,7 +225,7 @@ class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
             rank,
             True,
             _checks.as_bool("drop_last", self.drop_last),
-            self._permutation,
+            self._order(),
             _checks.as_int("seed", self.seed),
             epoch,
         )

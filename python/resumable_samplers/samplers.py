@@ -16,7 +16,7 @@ import numpy.typing as npt
 import torch.utils.data as tud
 
 from resumable_samplers import _checks, _core, _state
-from resumable_samplers.permutation import PERMUTATIONS
+from resumable_samplers.permutation import PERMUTATIONS, core_order
 from resumable_samplers.registry import Registry
 
 SAMPLER_REGISTRY = Registry("sampler")
@@ -362,9 +362,8 @@ class ResumableRandomSampler(_ResumableIteration, ResumableSampler):
 
     def _settings(self) -> _state.Settings:
         seed = _checks.as_int("seed", self._seed)
-        return _state.Settings(
-            self._num_samples, 1, 0, True, False, self._permutation, seed, self.epoch
-        )
+        order = core_order(self._permutation)  # the installed torch's generation
+        return _state.Settings(self._num_samples, 1, 0, True, False, order, seed, self.epoch)
 
 
 @SAMPLER_REGISTRY.register
@@ -464,7 +463,7 @@ class ResumableDistributedSampler(_ResumableIteration, tud.DistributedSampler[in
             rank,
             _checks.as_bool("shuffle", self.shuffle),
             _checks.as_bool("drop_last", self.drop_last),
-            self._permutation,
+            core_order(self._permutation),  # the installed torch's generation
             _checks.as_int("seed", self.seed),
             _checks.as_int("epoch", self.epoch),
         )

@@ -6,12 +6,15 @@ pub mod buffer;
 pub mod epoch;
 pub mod error;
 pub mod lazy;
+pub mod length;
 pub mod mt19937;
 pub mod permutation;
 pub mod reader;
 pub mod shard;
 pub mod stream;
 
+#[cfg(feature = "python")]
+mod py_length;
 #[cfg(feature = "python")]
 mod py_reader;
 #[cfg(feature = "python")]

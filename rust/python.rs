@@ -25,7 +25,7 @@ impl From<Error> for PyErr {
 }
 
 /// Runs between chunks of long work (with the GIL released) so that Ctrl-C interrupts it.
-fn check_signals() -> PyResult<()> {
+pub(crate) fn check_signals() -> PyResult<()> {
     Python::attach(|py| py.check_signals())
 }
 
@@ -91,6 +91,16 @@ fn resume_point(consumed: u64, num_replicas: u64) -> PyResult<(u64, u64)> {
 pub struct Epoch {
     inner: Arc<EpochIndices>,
     shard: Shard,
+}
+
+impl Epoch {
+    /// An epoch over indices computed elsewhere in the core (e.g. a length-grouped order).
+    pub(crate) fn from_parts(inner: EpochIndices, shard: Shard) -> Self {
+        Self {
+            inner: Arc::new(inner),
+            shard,
+        }
+    }
 }
 
 #[pymethods]
@@ -160,6 +170,11 @@ impl Epoch {
 mod _core {
     #[pymodule_export]
     use super::{randperm, resume_point, shard_len, Epoch};
+    #[pymodule_export]
+    use crate::py_length::{
+        default_megabatch_mult, length_grouped_epoch, lengths_scan, typical_batch_size,
+        TokenBudgetBatches,
+    };
 
     #[pymodule_init]
     fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {

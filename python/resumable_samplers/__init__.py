@@ -7,6 +7,10 @@ helios-ml's ``helios.data.samplers``.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from resumable_samplers.length import (
+    ResumableLengthGroupedSampler,
+    ResumableTokenBudgetBatchSampler,
+)
 from resumable_samplers.permutation import PERMUTATIONS, randperm
 from resumable_samplers.registry import Registry
 from resumable_samplers.samplers import (
@@ -29,10 +33,12 @@ __all__ = [
     "SAMPLER_REGISTRY",
     "Registry",
     "ResumableDistributedSampler",
+    "ResumableLengthGroupedSampler",
     "ResumableRandomSampler",
     "ResumableSampler",
     "ResumableSamplerType",
     "ResumableSequentialSampler",
+    "ResumableTokenBudgetBatchSampler",
     "__version__",
     "create_sampler",
     "randperm",

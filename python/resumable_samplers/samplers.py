@@ -124,9 +124,13 @@ class _ResumableIteration:
         del cached
         self._cached = None
         self._run = None
-        built = _core.Epoch(*args)
+        built = self._build_epoch(args)
         self._cached = (args, built)
         return built
+
+    def _build_epoch(self, args: _EpochArgs) -> _core.Epoch:
+        """Build this rank's share of an epoch; a sampler with another order overrides this."""
+        return _core.Epoch(*args)
 
     def _start(self) -> _core.Reader:
         """Start an iterator: consume the pending start and read the epoch from there."""

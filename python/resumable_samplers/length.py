@@ -56,8 +56,9 @@ class _Lengths:
 
     def __reduce__(self) -> tuple[Any, ...]:
         array = self.array
-        if isinstance(array, np.memmap) and isinstance(array.filename, str):
-            where = (array.filename, array.dtype.str, array.offset, array.shape[0])
+        filename = getattr(array, "filename", None)
+        if isinstance(array, np.memmap) and isinstance(filename, (str, os.PathLike)):
+            where = (os.fspath(filename), array.dtype.str, array.offset, array.shape[0])
             return (_reopen, (where, self.limit, self.fingerprint))
         return (_Lengths, (array, self.limit))
 

@@ -1,6 +1,7 @@
 """Length grouping at scale: building an epoch, resuming one, memory, and padding efficiency.
 
-``python benches/length_grouping.py [--sizes 1e7,1e8] [--transformers-max 1e7]``
+``python benches/length_grouping.py [--sizes 1e7,1e8] [--transformers-max 1e7] [--kinds
+ours,budget,transformers] [--no-padding]``
 
 For each size ``n`` it writes ``n`` log-normal lengths (``uint16``, median ~245 tokens, a long
 tail clipped at 8192) to a ``.npy`` file and measures, each in a fresh process reading the file
@@ -217,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="1e7,1e8")
     p.add_argument("--transformers-max", default="1e7")
+    p.add_argument("--kinds", default="ours,budget,transformers", help="what to measure")
+    p.add_argument("--no-padding", action="store_true", help="skip the padding efficiency")
     p.add_argument("--timeout", type=float, default=3600)
     p.add_argument("--dir", default=None, help="where the lengths files go (default: a temp dir)")
     p.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
@@ -233,7 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     for n in sizes:
         path = _lengths_file(n, directory)
         results[n] = {}
-        kinds = ["ours", "budget"] + (["transformers"] if n <= hf_max else [])
+        wanted = args.kinds.split(",")
+        kinds = [k for k in ("ours", "budget") if k in wanted]
+        if "transformers" in wanted and n <= hf_max:
+            kinds.append("transformers")
         for kind in kinds:
             r = _run_child(kind, n, path, args.timeout)
             if kind != "transformers" and isinstance(r, dict):
@@ -246,11 +252,13 @@ def main(argv: list[str] | None = None) -> int:
             if isinstance(r, dict) and "batches" in r:
                 print(f"  batches       {r['batches']}")
         hf = results[n].get("transformers")
-        ours = results[n]["ours"]
+        ours = results[n].get("ours")
         if isinstance(hf, dict) and isinstance(ours, dict):
             for step in ("first_epoch", "resume_50pct"):
                 ratio = hf[step]["s"] / ours[step]["s"]
                 print(f"  transformers / ours, {step}: {ratio:.1f}x")
+    if args.no_padding:
+        return 0
     eff = _padding(_lengths_file(sizes[0], directory))
     print(f"\npadding efficiency (real / padded tokens), n={sizes[0]:.0e}, batch {BATCH}:")
     print(f"  random sampler       {eff['random']:.3f}")

@@ -587,3 +587,73 @@ def test_ctrl_c_interrupts_a_long_epoch_build() -> None:
     assert interrupted_after < 0.2 + max(0.5, whole / 2), (interrupted_after, whole)
     assert lengths[first[0]] == lengths.max()
     assert s.state_dict()["offset"] == 0
+
+
+def _global(shares: list[list[Any]], w: int, c: int = 0) -> dict[int, Any]:
+    """Rank ``r``'s ``j``-th item at its global position ``c + r + j * w``."""
+    return {c + r + j * w: x for r, share in enumerate(shares) for j, x in enumerate(share)}
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 50), min_size=1, max_size=150),
+    budget=st.booleans(),
+    w=st.integers(1, 5),
+    w2=st.integers(1, 5),
+    k_pct=st.integers(0, 110),
+    drop_last=st.booleans(),
+    epoch=st.integers(0, 3),
+)
+def test_resume_and_elastic_resume_continue_the_uninterrupted_epoch(
+    lengths: list[int], budget: bool, w: int, w2: int, k_pct: int, drop_last: bool, epoch: int
+) -> None:
+    def make(world: int, rank: int) -> Any:
+        kw = {"seed": 9, "num_replicas": world, "rank": rank, "drop_last": drop_last}
+        if budget:
+            return rs.ResumableTokenBudgetBatchSampler(lengths, 100, **kw)
+        return rs.ResumableLengthGroupedSampler(lengths, 3, **kw)
+
+    def shares(world: int, state: dict[str, Any] | None = None) -> list[list[Any]]:
+        out = []
+        for r in range(world):
+            s = make(world, r)
+            s.set_epoch(epoch)
+            if state is not None:
+                s.load_state_dict(state)
+            out.append(list(s))
+        return out
+
+    whole = _global(shares(w), w)
+    first = make(w, 0)
+    first.set_epoch(epoch)
+    k = len(first) * k_pct // 100
+    for r in range(w):  # every rank takes k items
+        s = make(w, r) if r else first
+        s.set_epoch(epoch)
+        list(itertools.islice(iter(s), k))
+    state = first.state_dict()
+    c = state["offset"]
+    assert c == min(k, len(first)) * w
+    # the same world size continues with the rest of each rank's share
+    assert _global(shares(w, state), w, c) == {p: x for p, x in whole.items() if p >= c}
+    # another world size continues with the global positions from c on
+    rest = _global(shares(w2, state), w2, c)
+    n = state["dataset_length"]
+    for p, x in rest.items():
+        assert p >= c
+        if p in whole:
+            assert whole[p] == x
+    if not drop_last and c < n:
+        assert set(range(c, n)) <= set(rest)
+
+
+def test_same_arguments_same_order_and_seeds_differ() -> None:
+    lengths = np.random.default_rng(7).integers(1, 100, 500)
+    a = rs.ResumableLengthGroupedSampler(lengths, 8, seed=1, num_replicas=1, rank=0)
+    b = rs.ResumableLengthGroupedSampler(lengths.astype(np.uint16), 8, seed=1)
+    c = rs.ResumableLengthGroupedSampler(lengths, 8, seed=2, num_replicas=1, rank=0)
+    assert list(a) == list(b) != list(c)
+    assert a.state_dict() == b.state_dict()
+    assert rs.create_sampler(
+        "ResumableLengthGroupedSampler", lengths, 8, seed=1
+    ).indices().tolist() == list(a)

@@ -21,7 +21,12 @@ import torch.distributed as dist
 import torch.utils.data as tud
 
 from resumable_samplers import _checks, _core, _state
-from resumable_samplers.samplers import ResumableSampler, _EpochArgs, _ResumableIteration
+from resumable_samplers.samplers import (
+    SAMPLER_REGISTRY,
+    ResumableSampler,
+    _EpochArgs,
+    _ResumableIteration,
+)
 
 LengthsLike = Sequence[int] | npt.NDArray[np.integer[Any]] | str | os.PathLike[str]
 """What ``lengths`` accepts: a sequence of ints, a 1-D NumPy integer array (a ``np.memmap``
@@ -144,6 +149,7 @@ def _check_fields(state: Any, ours: dict[str, int]) -> dict[str, Any]:
     return rest
 
 
+@SAMPLER_REGISTRY.register
 class ResumableLengthGroupedSampler(_ResumableIteration, ResumableSampler):
     """Length-grouped sampler that can resume mid-epoch; replaces transformers'
     ``LengthGroupedSampler`` and ``DistributedLengthGroupedSampler``.

@@ -16,6 +16,7 @@
 //! the result never depends on the number of threads.
 
 use std::cmp::Reverse;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::buffer::{IndexElem, IndexVec};
@@ -168,7 +169,7 @@ const PARALLEL_SORT: usize = 1 << 16;
 
 /// Sorts each run of `size` consecutive elements of `order` (the last run shorter) by length,
 /// longest first, keeping the order of equal lengths.
-fn sort_megabatches<T: IndexElem, L: LengthElem, E>(
+fn sort_megabatches<T: IndexElem, L: LengthElem, E: From<Error>>(
     order: &mut [T],
     lengths: &[L],
     size: usize,
@@ -188,24 +189,35 @@ fn sort_megabatches<T: IndexElem, L: LengthElem, E>(
         let per_thread = megabatches.div_ceil(threads) * size;
         // Each part sits in a mutex so that a part whose thread was refused is sorted here.
         let parts: Vec<Mutex<&mut [T]>> = chunk.chunks_mut(per_thread).map(Mutex::new).collect();
-        std::thread::scope(|s| {
+        let sorted = std::thread::scope(|s| {
             let mut refused = Vec::new();
+            let mut running = Vec::new();
             for part in &parts[1..] {
                 let run = move || sort_part(&mut lock(part), lengths, size, max_len);
                 let spawned = std::thread::Builder::new()
                     .name("resumable-samplers-sort".into())
                     .spawn_scoped(s, run);
-                if spawned.is_err() {
-                    refused.push(part);
+                match spawned {
+                    Ok(handle) => running.push(handle),
+                    Err(_) => refused.push(part),
                 }
             }
+            let mut result = Ok(());
             if let Some(part) = parts.first() {
-                sort_part(&mut lock(part), lengths, size, max_len);
+                result = sort_part(&mut lock(part), lengths, size, max_len);
             }
             for part in refused {
-                sort_part(&mut lock(part), lengths, size, max_len);
+                result = result.and(sort_part(&mut lock(part), lengths, size, max_len));
             }
+            for handle in running {
+                let done = handle
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e));
+                result = result.and(done);
+            }
+            result
         });
+        sorted?;
         check()?;
     }
     Ok(())
@@ -215,31 +227,45 @@ fn lock<'a, 'b, T>(m: &'a Mutex<&'b mut [T]>) -> MutexGuard<'a, &'b mut [T]> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Sorts the megabatches of one thread's part.
+/// Room for `len` more elements in `v`, or `Error::Alloc`.
+fn reserve<V>(v: &mut Vec<V>, len: usize) -> Result<(), Error> {
+    v.try_reserve_exact(len).map_err(|_| Error::Alloc {
+        bytes: len as u128 * std::mem::size_of::<V>() as u128,
+    })
+}
+
+/// Sorts the megabatches of one thread's part. Fails only if its scratch buffers (about 12
+/// bytes per sample of one megabatch) cannot be allocated.
 fn sort_part<T: IndexElem, L: LengthElem>(
     part: &mut [T],
     lengths: &[L],
     size: usize,
     max_len: u64,
-) {
+) -> Result<(), Error> {
     let len_of = |i: T| lengths[i.to_u64() as usize].get();
+    let room = size.min(part.len());
     if max_len <= u64::from(u16::MAX) {
         let mut scratch = RadixScratch::default();
+        reserve(&mut scratch.keys, room)?;
+        reserve(&mut scratch.tmp_keys, room)?;
+        reserve(&mut scratch.tmp_vals, room)?;
         for mb in part.chunks_mut(size) {
             radix_sort_desc16(mb, &len_of, &mut scratch);
         }
-        return;
+        return Ok(());
     }
     if max_len > u64::from(u32::MAX) || size > u32::MAX as usize {
         for mb in part.chunks_mut(size) {
             mb.sort_by_key(|&i| Reverse(len_of(i))); // stable
         }
-        return;
+        return Ok(());
     }
     // (inverted length, position) keys are distinct, so an unstable sort of them is the
     // stable sort by length, descending.
-    let mut keys: Vec<u64> = Vec::with_capacity(size.min(part.len()));
-    let mut vals: Vec<T> = Vec::with_capacity(size.min(part.len()));
+    let mut keys: Vec<u64> = Vec::new();
+    let mut vals: Vec<T> = Vec::new();
+    reserve(&mut keys, room)?;
+    reserve(&mut vals, room)?;
     for mb in part.chunks_mut(size) {
         keys.clear();
         keys.extend(
@@ -254,6 +280,7 @@ fn sort_part<T: IndexElem, L: LengthElem>(
             *o = vals[(key & 0xFFFF_FFFF) as usize];
         }
     }
+    Ok(())
 }
 
 /// Buffers reused across the megabatches of one thread.
@@ -343,7 +370,7 @@ pub fn length_grouped<L: LengthElem, E: From<Error>>(
     Ok(order)
 }
 
-fn group<T: IndexElem, L: LengthElem, E>(
+fn group<T: IndexElem, L: LengthElem, E: From<Error>>(
     order: &mut [T],
     lengths: &[L],
     size: usize,
@@ -510,25 +537,36 @@ pub fn token_budget<L: LengthElem, E: From<Error>>(
     // The batch order continues the generator after the sample permutation; its draws are
     // skipped on another core while this one shuffles.
     let skip = randperm_draws(n);
-    let advance = move || {
+    let stop = AtomicBool::new(false);
+    let advance = || {
         let mut rng = TorchMt::new(seed);
-        for _ in 0..skip {
-            rng.next_u32();
+        let mut left = skip;
+        while left > 0 && !stop.load(Ordering::Relaxed) {
+            let step = left.min(1 << 20);
+            for _ in 0..step {
+                rng.next_u32();
+            }
+            left -= step;
         }
         rng
     };
-    let (samples, mut rng) = std::thread::scope(|s| {
+    let (samples, rng) = std::thread::scope(|s| {
         let helper = std::thread::Builder::new()
             .name("resumable-samplers-rng".into())
             .spawn_scoped(s, advance);
         let samples = randperm(n, seed, check);
+        if samples.is_err() {
+            stop.store(true, Ordering::Relaxed); // interrupted: the stream is not needed
+        }
         let rng = match helper {
             Ok(h) => h.join().expect("skipping draws does not panic"),
-            Err(_) => advance(),
+            Err(_) if samples.is_ok() => advance(),
+            Err(_) => TorchMt::new(seed),
         };
         (samples, rng)
     });
     let mut samples = samples?;
+    let mut rng = rng;
     let size = usize::try_from(megabatch.clamp(1, n.max(1))).unwrap_or(usize::MAX);
     let starts = match &mut samples {
         IndexVec::U32(o) => {

@@ -657,3 +657,20 @@ def test_same_arguments_same_order_and_seeds_differ() -> None:
     assert rs.create_sampler(
         "ResumableLengthGroupedSampler", lengths, 8, seed=1
     ).indices().tolist() == list(a)
+
+
+@pytest.mark.timeout(300)
+def test_ranks_of_a_gloo_group_default_to_the_group(tmp_path: Path) -> None:
+    import _length_workers
+    import _workers
+
+    world = 3
+    preload = ["torch", "torch.distributed", "resumable_samplers", "_length_workers"]
+    results = _workers.run_gloo_job(world, tmp_path, _length_workers.length_ranks, preload)
+    lengths = _length_workers.LENGTHS
+    order = hf_order(lengths, 4, None, 3, 1)
+    whole = list(rs.ResumableTokenBudgetBatchSampler(lengths, 60, seed=4, num_replicas=1, rank=0))
+    for r, got in enumerate(results):
+        assert got["replicas"] == (world, r, world, r)
+        assert got["grouped"] == torch_share(order, world, r, False)
+        assert got["budget"] == torch_share(whole, world, r, False)

@@ -317,6 +317,9 @@ def test_batches_equal_the_documented_rule(
     want = budget_reference(lengths, max_tokens, s.megabatch_size, max_batch_size, seed + epoch)
     assert got == want
     assert len(s) == len(got) == s.num_batches()
+    assert [s.batch(k) for k in s.indices().tolist()] == []  # the epoch is done
+    s.seek(epoch, 0)
+    assert [s.batch(k) for k in s.indices().tolist()] == want
     for batch in got:
         assert len(batch) * max(lengths[i] for i in batch) <= max_tokens
         assert max_batch_size is None or len(batch) <= max_batch_size

@@ -385,6 +385,17 @@ class ResumableTokenBudgetBatchSampler(_ResumableIteration, tud.Sampler[list[int
         epoch = self.epoch if epoch is None else epoch
         return len(self._batches_of(_checks.as_int("epoch", epoch)))
 
+    def batch(self, k: int, epoch: int | None = None) -> list[int]:
+        """The samples of batch ``k`` (a batch id, as :meth:`indices` lists them) of an epoch,
+        the current one by default."""
+        epoch = self.epoch if epoch is None else epoch
+        return self._batches_of(_checks.as_int("epoch", epoch)).batch(_checks.as_int("k", k))
+
+    def indices(self) -> Any:
+        """This rank's remaining batch ids of the current epoch (from where :meth:`state_dict`
+        says the epoch is), as a read-only NumPy array; :meth:`batch` gives their samples."""
+        return super().indices()
+
     def __len__(self) -> int:
         """This rank's number of batches in the current epoch (whatever ``start_iter`` is)."""
         st = self._settings()

@@ -486,6 +486,8 @@ def test_memory_mapped_lengths_are_read_in_place(tmp_path: Path, dtype: str) -> 
         assert len(blob) < 2000  # the file's name, not its contents
         assert list(s) == want
         assert list(pickle.loads(blob)) == want
+    part = rs.ResumableLengthGroupedSampler(mm[1000:], 8, num_replicas=1, rank=0)
+    assert list(pickle.loads(pickle.dumps(part))) == hf_order(lengths[1000:], 8, None, 0, 0)
     t = rs.ResumableTokenBudgetBatchSampler(path, 4000, num_replicas=1, rank=0)
     assert list(pickle.loads(pickle.dumps(t))) == list(t)
 

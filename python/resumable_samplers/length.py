@@ -11,6 +11,7 @@ another number of replicas.
 
 from __future__ import annotations
 
+import mmap
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -62,7 +63,10 @@ class _Lengths:
     def __reduce__(self) -> tuple[Any, ...]:
         array = self.array
         filename = getattr(array, "filename", None)
-        if isinstance(array, np.memmap) and isinstance(filename, (str, os.PathLike)):
+        # Only a whole mapping is described by its file, offset and shape (a slice of a memmap
+        # keeps its parent's offset), so anything else pickles as its contents.
+        whole = isinstance(array.base, mmap.mmap)
+        if isinstance(array, np.memmap) and whole and isinstance(filename, (str, os.PathLike)):
             where = (os.fspath(filename), array.dtype.str, array.offset, array.shape[0])
             return (_reopen, (where, self.limit, self.fingerprint))
         return (_Lengths, (array, self.limit))

@@ -447,7 +447,9 @@ impl Packing {
     }
 }
 
-/// How many 32-bit draws `torch.randperm(n)` takes from its generator.
+/// How many 32-bit draws `torch.randperm(n)` takes from its generator: `n - 1` in the swap
+/// regime, `2n` in the inside-out one. Torch releases that use the swap regime for every `n`
+/// take `n - 1` draws for every `n`; this must agree with the regime `epoch::randperm` uses.
 fn randperm_draws(n: u64) -> u64 {
     if n < 2 {
         0

@@ -168,8 +168,9 @@ class ResumableLengthGroupedSampler(_ResumableIteration, ResumableSampler):
 
     Args:
         lengths: the length of every sample: a sequence of ints, a 1-D NumPy integer array or
-            ``np.memmap``, or the path of a ``.npy`` file (memory-mapped). Read in place, never
-            copied; do not modify it while the sampler is in use.
+            ``np.memmap``, or the path of a ``.npy`` file (memory-mapped). An array or a file is
+            read in place, never copied (a sequence becomes one NumPy array); do not modify it
+            while the sampler is in use.
         batch_size: the number of samples per batch (the ``batch_size`` given to transformers).
         seed: the random seed; ``seed + epoch`` must lie in ``[-2**63, 2**64)``.
         megabatch_mult: megabatches hold ``megabatch_mult * batch_size`` samples; by default
@@ -293,8 +294,9 @@ class ResumableTokenBudgetBatchSampler(_ResumableIteration, tud.Sampler[list[int
 
     Args:
         lengths: the length (in tokens) of every sample: a sequence of ints, a 1-D NumPy integer
-            array or ``np.memmap``, or the path of a ``.npy`` file (memory-mapped). Read in
-            place, never copied; do not modify it while the sampler is in use.
+            array or ``np.memmap``, or the path of a ``.npy`` file (memory-mapped). An array or
+            a file is read in place, never copied (a sequence becomes one NumPy array); do not
+            modify it while the sampler is in use.
         max_tokens: the budget of padded tokens per batch.
         seed: the random seed; ``seed + epoch`` must lie in ``[-2**63, 2**64)``.
         megabatch_mult: megabatches hold ``megabatch_mult`` typical batches, a typical batch

@@ -6,6 +6,7 @@ pub mod buffer;
 pub mod epoch;
 pub mod error;
 pub mod lazy;
+pub mod length;
 pub mod mixture;
 pub mod mt19937;
 pub mod permutation;
@@ -14,6 +15,8 @@ pub mod shard;
 pub mod stream;
 pub mod thread;
 
+#[cfg(feature = "python")]
+mod py_length;
 #[cfg(feature = "python")]
 mod py_reader;
 #[cfg(feature = "python")]

@@ -27,7 +27,7 @@ impl From<Error> for PyErr {
 }
 
 /// Runs between chunks of long work (with the GIL released) so that Ctrl-C interrupts it.
-fn check_signals() -> PyResult<()> {
+pub(crate) fn check_signals() -> PyResult<()> {
     Python::attach(|py| py.check_signals())
 }
 
@@ -113,6 +113,16 @@ fn same_order(a: &str, b: &str, n: u64) -> PyResult<bool> {
 pub struct Epoch {
     inner: Arc<EpochIndices>,
     shard: Shard,
+}
+
+impl Epoch {
+    /// An epoch over indices computed elsewhere in the core (e.g. a length-grouped order).
+    pub(crate) fn from_parts(inner: EpochIndices, shard: Shard) -> Self {
+        Self {
+            inner: Arc::new(inner),
+            shard,
+        }
+    }
 }
 
 #[pymethods]
@@ -257,6 +267,11 @@ impl Mixture {
 mod _core {
     #[pymodule_export]
     use super::{randperm, resume_point, same_order, shard_len, Epoch, Mixture};
+    #[pymodule_export]
+    use crate::py_length::{
+        default_megabatch_mult, length_grouped_epoch, lengths_scan, typical_batch_size,
+        TokenBudgetBatches,
+    };
 
     #[pymodule_init]
     fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {

@@ -15,6 +15,10 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from resumable_samplers.length import (
+        ResumableLengthGroupedSampler,
+        ResumableTokenBudgetBatchSampler,
+    )
     from resumable_samplers.mixture import ResumableMixtureSampler
     from resumable_samplers.permutation import PERMUTATIONS, randperm
     from resumable_samplers.registry import Registry
@@ -45,9 +49,15 @@ _MODULE_OF: dict[str, str] = {
     "ResumableSequentialSampler": "resumable_samplers.samplers",
     "create_sampler": "resumable_samplers.samplers",
     "ResumableMixtureSampler": "resumable_samplers.mixture",
+    "ResumableLengthGroupedSampler": "resumable_samplers.length",
+    "ResumableTokenBudgetBatchSampler": "resumable_samplers.length",
 }
 # Modules whose samplers register themselves in SAMPLER_REGISTRY when imported.
-_REGISTERING = ("resumable_samplers.samplers", "resumable_samplers.mixture")
+_REGISTERING = (
+    "resumable_samplers.samplers",
+    "resumable_samplers.mixture",
+    "resumable_samplers.length",
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -71,11 +81,13 @@ __all__ = [
     "SAMPLER_REGISTRY",
     "Registry",
     "ResumableDistributedSampler",
+    "ResumableLengthGroupedSampler",
     "ResumableMixtureSampler",
     "ResumableRandomSampler",
     "ResumableSampler",
     "ResumableSamplerType",
     "ResumableSequentialSampler",
+    "ResumableTokenBudgetBatchSampler",
     "__version__",
     "create_sampler",
     "randperm",

@@ -1,6 +1,6 @@
 """The Rust extension: permutations and epoch buffers. Use the public API instead."""
 
-from typing import final
+from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
@@ -11,10 +11,15 @@ __all__ = [
     "Epoch",
     "Mixture",
     "Reader",
+    "TokenBudgetBatches",
+    "default_megabatch_mult",
+    "length_grouped_epoch",
+    "lengths_scan",
     "randperm",
     "resume_point",
     "same_order",
     "shard_len",
+    "typical_batch_size",
 ]
 
 ORDER_NAMES: tuple[str, ...]
@@ -126,3 +131,64 @@ class Mixture:
     @property
     def depth(self) -> int:
         """The largest depth of the schedule's tree (the proportion bound is half of it)."""
+
+# Length grouping and token-budget batches (rust/length.rs). ``lengths`` is a 1-D C-contiguous
+# NumPy array of any integer type in native byte order; it is read in place with the GIL
+# released.
+
+_Lengths = npt.NDArray[np.integer[Any]]
+
+def lengths_scan(
+    lengths: _Lengths, limit: int = ...
+) -> tuple[int, int, int, int, tuple[int, int] | None]:
+    """``(n, max, sum, fingerprint, first_above)`` of ``lengths`` in one pass.
+
+    ``fingerprint`` is a 63-bit hash of the values (whatever their type) and their count;
+    ``first_above`` the first ``(index, length)`` with a length above ``limit``. Raises
+    ``ValueError`` naming the first negative length.
+    """
+
+def default_megabatch_mult(n: int, batch_size: int) -> int:
+    """transformers' default: ``min(n // (batch_size * 4), 50)``, at least 1."""
+
+def typical_batch_size(n: int, total: int, max_tokens: int, max_batch_size: int) -> int:
+    """``max_tokens // ceil(total / n)``, between 1 and ``max_batch_size``."""
+
+def length_grouped_epoch(
+    lengths: _Lengths,
+    max_len: int,
+    megabatch_size: int,
+    seed: int,
+    epoch: int,
+    num_replicas: int,
+    rank: int,
+    offset: int,
+    drop_last: bool,
+    permutation: str = "torch",
+) -> Epoch:
+    """This rank's share of transformers' length-grouped order for the generator seeded with
+    ``seed + epoch`` (megabatches of ``megabatch_size``), sharded as :class:`Epoch` shards."""
+
+@final
+class TokenBudgetBatches:
+    """One epoch of token-budget batches: megabatches sorted longest first, cut into batches of
+    at most ``max_tokens`` padded tokens and ``max_batch_size`` samples, shuffled by
+    ``torch.randperm(len(self))`` drawn after the sample permutation (seed ``seed + epoch``)."""
+
+    def __new__(
+        cls,
+        lengths: _Lengths,
+        max_len: int,
+        megabatch_size: int,
+        max_tokens: int,
+        max_batch_size: int,
+        seed: int,
+        epoch: int,
+        permutation: str = "torch",
+    ) -> TokenBudgetBatches: ...
+    def __len__(self) -> int: ...
+    def batch(self, k: int) -> list[int]:
+        """The samples of batch ``k`` (a batch id)."""
+
+    def epoch(self, num_replicas: int, rank: int, offset: int, drop_last: bool) -> Epoch:
+        """This rank's batch ids: the shuffled batch order, sharded as :class:`Epoch` shards."""

@@ -1,0 +1,488 @@
+"""Samplers that put samples of similar length together, to waste less padding.
+
+:class:`ResumableLengthGroupedSampler` yields transformers' length-grouped order (the order of
+``LengthGroupedSampler``) index for index; :class:`ResumableTokenBudgetBatchSampler` yields
+batches of similar length under a budget of padded tokens. Both compute an epoch in the Rust
+core (permutation, per-megabatch sort, packing) with the GIL released, read ``lengths`` in place
+(a NumPy array or a memory-mapped ``.npy`` file is never copied), and resume exactly with the
+rules of the other samplers: ``state_dict``/``load_state_dict``, ``start_iter``, ``seek`` and
+another number of replicas.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch.distributed as dist
+import torch.utils.data as tud
+
+from resumable_samplers import _checks, _core, _state
+from resumable_samplers.permutation import core_order
+from resumable_samplers.samplers import (
+    SAMPLER_REGISTRY,
+    ResumableSampler,
+    _ResumableIteration,
+)
+
+LengthsLike = Sequence[int] | npt.NDArray[np.integer[Any]] | str | os.PathLike[str]
+"""What ``lengths`` accepts: a sequence of ints, a 1-D NumPy integer array (a ``np.memmap``
+too), or the path of a ``.npy`` file, which is memory-mapped."""
+
+OVERSIZED = ("error", "alone")
+"""The accepted values of ``oversized`` (what to do with a sample longer than ``max_tokens``)."""
+
+_U64_MAX = 2**64 - 1
+
+
+class _Lengths:
+    """The ``lengths`` argument as a read-only 1-D integer array, and what one pass over it found.
+
+    A memory-mapped array stays mapped, and pickles as its file (reopened and checked against
+    the fingerprint on unpickling) rather than as its contents.
+    """
+
+    def __init__(self, array: npt.NDArray[Any], limit: int) -> None:
+        n, top, total, fingerprint, first_above = _core.lengths_scan(array, limit)
+        self.array = array
+        self.limit = limit
+        self.n: int = n
+        self.max: int = top
+        self.total: int = total
+        self.fingerprint: int = fingerprint
+        self.first_above: tuple[int, int] | None = first_above
+
+    @classmethod
+    def of(cls, lengths: Any, limit: int = _U64_MAX) -> _Lengths:
+        return cls(_as_array(lengths), limit)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        array = self.array
+        filename = getattr(array, "filename", None)
+        # Only a whole mapping is described by its file, offset and shape (a slice of a memmap
+        # keeps its parent's offset), so anything else pickles as its contents.
+        whole = isinstance(array.base, mmap.mmap)
+        if isinstance(array, np.memmap) and whole and isinstance(filename, (str, os.PathLike)):
+            where = (os.fspath(filename), array.dtype.str, array.offset, array.shape[0])
+            return (_reopen, (where, self.limit, self.fingerprint))
+        return (_Lengths, (array, self.limit))
+
+
+def _reopen(where: tuple[str, str, int, int], limit: int, fingerprint: int) -> _Lengths:
+    filename, dtype, offset, n = where
+    array = np.memmap(filename, dtype=np.dtype(dtype), mode="r", offset=offset, shape=(n,))
+    lengths = _Lengths(array, limit)
+    if lengths.fingerprint != fingerprint:
+        raise ValueError(f"lengths: the file {filename!r} changed since the sampler was copied")
+    return lengths
+
+
+def _as_array(lengths: Any) -> npt.NDArray[Any]:
+    """``lengths`` as a C-contiguous 1-D integer array, copying only what NumPy must convert."""
+    if isinstance(lengths, (str, os.PathLike)):
+        try:
+            array: Any = np.load(os.fspath(lengths), mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"lengths: cannot memory-map {os.fspath(lengths)!r}: {e}") from None
+    elif isinstance(lengths, np.ndarray):
+        array = lengths
+    elif isinstance(lengths, (bytes, bytearray, Mapping)) or not hasattr(lengths, "__len__"):
+        raise TypeError(
+            "lengths should be a sequence of ints, a 1-D NumPy integer array or the path of a "
+            f".npy file, got {type(lengths).__name__}"
+        )
+    else:
+        if len(lengths) == 0:
+            raise ValueError("lengths should not be empty")
+        try:
+            array = np.asarray(lengths)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"lengths should hold integers: {e}") from None
+    if array.ndim != 1:
+        raise ValueError(f"lengths should be 1-D, got an array of shape {array.shape}")
+    if array.dtype.kind not in "iu":
+        raise TypeError(f"lengths should hold integers, got dtype {array.dtype}")
+    if array.shape[0] == 0:
+        raise ValueError("lengths should not be empty")
+    if not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
+    if not array.flags.c_contiguous:
+        array = np.ascontiguousarray(array)
+    return array  # type: ignore[no-any-return]
+
+
+def _replicas(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
+    """``num_replicas`` and ``rank``, defaulting to the process group's (else 1 and 0)."""
+    group = dist.is_available() and dist.is_initialized()
+    if num_replicas is None:
+        num_replicas = dist.get_world_size() if group else 1
+    if rank is None:
+        rank = dist.get_rank() if group else 0
+    num_replicas = _checks.positive_int("num_replicas", num_replicas)
+    rank = _checks.as_int("rank", rank)
+    _checks.rank(rank, num_replicas)
+    return num_replicas, rank
+
+
+def _check_fields(state: Any, ours: dict[str, int]) -> dict[str, Any]:
+    """``state`` without the fields in ``ours``, after checking each against ours."""
+    if not isinstance(state, Mapping):
+        raise ValueError(f"state should be a dict from state_dict(), got {type(state).__name__}")
+    rest = dict(state)
+    missing = [name for name in ours if name not in rest]
+    if missing:
+        raise ValueError(f"state is missing field(s) {missing}")
+    for name, value in ours.items():
+        saved = rest.pop(name)
+        if saved == value and type(saved) is int:
+            continue
+        if name == "lengths_fingerprint":
+            raise ValueError(
+                f"state field 'lengths_fingerprint' is {saved!r} but this sampler's lengths "
+                f"have {value}: lengths changed since the state was saved (or belong to another "
+                "dataset); resuming would continue in a different order"
+            )
+        raise ValueError(
+            f"state field {name!r} is {saved!r} but this sampler has {value!r}; resuming would "
+            "continue in a different order"
+        )
+    return rest
+
+
+@SAMPLER_REGISTRY.register
+class ResumableLengthGroupedSampler(_ResumableIteration, ResumableSampler):
+    """Length-grouped sampler that can resume mid-epoch; replaces transformers'
+    ``LengthGroupedSampler`` and ``DistributedLengthGroupedSampler``.
+
+    Epoch ``e``'s order is, index for index, transformers' ``get_length_grouped_indices(lengths,
+    batch_size, megabatch_mult, generator=torch.Generator().manual_seed(seed + e))``: a torch
+    permutation, cut into megabatches of ``megabatch_mult * batch_size`` samples, each sorted by
+    length (longest first, ties in permutation order), with the longest sample moved to the
+    front. Ranks share that order as ``torch.utils.data.DistributedSampler`` shares its
+    permutation (rank ``r`` takes positions ``r, r + W, ...``, padding by wrapping around, or
+    dropping the tail with ``drop_last``), and resume with the same rules as the other samplers.
+
+    Args:
+        lengths: the length of every sample: a sequence of ints, a 1-D NumPy integer array or
+            ``np.memmap``, or the path of a ``.npy`` file (memory-mapped). An array or a file is
+            read in place, never copied (a sequence becomes one NumPy array); do not modify it
+            while the sampler is in use.
+        batch_size: the number of samples per batch (the ``batch_size`` given to transformers).
+        seed: the random seed; ``seed + epoch`` must lie in ``[-2**63, 2**64)``.
+        megabatch_mult: megabatches hold ``megabatch_mult * batch_size`` samples; by default
+            transformers' ``min(len(lengths) // (batch_size * 4), 50)``, at least 1.
+        num_replicas: the number of processes taking part; defaults to the process group's
+            world size, or 1 without a process group.
+        rank: this process's rank in ``[0, num_replicas)``; defaults to the group rank, or 0.
+        drop_last: if true, drop the tail so every rank gets the same number of samples;
+            otherwise pad by wrapping around to the start of the epoch.
+    """
+
+    def __init__(
+        self,
+        lengths: LengthsLike,
+        batch_size: int,
+        *,
+        seed: int = 0,
+        megabatch_mult: int | None = None,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        drop_last: bool = False,
+    ) -> None:
+        super().__init__(batch_size)
+        self._lengths = _Lengths.of(lengths)
+        n = self._lengths.n
+        self.seed = _checks.as_int("seed", seed)
+        _checks.order_key(self.seed, 0, "torch")
+        if megabatch_mult is None:
+            megabatch_mult = _core.default_megabatch_mult(n, self._batch_size)
+        self.megabatch_mult = _checks.positive_int("megabatch_mult", megabatch_mult)
+        self.num_replicas, self.rank = _replicas(num_replicas, rank)
+        self.drop_last = _checks.as_bool("drop_last", drop_last)
+        self.num_samples = _core.shard_len(n, self.num_replicas, self.rank, 0, self.drop_last)
+        self.total_size = self.num_samples * self.num_replicas
+
+    @property
+    def lengths(self) -> npt.NDArray[np.integer[Any]]:
+        """The lengths, as the NumPy array the sampler reads (a memory map for a file)."""
+        return self._lengths.array
+
+    @property
+    def megabatch_size(self) -> int:
+        """Samples per megabatch: ``megabatch_mult * batch_size``, at most ``len(lengths)``."""
+        return min(self.megabatch_mult * self._batch_size, self._lengths.n)
+
+    def __len__(self) -> int:
+        """This rank's number of samples per epoch (whatever ``start_iter`` is)."""
+        return self.num_samples
+
+    def _settings(self) -> _state.Settings:
+        num_replicas = _checks.positive_int("num_replicas", self.num_replicas)
+        rank = _checks.as_int("rank", self.rank)
+        _checks.rank(rank, num_replicas)
+        return _state.Settings(
+            self._lengths.n,
+            num_replicas,
+            rank,
+            True,
+            _checks.as_bool("drop_last", self.drop_last),
+            core_order("torch"),  # the installed torch's randperm generation
+            _checks.as_int("seed", self.seed),
+            self.epoch,
+        )
+
+    def _new_epoch(self, key: tuple[Any, ...]) -> _core.Epoch:
+        _n, num_replicas, rank, offset, drop_last, order, seed, epoch = key
+        lengths = self._lengths
+        return _core.length_grouped_epoch(
+            lengths.array,
+            lengths.max,
+            self.megabatch_size,
+            seed,
+            epoch,
+            num_replicas,
+            rank,
+            offset,
+            drop_last,
+            order,
+        )
+
+    def _order_fields(self) -> dict[str, int]:
+        return {
+            "lengths_fingerprint": self._lengths.fingerprint,
+            "megabatch_size": self.megabatch_size,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where this sampler is (see :meth:`ResumableDistributedSampler.state_dict`), plus
+        ``lengths_fingerprint`` (a 63-bit hash of the lengths) and ``megabatch_size``, which
+        together with the seed fix the order."""
+        return {**super().state_dict(), **self._order_fields()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a state saved by :meth:`state_dict`, possibly by a job with another
+        number of replicas or batch size (with the same megabatch size).
+
+        Raises:
+            ValueError: if the state is malformed or describes another order: other lengths
+                (``lengths_fingerprint``), megabatch size, seed or ``drop_last``; the message
+                names the field.
+        """
+        super().load_state_dict(_check_fields(state, self._order_fields()))
+
+
+class ResumableTokenBudgetBatchSampler(_ResumableIteration, tud.Sampler[list[int]]):
+    """Batch sampler of similar-length samples under a budget of padded tokens, resumable
+    mid-epoch. Use it as ``DataLoader(dataset, batch_sampler=...)``.
+
+    Epoch ``e``: a torch permutation of the samples (generator seeded with ``seed + e``) is cut
+    into megabatches, each sorted by length (longest first, ties in permutation order) and cut
+    greedily into batches with ``len(batch) * max(length in batch) <= max_tokens`` and at most
+    ``max_batch_size`` samples; batches never span two megabatches. The batches are then
+    shuffled by ``torch.randperm(num_batches)`` drawn from the same generator. Ranks are dealt
+    whole batches as ``DistributedSampler`` deals samples: rank ``r`` takes batches ``r, r + W,
+    ...`` of the shuffled order, so every rank gets the same number of batches; the tail is
+    padded by wrapping around to the first batches of the epoch, or dropped with
+    ``drop_last``. The number of batches depends on the epoch.
+
+    Positions, ``start_iter`` and :meth:`seek` count batches; the state's ``dataset_length`` is
+    the epoch's number of batches and ``offset`` the global batch position, so a state loads
+    with another number of replicas.
+
+    Args:
+        lengths: the length (in tokens) of every sample: a sequence of ints, a 1-D NumPy integer
+            array or ``np.memmap``, or the path of a ``.npy`` file (memory-mapped). An array or
+            a file is read in place, never copied (a sequence becomes one NumPy array); do not
+            modify it while the sampler is in use.
+        max_tokens: the budget of padded tokens per batch.
+        seed: the random seed; ``seed + epoch`` must lie in ``[-2**63, 2**64)``.
+        megabatch_mult: megabatches hold ``megabatch_mult`` typical batches, a typical batch
+            being ``max_tokens // mean length`` samples (at least 1, at most
+            ``max_batch_size``); by default ``min(len(lengths) // (4 * typical batch), 50)``,
+            at least 1, transformers' rule.
+        max_batch_size: the most samples in a batch; no limit by default.
+        num_replicas: the number of processes taking part; defaults to the process group's
+            world size, or 1 without a process group.
+        rank: this process's rank in ``[0, num_replicas)``; defaults to the group rank, or 0.
+        drop_last: if true, drop the tail of batches that would not give every rank one;
+            otherwise pad it by wrapping around to the first batches of the epoch.
+        oversized: what a sample longer than ``max_tokens`` does: ``"error"`` (the default)
+            raises ``ValueError`` naming the first one; ``"alone"`` gives each a batch of its own
+            (the only batches above the budget).
+    """
+
+    def __init__(
+        self,
+        lengths: LengthsLike,
+        max_tokens: int,
+        *,
+        seed: int = 0,
+        megabatch_mult: int | None = None,
+        max_batch_size: int | None = None,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        drop_last: bool = False,
+        oversized: str = "error",
+    ) -> None:
+        super().__init__()
+        self._batch_size = 1  # positions count batches
+        self.max_tokens = _checks.positive_int("max_tokens", max_tokens)
+        if self.max_tokens > _U64_MAX:
+            raise ValueError(f"max_tokens should be below 2**64, got {self.max_tokens}")
+        if max_batch_size is not None:
+            max_batch_size = _checks.positive_int("max_batch_size", max_batch_size)
+        self.max_batch_size = max_batch_size
+        self.oversized = _checks.choice("oversized", oversized, OVERSIZED)
+        self._lengths = _Lengths.of(lengths, self.max_tokens)
+        above = self._lengths.first_above
+        if above is not None and self.oversized == "error":
+            index, length = above
+            raise ValueError(
+                f"lengths[{index}] = {length} is more than max_tokens={self.max_tokens}; raise "
+                "max_tokens, leave such samples out, or pass oversized='alone' to give each a "
+                "batch of its own"
+            )
+        self.seed = _checks.as_int("seed", seed)
+        _checks.order_key(self.seed, 0, "torch")
+        n = self._lengths.n
+        cap = _U64_MAX if max_batch_size is None else min(max_batch_size, _U64_MAX)
+        typical = _core.typical_batch_size(n, self._lengths.total, self.max_tokens, cap)
+        if megabatch_mult is None:
+            megabatch_mult = _core.default_megabatch_mult(n, typical)
+        self.megabatch_mult = _checks.positive_int("megabatch_mult", megabatch_mult)
+        self.megabatch_size = min(self.megabatch_mult * typical, n)
+        """Samples per megabatch: ``megabatch_mult`` typical batches, at most ``len(lengths)``."""
+        self.num_replicas, self.rank = _replicas(num_replicas, rank)
+        self.drop_last = _checks.as_bool("drop_last", drop_last)
+        self.epoch = 0
+        self._packed: tuple[int, _core.TokenBudgetBatches] | None = None
+
+    @property
+    def lengths(self) -> npt.NDArray[np.integer[Any]]:
+        """The lengths, as the NumPy array the sampler reads (a memory map for a file)."""
+        return self._lengths.array
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch; its batches are seeded with ``seed + epoch``."""
+        self.epoch = epoch
+
+    def _batches_of(self, epoch: int) -> _core.TokenBudgetBatches:
+        """Epoch ``epoch``'s batches, built once (one epoch's batches are kept at a time)."""
+        packed = self._packed
+        if packed is not None and packed[0] == epoch:
+            return packed[1]
+        del packed
+        self._packed = None
+        seed, key = _checks.order_key(self.seed, epoch, "torch")
+        lengths = self._lengths
+        cap = _U64_MAX if self.max_batch_size is None else self.max_batch_size
+        built = _core.TokenBudgetBatches(
+            lengths.array,
+            lengths.max,
+            self.megabatch_size,
+            self.max_tokens,
+            cap,
+            seed,
+            key,
+            core_order("torch"),  # the installed torch's randperm generation
+        )
+        self._packed = (epoch, built)
+        return built
+
+    def num_batches(self, epoch: int | None = None) -> int:
+        """The number of batches of an epoch (the current one by default), over all ranks
+        before padding."""
+        epoch = self.epoch if epoch is None else epoch
+        return len(self._batches_of(_checks.as_int("epoch", epoch)))
+
+    def batch(self, k: int, epoch: int | None = None) -> list[int]:
+        """The samples of batch ``k`` (a batch id, as :meth:`indices` lists them) of an epoch,
+        the current one by default."""
+        epoch = self.epoch if epoch is None else epoch
+        return self._batches_of(_checks.as_int("epoch", epoch)).batch(_checks.as_int("k", k))
+
+    def indices(self) -> Any:
+        """This rank's remaining batch ids of the current epoch (from where :meth:`state_dict`
+        says the epoch is), as a read-only NumPy array; :meth:`batch` gives their samples."""
+        return super().indices()
+
+    def __len__(self) -> int:
+        """This rank's number of batches in the current epoch (whatever ``start_iter`` is)."""
+        st = self._settings()
+        return _core.shard_len(st.n, st.num_replicas, st.rank, 0, st.drop_last)
+
+    def _settings(self) -> _state.Settings:
+        num_replicas = _checks.positive_int("num_replicas", self.num_replicas)
+        rank = _checks.as_int("rank", self.rank)
+        _checks.rank(rank, num_replicas)
+        epoch = _checks.as_int("epoch", self.epoch)
+        return _state.Settings(
+            len(self._batches_of(epoch)),
+            num_replicas,
+            rank,
+            True,
+            _checks.as_bool("drop_last", self.drop_last),
+            core_order("torch"),  # the installed torch's randperm generation
+            _checks.as_int("seed", self.seed),
+            epoch,
+        )
+
+    def _new_epoch(self, key: tuple[Any, ...]) -> _core.Epoch:
+        _n, num_replicas, rank, offset, drop_last, _order, _seed, _epoch = key
+        return self._batches_of(self._settings().epoch).epoch(num_replicas, rank, offset, drop_last)
+
+    def __iter__(self) -> Iterator[list[int]]:  # type: ignore[override]
+        """Yield this epoch's batches as lists of sample indices, from the pending start if
+        there is one. The iterator starts (and consumes the pending start) at its first
+        ``next()``."""
+        return self._batches(super().__iter__())
+
+    def _batches(self, ids: Iterator[int]) -> Iterator[list[int]]:
+        first = next(ids, None)  # starts the reader
+        if first is None:
+            return
+        run = self._run
+        assert run is not None
+        batches = self._batches_of(run.settings.epoch)
+        yield batches.batch(first)
+        for k in ids:
+            yield batches.batch(k)
+
+    def _order_fields(self) -> dict[str, int]:
+        return {
+            "lengths_fingerprint": self._lengths.fingerprint,
+            "max_tokens": self.max_tokens,
+            "max_batch_size": 0 if self.max_batch_size is None else self.max_batch_size,
+            "megabatch_size": self.megabatch_size,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where this sampler is: the epoch and the global batch position consumed in it
+        (``offset``), with ``dataset_length`` the epoch's number of batches, plus the fields
+        that fix the batches (``lengths_fingerprint``, ``max_tokens``, ``max_batch_size``,
+        ``megabatch_size``). Plain ints, strs and bools. O(1) once the epoch's batches exist."""
+        return {**super().state_dict(), **self._order_fields()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a state saved by :meth:`state_dict`, possibly with another number of
+        replicas. Builds the saved epoch's batches (the next iterator reads them).
+
+        Raises:
+            ValueError: if the state is malformed or describes other batches (other lengths,
+                ``max_tokens``, ``max_batch_size``, megabatch size, seed or ``drop_last``); the
+                message names the field.
+        """
+        rest = _check_fields(state, self._order_fields())
+        previous = self.epoch
+        epoch = rest.get("epoch")
+        if isinstance(epoch, int) and not isinstance(epoch, bool):
+            self.epoch = epoch  # the state's epoch decides its number of batches
+        try:
+            super().load_state_dict(rest)
+        except ValueError:
+            self.epoch = previous
+            raise

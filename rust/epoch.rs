@@ -206,7 +206,14 @@ impl EpochIndices {
                 shard,
                 mix,
                 start: s0,
-            } => return mix.fill(|k| s0 + shard.source(start + k as u64), out),
+            } => {
+                let first = shard.source(start);
+                // One replica reading a stretch that does not wrap: consecutive positions.
+                if shard.step() == 1 && first + (out.len() as u64) <= shard.n() {
+                    return mix.fill_run(s0 + first, out);
+                }
+                return mix.fill(|k| s0 + shard.source(start + k as u64), out);
+            }
         }
         Ok(())
     }

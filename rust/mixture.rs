@@ -236,6 +236,33 @@ enum CyclePerm {
 }
 
 impl CyclePerm {
+    /// `out[t]` = the order's item `start + t` (vectorised for the lazy order).
+    fn fill_run(&self, start: u64, out: &mut [u64]) {
+        match self {
+            CyclePerm::Lazy(perm) => perm.fill(start, 1, out),
+            CyclePerm::Table(table) => {
+                let s = start as usize;
+                match &**table {
+                    IndexVec::U32(v) => {
+                        for (o, &x) in out.iter_mut().zip(&v[s..]) {
+                            *o = u64::from(x);
+                        }
+                    }
+                    IndexVec::I64(v) => {
+                        for (o, &x) in out.iter_mut().zip(&v[s..]) {
+                            *o = x as u64;
+                        }
+                    }
+                }
+            }
+            CyclePerm::Identity => {
+                for (t, o) in out.iter_mut().enumerate() {
+                    *o = start + t as u64;
+                }
+            }
+        }
+    }
+
     #[inline]
     fn get(&self, i: u64) -> u64 {
         match self {
@@ -498,6 +525,73 @@ impl Mixture {
         Ok(())
     }
 
+    /// `out[t]` = the index at stream position `p + t`: consecutive positions, in three passes
+    /// (the schedule walk, then each source's consecutive draws through its permutation a run
+    /// at a time, which the lazy order evaluates in vector lanes, then the interleaving).
+    pub fn fill_run(&self, p: u64, out: &mut [u64]) -> Result<(), Error> {
+        let mut done = 0usize;
+        while done < out.len() {
+            let at = p + done as u64;
+            let s = self.segment_of(at);
+            let seg = &self.segments[s];
+            let end = self.segments.get(s + 1).map_or(u64::MAX, |n| n.start);
+            let len = (out.len() - done).min(usize::try_from(end - at).unwrap_or(usize::MAX));
+            self.fill_segment_run(seg, at, &mut out[done..done + len])?;
+            done += len;
+        }
+        Ok(())
+    }
+
+    fn fill_segment_run(&self, seg: &Segment, p: u64, out: &mut [u64]) -> Result<(), Error> {
+        let k_count = self.lengths.len();
+        // Pass 1: the source of each position (kept in `out` for now) and each source's first
+        // draw in the run and number of draws.
+        let mut walker = Walker::new(&seg.schedule, p - seg.start);
+        let mut first = vec![u64::MAX; k_count];
+        let mut count = vec![0usize; k_count];
+        for o in out.iter_mut() {
+            let (k, c) = walker.next();
+            if count[k] == 0 {
+                first[k] = seg.base[k] + c;
+            }
+            count[k] += 1;
+            *o = k as u64;
+        }
+        // Pass 2: each source's draws first[k].. first[k] + count[k], cycle by cycle.
+        let mut from = vec![0usize; k_count];
+        let mut total = 0usize;
+        for k in 0..k_count {
+            from[k] = total;
+            total += count[k];
+        }
+        let mut values = vec![0u64; total];
+        for k in (0..k_count).filter(|&k| count[k] > 0) {
+            let n = self.lengths[k];
+            let mut j = first[k];
+            let mut slot = &mut values[from[k]..from[k] + count[k]];
+            while !slot.is_empty() {
+                let item = j % n;
+                let run = slot
+                    .len()
+                    .min(usize::try_from(n - item).unwrap_or(usize::MAX));
+                let (head, rest) = slot.split_at_mut(run);
+                self.cycle_perm(k, j / n)?.fill_run(item, head);
+                for v in head.iter_mut() {
+                    *v += self.offsets[k];
+                }
+                j += run as u64;
+                slot = rest;
+            }
+        }
+        // Pass 3: interleave the sources' values in stream order.
+        for o in out.iter_mut() {
+            let k = *o as usize;
+            *o = values[from[k]];
+            from[k] += 1;
+        }
+        Ok(())
+    }
+
     /// Source `k`'s item for its draw `j`, advancing the source's cursor.
     #[inline]
     fn item(&self, cursor: &mut Option<Cursor>, k: usize, j: u64) -> Result<u64, Error> {
@@ -644,6 +738,34 @@ mod tests {
                 // |c_k - m w / W| <= d / 2, checked exactly: |2 W c_k - 2 m w| <= d W
                 let lhs = (2 * total * u128::from(c[k])).abs_diff(2 * u128::from(m) * u128::from(w));
                 prop_assert!(lhs <= u128::from(s.depth()) * total, "k={} bound={}", k, bound);
+            }
+        }
+
+        #[test]
+        fn runs_equal_single_positions(
+            weights in prop::collection::vec(0u64..50, 1..9),
+            start in 0u64..10_000,
+            count in 0usize..3_000,
+            order in 0usize..3,
+        ) {
+            prop_assume!(weights.iter().any(|&w| w > 0));
+            let lengths: Vec<u64> = (0..weights.len() as u64).map(|k| 2 * k + 1).collect();
+            let order = [
+                SourceOrder::Lazy { seed: 4 },
+                SourceOrder::Torch { seed: 4, generation: Generation::Current },
+                SourceOrder::Identity,
+            ][order];
+            let m = Mixture::new(
+                &lengths,
+                &[(0, weights.clone()), (start + 700, weights.iter().rev().copied().collect())],
+                order,
+            );
+            prop_assume!(m.is_ok());
+            let m = m.unwrap();
+            let mut out = vec![0; count];
+            m.fill_run(start, &mut out).unwrap();
+            for (i, &x) in out.iter().enumerate() {
+                prop_assert_eq!(x, m.at(start + i as u64).unwrap());
             }
         }
 

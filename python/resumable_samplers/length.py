@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import torch.distributed as dist
 import torch.utils.data as tud
 
 from resumable_samplers import _checks, _core, _state
@@ -26,6 +25,8 @@ from resumable_samplers.permutation import core_order
 from resumable_samplers.samplers import (
     SAMPLER_REGISTRY,
     ResumableSampler,
+    _checked_replicas,
+    _replicas,
     _ResumableIteration,
 )
 
@@ -113,19 +114,6 @@ def _as_array(lengths: Any) -> npt.NDArray[Any]:
     if not array.flags.c_contiguous:
         array = np.ascontiguousarray(array)
     return array  # type: ignore[no-any-return]
-
-
-def _replicas(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
-    """``num_replicas`` and ``rank``, defaulting to the process group's (else 1 and 0)."""
-    group = dist.is_available() and dist.is_initialized()
-    if num_replicas is None:
-        num_replicas = dist.get_world_size() if group else 1
-    if rank is None:
-        rank = dist.get_rank() if group else 0
-    num_replicas = _checks.positive_int("num_replicas", num_replicas)
-    rank = _checks.as_int("rank", rank)
-    _checks.rank(rank, num_replicas)
-    return num_replicas, rank
 
 
 def _check_fields(state: Any, ours: dict[str, int]) -> dict[str, Any]:
@@ -221,9 +209,7 @@ class ResumableLengthGroupedSampler(_ResumableIteration, ResumableSampler):
         return self.num_samples
 
     def _settings(self) -> _state.Settings:
-        num_replicas = _checks.positive_int("num_replicas", self.num_replicas)
-        rank = _checks.as_int("rank", self.rank)
-        _checks.rank(rank, num_replicas)
+        num_replicas, rank = _checked_replicas(self.num_replicas, self.rank)
         return _state.Settings(
             self._lengths.n,
             num_replicas,
@@ -412,13 +398,10 @@ class ResumableTokenBudgetBatchSampler(_ResumableIteration, tud.Sampler[list[int
 
     def __len__(self) -> int:
         """This rank's number of batches in the current epoch (whatever ``start_iter`` is)."""
-        st = self._settings()
-        return _core.shard_len(st.n, st.num_replicas, st.rank, 0, st.drop_last)
+        return self._rank_len()
 
     def _settings(self) -> _state.Settings:
-        num_replicas = _checks.positive_int("num_replicas", self.num_replicas)
-        rank = _checks.as_int("rank", self.rank)
-        _checks.rank(rank, num_replicas)
+        num_replicas, rank = _checked_replicas(self.num_replicas, self.rank)
         epoch = _checks.as_int("epoch", self.epoch)
         return _state.Settings(
             len(self._batches_of(epoch)),

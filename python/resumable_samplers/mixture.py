@@ -8,13 +8,14 @@ from collections.abc import Sequence, Sized
 from typing import Any
 
 import numpy as np
-import torch.distributed as dist
 
 from resumable_samplers import _checks, _core, _state
 from resumable_samplers.permutation import core_order
 from resumable_samplers.samplers import (
     SAMPLER_REGISTRY,
     ResumableSampler,
+    _checked_replicas,
+    _replicas,
     _ResumableIteration,
     _Start,
 )
@@ -165,15 +166,7 @@ class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
         self.num_samples = _checks.non_negative_int("num_samples", num_samples)
         if self.num_samples > _checks.MAX_LEN:
             raise ValueError(f"num_samples should be at most 2**63 - 1, got {self.num_samples}")
-        if num_replicas is None:
-            grouped = dist.is_available() and dist.is_initialized()
-            num_replicas = dist.get_world_size() if grouped else 1
-        if rank is None:
-            grouped = dist.is_available() and dist.is_initialized()
-            rank = dist.get_rank() if grouped else 0
-        self.num_replicas = _checks.positive_int("num_replicas", num_replicas)
-        self.rank = _checks.as_int("rank", rank)
-        _checks.rank(self.rank, self.num_replicas)
+        self.num_replicas, self.rank = _replicas(num_replicas, rank)
         self.drop_last = _checks.as_bool("drop_last", drop_last)
         self.seed = _checks.as_int("seed", seed)
         self._permutation = _checks.choice("permutation", permutation, MIXTURE_PERMUTATIONS)
@@ -209,13 +202,10 @@ class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
 
     def __len__(self) -> int:
         """This rank's number of samples per epoch."""
-        st = self._settings()
-        return _core.shard_len(st.n, st.num_replicas, st.rank, 0, st.drop_last)
+        return self._rank_len()
 
     def _settings(self) -> _state.Settings:
-        num_replicas = _checks.positive_int("num_replicas", self.num_replicas)
-        rank = _checks.as_int("rank", self.rank)
-        _checks.rank(rank, num_replicas)
+        num_replicas, rank = _checked_replicas(self.num_replicas, self.rank)
         epoch = _checks.as_int("epoch", self.epoch)
         if epoch < 0:
             raise ValueError(f"epoch should be a non-negative integer for a mixture, got {epoch}")

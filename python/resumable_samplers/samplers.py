@@ -34,6 +34,26 @@ Example:
 Indices = npt.NDArray[np.uint32] | npt.NDArray[np.int64]
 
 
+def _replicas(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
+    """``num_replicas`` and ``rank``, defaulting to the process group's (else 1 and 0)."""
+    import torch.distributed as dist
+
+    group = dist.is_available() and dist.is_initialized()
+    if num_replicas is None:
+        num_replicas = dist.get_world_size() if group else 1
+    if rank is None:
+        rank = dist.get_rank() if group else 0
+    return _checked_replicas(num_replicas, rank)
+
+
+def _checked_replicas(num_replicas: Any, rank: Any) -> tuple[int, int]:
+    """``num_replicas`` and ``rank`` as ints, checked (torch's wording for the rank)."""
+    num_replicas = _checks.positive_int("num_replicas", num_replicas)
+    rank = _checks.as_int("rank", rank)
+    _checks.rank(rank, num_replicas)
+    return num_replicas, rank
+
+
 class _Start(NamedTuple):
     """Where the next iterator starts: the global position ``offset`` of epoch ``epoch``.
 
@@ -86,6 +106,11 @@ class _ResumableIteration:
         """The epoch's length in global positions (``T``)."""
         shard = _core.shard_len(st.n, st.num_replicas, st.rank, 0, st.drop_last)
         return shard * st.num_replicas
+
+    def _rank_len(self) -> int:
+        """This rank's number of positions in a whole epoch."""
+        st = self._settings()
+        return _core.shard_len(st.n, st.num_replicas, st.rank, 0, st.drop_last)
 
     def _batches_start(self, batches: int) -> int:
         """The global position after ``batches`` of this rank's batches on every rank."""
@@ -454,9 +479,7 @@ class ResumableDistributedSampler(_ResumableIteration, tud.DistributedSampler[in
     def _settings(self) -> _state.Settings:
         # Users set these attributes directly, as with torch's sampler; normalise them so the
         # state stays plain ints and bools.
-        num_replicas = _checks.positive_int("num_replicas", self.num_replicas)
-        rank = _checks.as_int("rank", self.rank)
-        _checks.rank(rank, num_replicas)
+        num_replicas, rank = _checked_replicas(self.num_replicas, self.rank)
         return _state.Settings(
             self._dataset_len,
             num_replicas,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import torch
 
 
@@ -23,3 +25,10 @@ class Sized:
 
     def __getitem__(self, i: int) -> int:
         return i
+
+
+def sigint_ignored() -> None:
+    """``preexec_fn`` that starts a child with SIGINT ignored, as a background job of a
+    non-interactive shell or ``nohup`` starts it: a test that interrupts such a child passes only
+    if the child sets its own Ctrl-C handler, wherever the test runner was started."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -37,7 +37,7 @@ import torch
 import torch.utils.data as tud
 
 import resumable_samplers as rs
-from conftest import Sized, torch_perm
+from conftest import Sized, sigint_ignored, torch_perm
 from resumable_samplers import (
     ResumableDistributedSampler,
     ResumableRandomSampler,
@@ -71,6 +71,7 @@ def run_script(*args: str, timeout: float = 120) -> tuple[int, list[dict[str, st
         capture_output=True,
         text=True,
         timeout=timeout,
+        preexec_fn=sigint_ignored,
     )
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     return proc.returncode, lines, proc.stderr
@@ -208,6 +209,7 @@ def test_sigint_stops_a_long_generation_within_a_second() -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=sigint_ignored,
     )
     try:
         lines = _reader(proc.stdout)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from _workers import fork_and_check
 
-from conftest import Sized
+from conftest import Sized, sigint_ignored
 from resumable_samplers import ResumableDistributedSampler, ResumableRandomSampler, _core
 
 N = 1_500_007  # above the streaming threshold (2**20), in torch's first regime
@@ -80,8 +80,10 @@ def test_indices_of_a_streamed_epoch_is_a_view_of_its_share() -> None:
 
 
 INTERRUPT_SCRIPT = r"""
-import json, os, subprocess, threading, time
+import json, os, signal, subprocess, threading, time
 from resumable_samplers import ResumableRandomSampler
+
+signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started with SIGINT ignored
 
 class Sized:
     def __len__(self):
@@ -116,7 +118,11 @@ def test_ctrl_c_interrupts_a_wait_for_a_streamed_epoch_which_releases_the_gil() 
     import subprocess
 
     out = subprocess.run(
-        [sys.executable, "-c", INTERRUPT_SCRIPT], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", INTERRUPT_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=sigint_ignored,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])

@@ -22,6 +22,9 @@ from resumable_samplers import _core
 
 
 def child(epoch: _core.Epoch, how: str, w: int) -> None:
+    # Ctrl-C's handler, also when this script was started with SIGINT ignored (nohup, a
+    # background job of a non-interactive shell), which a child inherits.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         os.write(w, b"started\n")
         if how == "reader":

@@ -11,6 +11,7 @@ that the very same sampler now builds the whole epoch, equal to torch's. Prints 
 from __future__ import annotations
 
 import hashlib
+import signal
 import sys
 import time
 
@@ -54,6 +55,9 @@ def check(cond: bool, what: str) -> None:
 
 
 def main(argv: list[str]) -> int:
+    # Ctrl-C's handler, also when the test runner was started with SIGINT ignored (nohup, a
+    # background job of a non-interactive shell): a child inherits that.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     s = ResumableRandomSampler(Sized(N), seed=SEED, batch_size=4)
     before = s.state_dict()
     print("started", flush=True)

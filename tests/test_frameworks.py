@@ -22,6 +22,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -90,6 +91,7 @@ def run_forked(
     *args: str,
     attempt: int = 0,
     kill: int | None = None,
+    timeout: float = RUN_SECONDS,
 ) -> list[int]:
     """Run ``script`` on ``world`` ranks forked by the zygote; every rank's exit code."""
     port = free_port()
@@ -100,7 +102,7 @@ def run_forked(
     if attempt:
         argv.append("--resume")
     logs = [workdir / f"out{attempt}-{r}.txt" for r in range(world)]
-    return zygote.run(script, argv, envs, logs, RUN_SECONDS)
+    return zygote.run(script, argv, envs, logs, timeout)
 
 
 def run_torchrun(script: Path, workdir: Path, world: int, *args: str) -> list[int]:
@@ -269,6 +271,66 @@ def test_accelerate_resumes_exactly(
     ref = references.get("accelerate", world, zygote)
     attempts = kill_and_resume("accelerate", zygote, tmp_path, world, args, kill_points(world))
     assert_exact("accelerate", world, tmp_path, attempts, ref)
+
+
+GRID = SCRIPTS / "accelerate_grid.py"
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("world", [1, 2])
+def test_accelerate_every_dataloader_configuration_resumes_exactly(
+    world: int, zygote: Zygote, tmp_path: Path
+) -> None:
+    """``dispatch_batches`` x ``split_batches`` x ``even_batches`` x ``use_stateful_dataloader``,
+    with gradient accumulation: every configuration, killed three times and resumed from
+    accelerate's checkpoint in fresh processes, trains the uninterrupted run's batches and ends
+    with its weights (``tests/scripts/accelerate_grid.py``)."""
+    pytest.importorskip("accelerate")
+    import accelerate_grid as grid
+
+    ref, resumed = tmp_path / "uninterrupted", tmp_path / "resumed"
+    ref.mkdir()
+    resumed.mkdir()
+    codes = run_forked(GRID, zygote, ref, world, "--reference", timeout=600)
+    assert set(codes) == {0}, output(ref)
+    for attempt in range(len(grid.STOPS)):
+        codes = run_forked(GRID, zygote, resumed, world, attempt=attempt, timeout=600)
+        assert killed(codes), f"attempt {attempt} was not killed ({codes}):\n{output(resumed)}"
+    codes = run_forked(GRID, zygote, resumed, world, attempt=len(grid.STOPS), timeout=600)
+    assert set(codes) == {0}, output(resumed)
+    attempts = list(range(len(grid.STOPS) + 1))
+    refused: dict[str, str] = {}
+    wrong: dict[str, Any] = {}
+    for name in grid.CONFIGS:
+        if list((ref / name).glob("refused*.txt")):
+            refused[name] = (ref / name / "refused0.txt").read_text()
+            continue
+        logs = [read_log(ref / name / f"log{r}-0.txt") for r in range(world)]
+        for epoch in range(job.EPOCHS):  # the uninterrupted run trains on every sample
+            seen = set()
+            for log in logs:
+                per = len(log) // job.EPOCHS
+                seen.update(i for b in log[epoch * per : (epoch + 1) * per] for i in b)
+            n = grid.SIZES.get(name, job.N)
+            assert seen == set(range(n)), f"{name}: epoch {epoch} misses samples"
+        for rank in range(world):
+            want = logs[rank]
+            if world == 1:  # torch's order
+                order = [torch_perm(n, job.SEED + e) for e in range(job.EPOCHS)]
+                assert want == [p[i : i + job.B] for p in order for i in range(0, n, job.B)]
+            got = trained(resumed / name, rank, attempts)
+            if got != want:
+                wrong[f"{name}, rank {rank}"] = damage(want, got)
+                continue
+            want_w, got_w = weights(ref / name, rank), weights(resumed / name, rank)
+            if not all(torch.equal(want_w[k], got_w[k]) for k in want_w):
+                wrong[f"{name}, rank {rank}"] = "weights"
+    assert wrong == {}
+    if world == 1:
+        assert refused == {}
+    else:
+        assert list(refused) == [grid.PADDED]
+        assert "dispatch_batches=True" in refused[grid.PADDED], refused
 
 
 # --- the frameworks' native paths, for contrast ------------------------------------------------

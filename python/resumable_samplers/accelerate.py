@@ -43,16 +43,22 @@ class LoaderProgress:
     fetches one batch ahead, and workers more), ``accelerator.load_state()`` restores them, and
     the restored epoch continues at exactly the next batch:
 
-    - with a plain ``DataLoader``, the sampler seeks there (O(1), see
-      :meth:`~resumable_samplers.ResumableSampler.seek`), or, when accelerate pads the epoch's last
-      step with the first batches of the iteration (more than one process, ``even_batches``, and
-      an epoch that does not split into whole steps), accelerate's ``skip_first_batches`` replays
-      the epoch's indices from its start (no data is loaded for the skipped batches), so the
-      padding is the uninterrupted run's;
-    - with ``use_stateful_dataloader=True``, accelerate restores the loader's own state, which
-      already continues at the next batch: nothing is skipped a second time.
+    - the sampler seeks there (O(1), see :meth:`~resumable_samplers.ResumableSampler.seek`): a
+      step takes ``num_processes`` batches of the sampler, or one with ``split_batches=True``,
+      whether each process reads its own (``DataLoaderShard``) or process 0 reads them all and
+      sends each process its share (``dispatch_batches=True``);
+    - when accelerate pads the epoch's last step with the first batches of the iteration (more
+      than one process, ``even_batches``, no ``dispatch_batches``, and an epoch that does not
+      split into whole steps), accelerate's ``skip_first_batches`` replays the epoch's indices
+      from its start instead (no data is loaded for the skipped batches), so the padding is the
+      uninterrupted run's;
+    - with ``use_stateful_dataloader=True``, the loader's own state that ``load_state()``
+      restored is set aside for the same seek: accelerate takes it where the loader has read
+      ahead of the loop, and with more than one process, processes write it to one file.
 
-    A checkpoint taken after the last batch of an epoch resumes with the next epoch.
+    A checkpoint taken after the last batch of an epoch resumes with the next epoch. Take it
+    after an optimizer step when accumulating gradients (``accelerator.sync_gradients``):
+    accumulated gradients are not part of accelerate's checkpoint.
 
     Args:
         dataloader: the loader returned by ``accelerator.prepare()``; its sampler (or its batch
@@ -62,7 +68,11 @@ class LoaderProgress:
         ValueError: if the loader has no resumable sampler, if the sampler's ``batch_size`` is not
             the loader's, or if accelerate shards the batches of a
             :class:`~resumable_samplers.ResumableDistributedSampler` that is already sharded
-            (every process would train on ``1 / num_processes**2`` of the data).
+            (every process would train on ``1 / num_processes**2`` of the data), or if
+            ``dispatch_batches=True`` on more than one process completes the epoch's last step
+            with the iteration's first samples (the epoch's samples do not split evenly over
+            the processes in its last step, and the loader keeps its last batch): a resumed
+            epoch starts elsewhere, so that padding cannot be resumed exactly.
     """
 
     def __init__(self, dataloader: Any) -> None:
@@ -77,11 +87,21 @@ class LoaderProgress:
                 f"ResumableSequentialSampler), got {type(sampler).__name__}"
             )
         self.sampler: Any = sampler
-        shard = next((b for b in chain if hasattr(b, "num_processes")), None)
-        self._processes = shard.num_processes if shard is not None else 1
-        self._split = bool(getattr(shard, "split_batches", False))
-        self._even = bool(getattr(shard, "even_batches", True))
+        from accelerate.data_loader import DataLoaderDispatcher  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+        self._dispatch = isinstance(dataloader, DataLoaderDispatcher)
         self._drop_last = bool(getattr(chain[-1], "drop_last", False))
+        if self._dispatch:
+            # Process 0 reads the batches of every process and sends each its share: the chain
+            # holds the loader's own batch sampler only.
+            self._processes = int(dataloader.state.num_processes)
+            self._split = bool(dataloader.split_batches)
+            self._even = True
+        else:
+            shard = next((b for b in chain if hasattr(b, "num_processes")), None)
+            self._processes = shard.num_processes if shard is not None else 1
+            self._split = bool(getattr(shard, "split_batches", False))
+            self._even = bool(getattr(shard, "even_batches", True))
         replicas = getattr(sampler, "num_replicas", 1)
         if self._processes > 1 and replicas > 1:
             raise ValueError(
@@ -97,7 +117,15 @@ class LoaderProgress:
                 f"the DataLoader makes batches of {size} but its {type(sampler).__name__} has "
                 f"batch_size={sampler.batch_size}; give the sampler the loader's batch size"
             )
-        self._stateful = bool(getattr(dataloader, "use_stateful_dataloader", False))
+        if self._dispatch and self._padded():
+            raise ValueError(
+                f"with dispatch_batches=True on {self._processes} processes, accelerate completes "
+                "the epoch's last step with the first samples of the iteration, which a resumed "
+                f"epoch does not start with: {len(self.sampler)} samples in batches of "
+                f"{sampler.batch_size} (split_batches={self._split}) cannot resume exactly. Give "
+                "the DataLoader drop_last=True, a dataset whose last step splits evenly over the "
+                "processes, or set dispatch_batches=False"
+            )
 
     def state_dict(self) -> dict[str, int]:
         """The epoch and the batches of it trained so far (as the loop has received them)."""
@@ -125,8 +153,14 @@ class LoaderProgress:
         self.sampler.set_epoch(epoch)
         if skip >= len(self.dataloader):
             return  # the checkpoint was taken after the epoch's last batch
+        # A StatefulDataLoader's state restored by ``accelerator.load_state()`` is replaced by the
+        # position counted here (the loader's own is taken where accelerate's read-ahead and its
+        # processes disagree on it); the seek is absolute, as with a plain DataLoader.
+        base: Any = getattr(self.dataloader, "base_dataloader", None)
+        if getattr(base, "next_iter_state", None) is not None:
+            base.next_iter_state = None
         loader = self.dataloader
-        if skip and not self._stateful:
+        if skip:
             if self._padded():
                 from accelerate import skip_first_batches  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
@@ -149,7 +183,17 @@ class LoaderProgress:
         (what it pads with then depends on where the iteration started)."""
         if self._processes == 1 or self._drop_last or not self._even:
             return False
-        n, b = len(self.sampler), self.sampler.batch_size
+        n, b, w = len(self.sampler), int(self.sampler.batch_size), self._processes
+        if self._dispatch:
+            # The last step's samples are sliced over the processes; a remainder is completed
+            # with the first samples of the iteration.
+            if n == 0:
+                return False
+            batches: int = -(-n // b)
+            if self._split:
+                return (n - b * (batches - 1)) % w != 0
+            steps = -(-batches // w)
+            return (n - b * w * (steps - 1)) % w != 0
         if n % b:
             return True
-        return not self._split and (n // b) % self._processes != 0
+        return not self._split and (n // b) % w != 0

@@ -121,7 +121,7 @@ class LoaderProgress:
             raise ValueError(
                 f"with dispatch_batches=True on {self._processes} processes, accelerate completes "
                 "the epoch's last step with the first samples of the iteration, which a resumed "
-                f"epoch does not start with: {len(self.sampler)} samples in batches of "
+                f"epoch does not start with: {self._length()} samples in batches of "
                 f"{sampler.batch_size} (split_batches={self._split}) cannot resume exactly. Give "
                 "the DataLoader drop_last=True, a dataset whose last step splits evenly over the "
                 "processes, or set dispatch_batches=False"
@@ -178,12 +178,16 @@ class LoaderProgress:
         else:  # a helios-style subclass of ResumableSampler (only __iter__ and __len__)
             self.sampler.start_iter = batches
 
+    def _length(self) -> int:
+        """The number of samples in an epoch of the sampler."""
+        return len(self.sampler)
+
     def _padded(self) -> bool:
         """Whether accelerate pads the epoch's last step with batches from the iteration's start
         (what it pads with then depends on where the iteration started)."""
         if self._processes == 1 or self._drop_last or not self._even:
             return False
-        n, b, w = len(self.sampler), int(self.sampler.batch_size), self._processes
+        n, b, w = self._length(), int(self.sampler.batch_size), self._processes
         if self._dispatch:
             # The last step's samples are sliced over the processes; a remainder is completed
             # with the first samples of the iteration.

@@ -253,6 +253,129 @@ def test_lightning_resumes_exactly(
     assert_exact("lightning", world, tmp_path, attempts, ref)
 
 
+def split_line(line: list[int]) -> tuple[list[int], list[int] | None]:
+    """A combined recipe's log line: the batch of loader "a", and of loader "b" (or None)."""
+    cut = line.index(-1)
+    return line[:cut], (line[cut + 1 :] or None)
+
+
+def combined_order(mode: str, epoch: int) -> Log:
+    """The uninterrupted run of a combined recipe, from torch's order: loader "a" (200 items,
+    seed 0) and "b" (40 items, seed 1, 5 batches), combined as Lightning's mode does."""
+    b = job.B
+    perm_a, perm_b = torch_perm(job.N, job.SEED + epoch), torch_perm(job.SHORT, 1 + epoch)
+    a = [perm_a[i : i + b] for i in range(0, job.N, b)]
+    short = [perm_b[i : i + b] for i in range(0, job.SHORT, b)]
+    steps = len(short) if mode == "min_size" else len(a)
+    lines = []
+    for k in range(steps):
+        if mode == "max_size_cycle":
+            other: list[int] = short[k % len(short)]
+        else:
+            other = short[k] if k < len(short) else []
+        lines.append([*a[k], -1, *other])
+    return lines
+
+
+COMBINED_MODES = ["max_size_cycle", "max_size", "min_size"]
+
+
+@pytest.mark.timeout(600)
+def test_lightning_combined_loaders_resume_each_at_its_own_position(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    """Two train loaders (25 and 5 batches per epoch) in a CombinedLoader of each mode Lightning
+    trains with: killed three times, every step trains both loaders' batches of the
+    uninterrupted run (in "max_size_cycle" the short loader is in a later pass of its epoch)."""
+    for mode in COMBINED_MODES:
+        args = ["--recipe", f"combined-{mode}", "--workers", "2"]
+        ref = tmp_path / f"{mode}-uninterrupted"
+        ref.mkdir()
+        assert set(run_forked(LIGHTNING, zygote, ref, 1, *args)) == {0}, output(ref)
+        want = [line for e in range(job.EPOCHS) for line in combined_order(mode, e)]
+        assert read_log(ref / "log0-0.txt") == want, f"{mode}: not torch's order"
+        per = len(want) // job.EPOCHS
+        workdir = tmp_path / mode
+        workdir.mkdir()
+        attempts = kill_and_resume(
+            "lightning", zygote, workdir, 1, args, [per // 2, per, per + per // 2]
+        )
+        assert_exact("lightning", 1, workdir, attempts, ref)
+
+
+def test_loader_positions_follow_lightnings_combined_loader() -> None:
+    """Each loader's position after k batches of a CombinedLoader, by iterating a real one."""
+    pytest.importorskip("lightning.pytorch")
+    from lightning.pytorch.utilities import CombinedLoader
+
+    from resumable_samplers.lightning import loader_positions
+
+    lengths = [7, 3, 5]
+    for mode in ["max_size_cycle", "max_size", "min_size", "sequential"]:
+        combined = CombinedLoader([CountedPasses(n) for n in lengths], mode)  # type: ignore[arg-type]
+        iter(combined)
+        total = len(combined)
+        for k in range(total + 1):
+            want = [(it.taken, it.passes > 1) for it in combined.flattened]
+            assert loader_positions(mode, [float(n) for n in lengths], k) == want, (mode, k)
+            if k < total:
+                next(combined)
+    limits: list[float] = [2, 3, 4]
+    combined = CombinedLoader([CountedPasses(n) for n in lengths], "sequential")  # type: ignore[arg-type]
+    combined.limits = limits  # type: ignore[assignment]
+    iter(combined)
+    for k in range(len(combined) + 1):
+        want = [(it.taken, False) for it in combined.flattened]
+        assert loader_positions("sequential", [float(n) for n in lengths], k, limits) == want
+        if k < len(combined):
+            next(combined)
+
+
+class CountedPasses:
+    """An iterable of ``n`` items that counts its passes and the items taken from the last."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.passes, self.taken = n, 0, 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        self.passes += 1
+        self.taken = 0
+        for i in range(self.n):
+            self.taken += 1
+            yield i
+
+
+@pytest.mark.timeout(300)
+def test_lightning_token_budget_batch_sampler_resumes_exactly(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    """A ResumableTokenBudgetBatchSampler given as the loader's batch_sampler: its epoch is set
+    every epoch, and killed three times the job trains the uninterrupted run's batches."""
+    from resumable_samplers import ResumableTokenBudgetBatchSampler
+
+    sampler = ResumableTokenBudgetBatchSampler(job.LENGTHS, job.MAX_TOKENS, seed=0)
+    per_epoch = []
+    for epoch in range(job.EPOCHS):
+        sampler.set_epoch(epoch)
+        per_epoch.append([sorted(b) for b in sampler])
+    assert per_epoch[0] != per_epoch[1]
+    args = ["--recipe", "token-budget", "--workers", "2"]
+    ref = tmp_path / "uninterrupted"
+    ref.mkdir()
+    assert set(run_forked(LIGHTNING, zygote, ref, 1, *args)) == {0}, output(ref)
+    want = read_log(ref / "log0-0.txt")
+    assert [sorted(b) for b in want] == per_epoch[0] + per_epoch[1]
+    first, second = len(per_epoch[0]), len(per_epoch[1])
+    points = [first // 2, first, first + second // 2]
+    workdir = tmp_path / "resumed"
+    workdir.mkdir()
+    attempts = kill_and_resume("lightning", zygote, workdir, 1, args, points)
+    assert_exact("lightning", 1, workdir, attempts, ref)
+
+
 ACCELERATE_CASES = {
     "progress-1proc-2workers": (1, ["--recipe", "progress", "--workers", "2"]),
     "progress-2proc-2workers": (2, ["--recipe", "progress", "--workers", "2"]),
@@ -404,6 +527,21 @@ def test_lightning_ddp_refuses_a_wrapped_sampler(zygote: Zygote, tmp_path: Path)
         and "give the DataLoader a ResumableDistributedSampler" in out
     ), out
     assert not read_log(tmp_path / "log0-0.txt")  # it failed before training on any batch
+
+
+@pytest.mark.timeout(120)
+def test_lightning_ddp_advice_for_a_sampler_that_shards_itself(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    """A length-grouped sampler takes num_replicas and rank itself: the advice is to keep
+    Lightning from wrapping it, not to use another sampler."""
+    args = ["--recipe", "wrapped-length", "--workers", "0"]
+    codes = run_forked(LIGHTNING, zygote, tmp_path, 2, *args)
+    assert 0 not in codes
+    out = output(tmp_path)
+    assert "ResumableLengthGroupedSampler" in out and "use_distributed_sampler=False" in out, out
+    assert "give the DataLoader a ResumableDistributedSampler" not in out, out
+    assert not read_log(tmp_path / "log0-0.txt")
 
 
 ACCELERATE_NATIVE = {

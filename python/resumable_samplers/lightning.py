@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
+from resumable_samplers.length import ResumableTokenBudgetBatchSampler
 from resumable_samplers.samplers import (
     ResumableDistributedSampler,
     ResumableSampler,
-    ResumableSamplerType,
+    _ResumableIteration,
 )
 
-__all__ = ["SamplerResume"]
+__all__ = ["SamplerResume", "loader_positions"]
 
 # What Lightning puts around a sampler it shards under DDP (``use_distributed_sampler=True``).
 _LIGHTNING_WRAPPERS = ("DistributedSamplerWrapper", "UnrepeatedDistributedSamplerWrapper")
@@ -48,28 +49,10 @@ def _callback_bases() -> tuple[type, ...]:
 _Callback: Any = type("_Callback", _callback_bases(), {})
 
 
-def _loaders(obj: Any) -> Iterator[Any]:
-    """The data loaders of ``trainer.train_dataloader`` (a loader, or a dict/list of them)."""
-    if isinstance(obj, Mapping):
-        for value in obj.values():
-            yield from _loaders(value)
-    elif isinstance(obj, (list, tuple)):
-        for value in obj:
-            yield from _loaders(value)
-    elif obj is not None:
-        yield obj
-
-
-def _samplers(loader: Any) -> list[Any]:
-    """The loader's sampler and its batch sampler's sampler, each once."""
-    found: dict[int, Any] = {}
-    for sampler in (
-        getattr(loader, "sampler", None),
-        getattr(getattr(loader, "batch_sampler", None), "sampler", None),
-    ):
-        if sampler is not None:
-            found[id(sampler)] = sampler
-    return list(found.values())
+def _resumable_object(obj: Any) -> bool:
+    """Whether ``obj`` is one of the library's resumable samplers or batch samplers (or a
+    helios-style subclass of ``ResumableSampler``)."""
+    return isinstance(obj, (_ResumableIteration, ResumableSampler, ResumableDistributedSampler))
 
 
 def _loader_batch_size(loader: Any) -> int | None:
@@ -79,30 +62,80 @@ def _loader_batch_size(loader: Any) -> int | None:
     return size if isinstance(size, int) else None
 
 
-def _resumable(loader: Any) -> list[ResumableSamplerType]:
-    """The resumable samplers that drive ``loader``; raises if Lightning has wrapped one."""
-    ours: list[ResumableSamplerType] = []
-    for sampler in _samplers(loader):
-        if type(sampler).__name__ in _LIGHTNING_WRAPPERS:
-            inner = getattr(getattr(sampler, "dataset", None), "_sampler", None)
-            if isinstance(inner, (ResumableSampler, ResumableDistributedSampler)):
-                raise ValueError(
-                    f"Lightning has wrapped the {type(inner).__name__} of the train DataLoader in "
-                    f"its {type(sampler).__name__} to shard it over {sampler.num_replicas} "
-                    "processes, which reshuffles it and cannot resume it mid-epoch. Under DDP, "
-                    "give the DataLoader a ResumableDistributedSampler (same seed and "
-                    "batch_size): Lightning keeps a DistributedSampler as it is."
-                )
-        if isinstance(sampler, (ResumableSampler, ResumableDistributedSampler)):
-            ours.append(sampler)
+def _refuse_wrapped(wrapper: Any) -> None:
+    """Raise if Lightning has wrapped a resumable sampler in its ``DistributedSamplerWrapper``."""
+    inner = getattr(getattr(wrapper, "dataset", None), "_sampler", None)
+    if not _resumable_object(inner):
+        return
+    what = (
+        f"Lightning has wrapped the {type(inner).__name__} of the train DataLoader in its "
+        f"{type(wrapper).__name__} to shard it over {wrapper.num_replicas} processes, which "
+        "reshuffles it and cannot resume it mid-epoch."
+    )
+    if hasattr(inner, "num_replicas"):  # it shards itself over the process group
+        raise ValueError(
+            f"{what} The {type(inner).__name__} shards itself (num_replicas and rank default to "
+            "the process group's): keep Lightning from wrapping it with "
+            "Trainer(use_distributed_sampler=False)."
+        )
+    raise ValueError(
+        f"{what} Under DDP, give the DataLoader a ResumableDistributedSampler (same seed and "
+        "batch_size): Lightning keeps a DistributedSampler as it is."
+    )
+
+
+class _Resumable(NamedTuple):
+    """What drives one train loader: its resumable samplers (positions in the loader's
+    batches) and its resumable batch sampler, whose epoch Lightning does not set."""
+
+    samplers: list[Any]
+    batch_sampler: Any
+
+
+def _resumable(loader: Any) -> _Resumable:
+    """The resumable objects that drive ``loader``; raises for one the callback cannot resume."""
+    sampler = getattr(loader, "sampler", None)
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    inner = getattr(batch_sampler, "sampler", None)
+    found: dict[int, Any] = {}
+    for obj in (sampler, batch_sampler, inner):
+        if obj is not None:
+            found[id(obj)] = obj
+    samplers: list[Any] = []
+    own_batches = None
+    for obj in found.values():
+        if type(obj).__name__ in _LIGHTNING_WRAPPERS:
+            _refuse_wrapped(obj)
+        if not _resumable_object(obj):
+            continue
+        if obj is batch_sampler:
+            own_batches = obj  # a resumable batch sampler: its positions count batches
+            continue
+        if obj is inner and _resumable_object(batch_sampler):
+            continue  # a resumable batch sampler moves its own sampler
+        samplers.append(obj)
     size = _loader_batch_size(loader)
-    for sampler in ours:
-        if size is not None and sampler.batch_size != size:
+    for obj in samplers:
+        if isinstance(obj, ResumableTokenBudgetBatchSampler):
+            if size is not None:  # DataLoader(sampler=<batch sampler>, batch_size=...)
+                raise ValueError(
+                    f"the {type(obj).__name__} of the train DataLoader makes the batches itself: "
+                    "give it as DataLoader(batch_sampler=...), not as its sampler"
+                )
+            continue
+        if obj is inner and size is None:
             raise ValueError(
-                f"the train DataLoader makes batches of {size} but its {type(sampler).__name__} "
-                f"has batch_size={sampler.batch_size}; give the sampler the loader's batch size"
+                f"the train DataLoader's {type(batch_sampler).__name__} draws its batches from "
+                f"a {type(obj).__name__} but has no batch_size: SamplerResume cannot tell where "
+                "a batch count is in the sampler. Give the DataLoader batch_size=..., or a "
+                "resumable batch sampler"
             )
-    return ours
+        if size is not None and obj.batch_size != size:
+            raise ValueError(
+                f"the train DataLoader makes batches of {size} but its {type(obj).__name__} "
+                f"has batch_size={obj.batch_size}; give the sampler the loader's batch size"
+            )
+    return _Resumable(samplers, own_batches)
 
 
 def _seek(sampler: Any, epoch: int, batches: int) -> None:
@@ -113,6 +146,61 @@ def _seek(sampler: Any, epoch: int, batches: int) -> None:
     else:
         sampler.set_epoch(epoch)
         sampler.start_iter = batches
+
+
+def _combined(trainer: Any) -> tuple[list[Any], str, list[float] | None]:
+    """The train loaders as Lightning combines them, the mode and the per-loader limits."""
+    combined = getattr(trainer.fit_loop, "_combined_loader", None)
+    if combined is not None:
+        return list(combined.flattened), str(combined._mode), combined.limits
+    return list(_flatten(trainer.train_dataloader)), "max_size_cycle", None
+
+
+def _flatten(obj: Any) -> Iterator[Any]:
+    """The data loaders of a loader, or of a dict/list of them."""
+    if isinstance(obj, Mapping):
+        for value in obj.values():
+            yield from _flatten(value)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            yield from _flatten(value)
+    elif obj is not None:
+        yield obj
+
+
+def loader_positions(
+    mode: str, lengths: list[float], done: int, limits: list[float] | None = None
+) -> list[tuple[int, bool]]:
+    """Where each loader of a ``CombinedLoader`` is after ``done`` batches of the combined
+    iteration: the batches taken from its current pass, and whether it has been restarted.
+
+    The modes are Lightning's: ``"min_size"`` and ``"max_size"`` take one batch of every loader
+    per step (``"max_size"`` none from an exhausted one); ``"max_size_cycle"`` restarts an
+    exhausted loader (a new iterator of the same epoch) when the step after its last batch
+    comes; ``"sequential"`` takes each loader to its end (or its limit) before the next.
+    """
+    if mode == "min_size":
+        return [(done, False) for _ in lengths]
+    if mode == "max_size":
+        return [(int(min(done, length)), False) for length in lengths]
+    if mode == "max_size_cycle":
+        out = []
+        for length in lengths:
+            if done <= length or length == 0:
+                out.append((done, False))
+            else:
+                out.append(((done - 1) % int(length) + 1, True))
+        return out
+    if mode == "sequential":
+        out, left = [], done
+        for i, length in enumerate(lengths):
+            if limits is not None:
+                length = min(length, limits[i])
+            take = int(min(left, length))
+            out.append((take, False))
+            left -= take
+        return out
+    raise ValueError(f"unknown CombinedLoader mode {mode!r}")
 
 
 def _batches_done(trainer: Any) -> int:
@@ -134,22 +222,32 @@ def _batches_done(trainer: Any) -> int:
 
 
 class SamplerResume(_Callback):  # type: ignore[misc]
-    r"""Resume the train loader's resumable sampler exactly where Lightning's checkpoint stopped.
+    r"""Resume the train loaders' resumable samplers exactly where Lightning's checkpoint stopped.
 
     Lightning restores the model, the optimizer and its loop counters from a checkpoint, but a plain
     ``DataLoader`` starts its epoch over. With this callback, a run resumed with
     ``trainer.fit(..., ckpt_path=...)`` continues at the next batch of the saved epoch, in the
-    uninterrupted run's order: before the first batch, it seeks every
-    :class:`~resumable_samplers.ResumableRandomSampler`,
-    :class:`~resumable_samplers.ResumableSequentialSampler` or
-    :class:`~resumable_samplers.ResumableDistributedSampler` of the train loaders to the epoch and
-    batch count of Lightning's loop progress (no extra checkpoint field), and restarts the
-    loader's iterator, whose workers may already have fetched from the epoch's start.
+    uninterrupted run's order: before the first batch, it seeks every resumable sampler of the
+    train loaders (:class:`~resumable_samplers.ResumableRandomSampler`,
+    :class:`~resumable_samplers.ResumableDistributedSampler`, the length-grouped and mixture
+    samplers, a helios-style subclass of :class:`~resumable_samplers.ResumableSampler`) and every
+    resumable batch sampler (:class:`~resumable_samplers.ResumableTokenBudgetBatchSampler` given
+    as ``batch_sampler``) to the epoch and batch count of Lightning's loop progress (no extra
+    checkpoint field), and restarts the loaders' iterator, whose workers may already have
+    fetched from the epoch's start. It also sets the epoch of a resumable batch sampler at the
+    start of every epoch (Lightning sets the epoch of samplers only).
+
+    Several train loaders (a dict or list from ``train_dataloader()``, or a ``CombinedLoader``)
+    each resume at their own position in the combined iteration: in ``"max_size_cycle"`` (the
+    default), a shorter loader that was restarted continues its current pass; in ``"max_size"``
+    an exhausted one stays exhausted (see :func:`loader_positions`).
 
     Works with any ``num_workers``, in one process or under DDP (give the loader a
     :class:`~resumable_samplers.ResumableDistributedSampler`: Lightning wraps any other sampler in
-    its ``DistributedSamplerWrapper``, which this callback refuses at the start of training). A
-    ``StatefulDataLoader`` works too: the seek is absolute, so a position the loader's restored
+    its ``DistributedSamplerWrapper``, which this callback refuses at the start of training; a
+    length-grouped or mixture sampler, or a token-budget batch sampler, shards itself over the
+    process group: keep Lightning from wrapping it with ``Trainer(use_distributed_sampler=False)``).
+    A ``StatefulDataLoader`` works too: the seek is absolute, so a position the loader's restored
     state has given the sampler is replaced, never added to. (On its own, a ``StatefulDataLoader``
     does not always resume exactly under Lightning 2.6: with workers, Lightning starts the
     iterator before it sets the epoch, and it does not restore the loader from a checkpoint taken
@@ -164,8 +262,10 @@ class SamplerResume(_Callback):  # type: ignore[misc]
 
     Raises:
         ValueError: at the start of training, if Lightning has wrapped a resumable sampler in its
-            ``DistributedSamplerWrapper`` (DDP with a non-distributed sampler), or if a sampler's
-            ``batch_size`` is not its loader's.
+            ``DistributedSamplerWrapper`` (DDP with a non-distributed sampler), if a sampler's
+            ``batch_size`` is not its loader's, or if a resumable sampler drives a loader whose
+            batches the callback cannot count in it (a batch sampler without ``batch_size``, a
+            token-budget batch sampler given as ``sampler`` of a batching loader).
     """
 
     def __init__(self) -> None:
@@ -176,17 +276,54 @@ class SamplerResume(_Callback):  # type: ignore[misc]
         """Note that the run resumes from a checkpoint."""
         self._resuming = True
 
+    def _found(self, trainer: Any) -> list[_Resumable]:
+        loaders, _, _ = _combined(trainer)
+        return [_resumable(loader) for loader in loaders]
+
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-        """Seek the samplers to the restored epoch and batch, then restart the train iterator."""
-        samplers = [s for dl in _loaders(trainer.train_dataloader) for s in _resumable(dl)]
-        if not (self._resuming and samplers):
+        """Seek every loader's samplers to the restored epoch and to that loader's batch, then
+        restart the train iterator."""
+        loaders, mode, limits = _combined(trainer)
+        found = [_resumable(loader) for loader in loaders]
+        if not (self._resuming and any(f.samplers or f.batch_sampler for f in found)):
             return
         epoch = int(trainer.fit_loop.epoch_progress.current.processed)
         done = _batches_done(trainer)
-        for sampler in samplers:
-            _seek(sampler, epoch, done)
+        # A loader's length can depend on the epoch (a token-budget batch sampler's does).
+        for f in found:
+            for obj in (*f.samplers, f.batch_sampler):
+                if obj is not None:
+                    obj.set_epoch(epoch)
+        lengths = [_length(loader) for loader in loaders]
+        positions = loader_positions(mode, lengths, done, limits)
+        for f, (batches, _) in zip(found, positions, strict=True):
+            for obj in (*f.samplers, f.batch_sampler):
+                if obj is not None:
+                    _seek(obj, epoch, batches)
         # Lightning made the epoch's iterator before this hook (and before it set the epoch); with
-        # workers, it has drawn indices already. A new one starts at the sampler's new position.
+        # workers, it has drawn indices already. A new one starts at the samplers' new positions.
         fetcher = getattr(trainer.fit_loop, "_data_fetcher", None)
         if fetcher is not None:
             iter(fetcher)
+            restarted = getattr(
+                getattr(fetcher.combined_loader, "_iterator", None), "_consumed", None
+            )
+            if isinstance(restarted, list) and len(restarted) == len(positions):
+                # "max_size_cycle" ends the epoch once every loader has been restarted.
+                restarted[:] = [r for _, r in positions]
+
+    def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
+        """Set the epoch of resumable batch samplers (Lightning sets the epoch of samplers only),
+        before the epoch's iterator starts."""
+        epoch = int(trainer.fit_loop.epoch_progress.current.processed)
+        for f in self._found(trainer):
+            if f.batch_sampler is not None:
+                f.batch_sampler.set_epoch(epoch)
+
+
+def _length(loader: Any) -> float:
+    """The number of batches of a loader's epoch, or infinity without a length."""
+    try:
+        return len(loader)
+    except TypeError:
+        return float("inf")

@@ -23,6 +23,10 @@ N = 200
 B = 8
 EPOCHS = 2
 SEED = 0
+# Token lengths of the items, for the length-grouped and token-budget samplers.
+LENGTHS = [1 + (i * 37) % 50 for i in range(N)]
+MAX_TOKENS = 160
+SHORT = 40  # items of the second train loader of the combined recipes (5 batches)
 
 
 class Synthetic(tud.Dataset[tuple[int, torch.Tensor, torch.Tensor]]):
@@ -57,8 +61,14 @@ class BatchLog:
     def __init__(self, workdir: Path, rank: int, attempt: int) -> None:
         self.file = open(workdir / f"log{rank}-{attempt}.txt", "a")  # noqa: SIM115
 
-    def write(self, indices: Any) -> None:
-        self.file.write(" ".join(str(int(i)) for i in indices) + "\n")
+    def write(self, indices: Any, *more: Any) -> None:
+        """One line: the batch's sample indices; the batches of further loaders trained in the
+        same step (``None`` for none) follow, each after a ``-1``."""
+        parts = [str(int(i)) for i in indices]
+        for batch in more:
+            parts.append("-1")
+            parts.extend(str(int(i)) for i in ([] if batch is None else batch))
+        self.file.write(" ".join(parts) + "\n")
         self.file.flush()
 
 

@@ -13,7 +13,12 @@ Under ``torchrun --nproc_per_node 2`` it trains with DDP on gloo. Recipes (``--r
 - ``none``: a plain ``DataLoader``, nothing else (Lightning's native path);
 - ``hooks``: a plain ``DataLoader``, the sampler's state saved and loaded in the module's
   ``on_save_checkpoint``/``on_load_checkpoint`` (what one writes without the callback);
-- ``wrapped``: a ``ResumableRandomSampler`` under DDP (Lightning wraps it) with the callback.
+- ``wrapped``: a ``ResumableRandomSampler`` under DDP (Lightning wraps it) with the callback;
+- ``wrapped-length``: the same with a ``ResumableLengthGroupedSampler``;
+- ``combined-<mode>``: two train loaders (200 and 40 items) in a ``CombinedLoader`` of that mode
+  (``max_size_cycle``, ``max_size``, ``min_size``), each with its own sampler, and the callback;
+- ``token-budget``: a ``ResumableTokenBudgetBatchSampler`` as the loader's ``batch_sampler``, and
+  the callback.
 """
 
 # ruff: noqa: E402
@@ -88,6 +93,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import framework_job as job
+from lightning.pytorch.utilities import CombinedLoader
+
+from resumable_samplers import ResumableLengthGroupedSampler, ResumableTokenBudgetBatchSampler
 
 
 class Logged(StatefulRegression):
@@ -102,6 +110,30 @@ class Logged(StatefulRegression):
             self.sampler = ResumableRandomSampler(self.dataset, seed=0, batch_size=job.B)
 
     def train_dataloader(self) -> Any:
+        workers = self.num_workers
+        if self.recipe.startswith("combined-"):
+            short = job.Synthetic(job.SHORT)
+            loaders = {
+                "a": DataLoader(
+                    self.dataset,
+                    batch_size=job.B,
+                    sampler=ResumableRandomSampler(self.dataset, seed=0, batch_size=job.B),
+                    num_workers=workers,
+                ),
+                "b": DataLoader(
+                    short,
+                    batch_size=job.B,
+                    sampler=ResumableRandomSampler(short, seed=1, batch_size=job.B),
+                    num_workers=workers,
+                ),
+            }
+            return CombinedLoader(loaders, self.recipe.removeprefix("combined-"))
+        if self.recipe == "token-budget":
+            batches = ResumableTokenBudgetBatchSampler(job.LENGTHS, job.MAX_TOKENS, seed=0)
+            return DataLoader(self.dataset, batch_sampler=batches, num_workers=workers)
+        if self.recipe == "wrapped-length":
+            sampler = ResumableLengthGroupedSampler(job.LENGTHS, job.B, seed=0)
+            return DataLoader(self.dataset, batch_size=job.B, sampler=sampler, num_workers=workers)
         if self.recipe.startswith("stateful"):
             loader = super().train_dataloader()
             self.sampler = loader.sampler
@@ -117,6 +149,10 @@ class Logged(StatefulRegression):
         return loader
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        if isinstance(batch, dict):  # the combined recipes: a batch of each loader, or None
+            self.log.write(batch["a"][0], batch["b"] and batch["b"][0])
+            parts = [b for b in batch.values() if b is not None]
+            return sum(super(Logged, self).training_step(b, batch_idx) for b in parts)  # type: ignore[return-value]
         self.log.write(batch[0])
         return super().training_step(batch, batch_idx)
 
@@ -169,7 +205,9 @@ def main(argv: list[str] | None = None) -> None:
     }
     if world > 1:
         common["strategy"] = "ddp"
-    if args.recipe in ("callback", "stateful", "wrapped"):
+    if args.recipe in ("callback", "stateful", "wrapped", "wrapped-length", "token-budget") or (
+        args.recipe.startswith("combined-")
+    ):
         trainer = make_trainer(**common)
     else:
         trainer = pl.Trainer(**common)

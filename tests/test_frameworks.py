@@ -376,6 +376,42 @@ def test_lightning_token_budget_batch_sampler_resumes_exactly(
     assert_exact("lightning", 1, workdir, attempts, ref)
 
 
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("recipe", ["length", "token-budget"])
+def test_lightning_ddp_samplers_that_shard_themselves_resume_exactly(
+    recipe: str, zygote: Zygote, tmp_path: Path
+) -> None:
+    """Under DDP on 2 processes with use_distributed_sampler=False, a length-grouped sampler and
+    a token-budget batch sampler (each sharded over the group by itself), killed three times."""
+    from resumable_samplers import ResumableLengthGroupedSampler, ResumableTokenBudgetBatchSampler
+
+    sampler: Any
+    if recipe == "length":
+        sampler = ResumableLengthGroupedSampler(job.LENGTHS, job.B, num_replicas=2, rank=0)
+    else:
+        sampler = ResumableTokenBudgetBatchSampler(
+            job.LENGTHS, job.MAX_TOKENS, num_replicas=2, rank=0
+        )
+    lengths = []  # rank 0's batches per epoch
+    for epoch in range(job.EPOCHS):
+        sampler.set_epoch(epoch)
+        lengths.append(len(sampler) if recipe == "token-budget" else -(-len(sampler) // job.B))
+    args = ["--recipe", recipe, "--workers", "2"]
+    ref = tmp_path / "uninterrupted"
+    ref.mkdir()
+    assert set(run_forked(LIGHTNING, zygote, ref, 2, *args)) == {0}, output(ref)
+    logs = [read_log(ref / f"log{r}-0.txt") for r in range(2)]
+    for epoch in range(job.EPOCHS):  # the ranks share out the epoch's samples
+        start, end = sum(lengths[:epoch]), sum(lengths[: epoch + 1])
+        seen = {i for log in logs for b in log[start:end] for i in b}
+        assert seen == set(range(job.N)), f"epoch {epoch}"
+    points = [lengths[0] // 2, lengths[0], lengths[0] + lengths[1] // 2]
+    workdir = tmp_path / "resumed"
+    workdir.mkdir()
+    attempts = kill_and_resume("lightning", zygote, workdir, 2, args, points)
+    assert_exact("lightning", 2, workdir, attempts, ref)
+
+
 ACCELERATE_CASES = {
     "progress-1proc-2workers": (1, ["--recipe", "progress", "--workers", "2"]),
     "progress-2proc-2workers": (2, ["--recipe", "progress", "--workers", "2"]),

@@ -18,7 +18,11 @@ Under ``torchrun --nproc_per_node 2`` it trains with DDP on gloo. Recipes (``--r
 - ``combined-<mode>``: two train loaders (200 and 40 items) in a ``CombinedLoader`` of that mode
   (``max_size_cycle``, ``max_size``, ``min_size``), each with its own sampler, and the callback;
 - ``token-budget``: a ``ResumableTokenBudgetBatchSampler`` as the loader's ``batch_sampler``, and
-  the callback.
+  the callback;
+- ``length``: a ``ResumableLengthGroupedSampler``, and the callback.
+
+``token-budget`` and ``length`` shard themselves under DDP: the trainer gets
+``use_distributed_sampler=False``.
 """
 
 # ruff: noqa: E402
@@ -131,7 +135,7 @@ class Logged(StatefulRegression):
         if self.recipe == "token-budget":
             batches = ResumableTokenBudgetBatchSampler(job.LENGTHS, job.MAX_TOKENS, seed=0)
             return DataLoader(self.dataset, batch_sampler=batches, num_workers=workers)
-        if self.recipe == "wrapped-length":
+        if self.recipe in ("wrapped-length", "length"):
             sampler = ResumableLengthGroupedSampler(job.LENGTHS, job.B, seed=0)
             return DataLoader(self.dataset, batch_size=job.B, sampler=sampler, num_workers=workers)
         if self.recipe.startswith("stateful"):
@@ -205,8 +209,10 @@ def main(argv: list[str] | None = None) -> None:
     }
     if world > 1:
         common["strategy"] = "ddp"
+    if args.recipe in ("token-budget", "length"):
+        common["use_distributed_sampler"] = False  # they shard themselves over the group
     if args.recipe in ("callback", "stateful", "wrapped", "wrapped-length", "token-budget") or (
-        args.recipe.startswith("combined-")
+        args.recipe.startswith(("combined-", "length"))
     ):
         trainer = make_trainer(**common)
     else:

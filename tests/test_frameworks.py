@@ -376,6 +376,51 @@ def test_lightning_token_budget_batch_sampler_resumes_exactly(
     assert_exact("lightning", 1, workdir, attempts, ref)
 
 
+class Pairs(tud.Sampler[list[int]]):
+    """A batch sampler of its own kind (no ``batch_size``) over a sampler."""
+
+    def __init__(self, sampler: Any) -> None:
+        self.sampler = sampler
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batch: list[int] = []
+        for i in self.sampler:
+            batch.append(i)
+            if len(batch) == 2:
+                yield batch
+                batch = []
+
+    def __len__(self) -> int:
+        return len(self.sampler) // 2
+
+
+def test_the_callback_refuses_a_resumable_sampler_it_cannot_count_batches_in() -> None:
+    """A resumable sampler or batch sampler that the callback cannot seek by batches stops the
+    run at its start, rather than resuming at a wrong position or not at all."""
+    pytest.importorskip("lightning.pytorch")
+    import types
+
+    from resumable_samplers import ResumableRandomSampler, ResumableTokenBudgetBatchSampler
+    from resumable_samplers.lightning import SamplerResume
+
+    data = job.Synthetic()
+
+    def start(loader: Any) -> None:
+        fit_loop = types.SimpleNamespace(_combined_loader=None)
+        trainer = types.SimpleNamespace(fit_loop=fit_loop, train_dataloader=loader)
+        SamplerResume().on_train_start(trainer, None)
+
+    sampler = ResumableRandomSampler(data, batch_size=2)
+    with pytest.raises(ValueError, match="Pairs draws its batches from a ResumableRandomSampler"):
+        start(tud.DataLoader(data, batch_sampler=Pairs(sampler)))
+    budget = ResumableTokenBudgetBatchSampler(job.LENGTHS, job.MAX_TOKENS)
+    with pytest.raises(ValueError, match="batch_sampler="):
+        start(tud.DataLoader(data, batch_size=job.B, sampler=budget))
+    with pytest.raises(ValueError, match="batch_size=2"):
+        start(tud.DataLoader(data, batch_size=job.B, sampler=sampler))
+    start({"a": tud.DataLoader(data, batch_sampler=budget), "b": tud.DataLoader(data, job.B)})
+
+
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("recipe", ["length", "token-budget"])
 def test_lightning_ddp_samplers_that_shard_themselves_resume_exactly(

@@ -10,6 +10,11 @@ last batch of the first epoch, mid second epoch) and then runs to the end; per r
 its runs trained on, one after the other, must be the uninterrupted run's, index for index, and
 the final weights bit for bit the same.
 
+Beyond the recipes' basic set-ups: Lightning with several train loaders in each
+``CombinedLoader`` mode, with a resumable batch sampler, and under DDP with samplers that shard
+themselves; accelerate with every ``DataLoaderConfiguration`` (``accelerate_grid.py``: one job
+per number of processes runs the whole grid, each configuration killed at its own points).
+
 Lightning jobs are forked, with torchrun's environment, from a server that has imported Lightning
 once (``_zygote.py``); accelerate jobs run under ``torchrun``.
 """

@@ -178,6 +178,21 @@ def loader_positions(
     per step (``"max_size"`` none from an exhausted one); ``"max_size_cycle"`` restarts an
     exhausted loader (a new iterator of the same epoch) when the step after its last batch
     comes; ``"sequential"`` takes each loader to its end (or its limit) before the next.
+
+    Args:
+        mode: the ``CombinedLoader``'s mode.
+        lengths: each loader's number of batches in the epoch (``float("inf")`` without one).
+        done: the batches of the combined iteration taken so far.
+        limits: the per-loader limits Lightning sets (``limit_train_batches``); only
+            ``"sequential"`` stops a loader at its limit.
+
+    Returns:
+        One ``(batches, restarted)`` per loader: the batches taken from its current pass (a
+        restarted loader at the end of a pass restarts again at the next step), and whether
+        ``"max_size_cycle"`` has restarted it in this iteration.
+
+    Raises:
+        ValueError: for an unknown mode.
     """
     if mode == "min_size":
         return [(done, False) for _ in lengths]

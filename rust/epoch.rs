@@ -111,7 +111,7 @@ impl EpochIndices {
             Order::Lazy { .. } if shard.n() == 0 => Ok(EpochIndices::Identity(shard)),
             Order::Lazy { seed, epoch } => Ok(EpochIndices::Lazy {
                 shard,
-                perm: LazyPermutation::new(shard.n(), seed, epoch),
+                perm: LazyPermutation::try_new(shard.n(), seed, epoch)?,
             }),
             Order::Torch {
                 seed,
@@ -257,7 +257,7 @@ impl EpochIndices {
             }
             EpochIndices::Mixture { mix, .. } => {
                 let mut out = IndexVec::zeroed(len, mix.total_len())?;
-                let mut buf = vec![0u64; len.min(MIXTURE_CHUNK) as usize];
+                let mut buf = crate::buffer::zeroed_vec::<u64>(len.min(MIXTURE_CHUNK))?;
                 let mut done = 0u64;
                 while done < len {
                     let k = (len - done).min(MIXTURE_CHUNK) as usize;
@@ -558,5 +558,23 @@ mod tests {
         for k in (0..v.len()).step_by(997) {
             assert_eq!(v.get(k), e.get(11 + k as u64));
         }
+    }
+
+    #[test]
+    fn an_empty_domain_is_an_error_not_a_hang() {
+        assert!(matches!(
+            LazyPermutation::try_new(0, 1, 2),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(LazyPermutation::try_new(1 << 63, 1, 2).is_err());
+        assert_eq!(
+            LazyPermutation::try_new(5, 1, 2),
+            Ok(LazyPermutation::new(5, 1, 2))
+        );
+        let zero = std::panic::catch_unwind(|| LazyPermutation::new(0, 1, 2));
+        assert!(
+            zero.is_err(),
+            "new(0) panics instead of building a permutation that hangs"
+        );
     }
 }

@@ -173,7 +173,8 @@ impl EpochIndices {
     }
 
     /// [`Self::fill_range`], calling `interrupted` every few milliseconds while it waits for a
-    /// streamed epoch; `true` stops the wait with [`Error::Interrupted`].
+    /// streamed epoch or computes a mixture's torch-order cycle; `true` stops it with
+    /// [`Error::Interrupted`].
     pub fn fill_range_interruptible(
         &self,
         start: u64,
@@ -210,9 +211,9 @@ impl EpochIndices {
                 let first = shard.source(start);
                 // One replica reading a stretch that does not wrap: consecutive positions.
                 if shard.step() == 1 && first + (out.len() as u64) <= shard.n() {
-                    return mix.fill_run(s0 + first, out);
+                    return mix.fill_run(s0 + first, out, interrupted);
                 }
-                return mix.fill(|k| s0 + shard.source(start + k as u64), out);
+                return mix.fill(|k| s0 + shard.source(start + k as u64), out, interrupted);
             }
         }
         Ok(())
@@ -261,7 +262,23 @@ impl EpochIndices {
                 let mut done = 0u64;
                 while done < len {
                     let k = (len - done).min(MIXTURE_CHUNK) as usize;
-                    self.fill_range(start + done, &mut buf[..k])?;
+                    // A torch-order source's cycle is computed inside: `check` runs during it.
+                    let mut stopped = None;
+                    let filled =
+                        self.fill_range_interruptible(start + done, &mut buf[..k], &mut || {
+                            match check() {
+                                Ok(()) => false,
+                                Err(e) => {
+                                    stopped = Some(e);
+                                    true
+                                }
+                            }
+                        });
+                    match (filled, stopped) {
+                        (Err(Error::Interrupted), Some(e)) => return Err(e),
+                        (Err(e), _) => return Err(e.into()),
+                        (Ok(()), _) => {}
+                    }
                     match &mut out {
                         IndexVec::U32(o) => {
                             for (d, &x) in o[done as usize..].iter_mut().zip(&buf[..k]) {

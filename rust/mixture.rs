@@ -446,8 +446,14 @@ impl Mixture {
         (k, seg.base[k] + j)
     }
 
-    /// The permutation of source `k`'s cycle `cycle`.
-    fn cycle_perm(&self, k: usize, cycle: u64) -> Result<CyclePerm, Error> {
+    /// The permutation of source `k`'s cycle `cycle`. Computing a torch-order table asks
+    /// `stop` now and then; `true` ends it with [`Error::Interrupted`].
+    fn cycle_perm(
+        &self,
+        k: usize,
+        cycle: u64,
+        stop: &mut dyn FnMut() -> bool,
+    ) -> Result<CyclePerm, Error> {
         Ok(match self.order {
             SourceOrder::Lazy { seed } => CyclePerm::Lazy(LazyPermutation::try_new(
                 self.lengths[k],
@@ -473,7 +479,13 @@ impl Mixture {
                     self.lengths[k],
                     seed.wrapping_add(cycle),
                     generation,
-                    &mut || Ok(()),
+                    &mut || {
+                        if stop() {
+                            Err(Error::Interrupted)
+                        } else {
+                            Ok(())
+                        }
+                    },
                 )?);
                 let replaced = {
                     let mut tables = self.tables.lock();
@@ -494,8 +506,17 @@ impl Mixture {
 
     /// The dataset index (in `ConcatDataset` numbering) of the `j`-th draw from source `k`.
     pub fn index(&self, k: usize, j: u64) -> Result<u64, Error> {
+        self.index_stoppable(k, j, &mut || false)
+    }
+
+    fn index_stoppable(
+        &self,
+        k: usize,
+        j: u64,
+        stop: &mut dyn FnMut() -> bool,
+    ) -> Result<u64, Error> {
         let n = self.lengths[k];
-        Ok(self.offsets[k] + self.cycle_perm(k, j / n)?.get(j % n))
+        Ok(self.offsets[k] + self.cycle_perm(k, j / n, stop)?.get(j % n))
     }
 
     /// The dataset index at stream position `p`.
@@ -506,10 +527,13 @@ impl Mixture {
 
     /// `out[i]` = the index at stream position `positions(i)`, for increasing runs of positions;
     /// consecutive positions cost a walk of additions and one permutation evaluation each.
+    /// `stop` is asked now and then while a torch-order table is computed; `true` ends the fill
+    /// with [`Error::Interrupted`].
     pub fn fill(
         &self,
         mut position: impl FnMut(usize) -> u64,
         out: &mut [u64],
+        stop: &mut dyn FnMut() -> bool,
     ) -> Result<(), Error> {
         let mut cursors: Vec<Option<Cursor>> = filled_vec(self.lengths.len(), None)?;
         let mut i = 0;
@@ -521,7 +545,8 @@ impl Mixture {
             let close = |want: u64, at: u64| want >= at && want < end && want - at <= WALK_GAP;
             if i + 1 == out.len() || !close(position(i + 1), p + 1) {
                 // An isolated position: locate it directly (O(log K)), no walker to set up.
-                out[i] = self.at(p)?;
+                let (k, j) = self.draw(p);
+                out[i] = self.index_stoppable(k, j, stop)?;
                 i += 1;
                 continue;
             }
@@ -538,7 +563,7 @@ impl Mixture {
                 }
                 let (k, c) = walker.next();
                 at += 1;
-                out[i] = self.offsets[k] + self.item(&mut cursors[k], k, seg.base[k] + c)?;
+                out[i] = self.offsets[k] + self.item(&mut cursors[k], k, seg.base[k] + c, stop)?;
                 i += 1;
             }
         }
@@ -547,8 +572,14 @@ impl Mixture {
 
     /// `out[t]` = the index at stream position `p + t`: consecutive positions, in three passes
     /// (the schedule walk, then each source's consecutive draws through its permutation a run
-    /// at a time, which the lazy order evaluates in vector lanes, then the interleaving).
-    pub fn fill_run(&self, p: u64, out: &mut [u64]) -> Result<(), Error> {
+    /// at a time, which the lazy order evaluates in vector lanes, then the interleaving). `stop`
+    /// as for [`Self::fill`].
+    pub fn fill_run(
+        &self,
+        p: u64,
+        out: &mut [u64],
+        stop: &mut dyn FnMut() -> bool,
+    ) -> Result<(), Error> {
         let mut done = 0usize;
         while done < out.len() {
             let at = p + done as u64;
@@ -556,13 +587,19 @@ impl Mixture {
             let seg = &self.segments[s];
             let end = self.segments.get(s + 1).map_or(u64::MAX, |n| n.start);
             let len = (out.len() - done).min(usize::try_from(end - at).unwrap_or(usize::MAX));
-            self.fill_segment_run(seg, at, &mut out[done..done + len])?;
+            self.fill_segment_run(seg, at, &mut out[done..done + len], stop)?;
             done += len;
         }
         Ok(())
     }
 
-    fn fill_segment_run(&self, seg: &Segment, p: u64, out: &mut [u64]) -> Result<(), Error> {
+    fn fill_segment_run(
+        &self,
+        seg: &Segment,
+        p: u64,
+        out: &mut [u64],
+        stop: &mut dyn FnMut() -> bool,
+    ) -> Result<(), Error> {
         let k_count = self.lengths.len();
         // Pass 1: the source of each position (kept in `out` for now) and each source's first
         // draw in the run and number of draws.
@@ -596,7 +633,7 @@ impl Mixture {
                     .len()
                     .min(usize::try_from(n - item).unwrap_or(usize::MAX));
                 let (head, rest) = slot.split_at_mut(run);
-                self.cycle_perm(k, j / n)?.fill_run(item, head);
+                self.cycle_perm(k, j / n, stop)?.fill_run(item, head);
                 for v in head.iter_mut() {
                     *v += self.offsets[k];
                 }
@@ -615,14 +652,20 @@ impl Mixture {
 
     /// Source `k`'s item for its draw `j`, advancing the source's cursor.
     #[inline]
-    fn item(&self, cursor: &mut Option<Cursor>, k: usize, j: u64) -> Result<u64, Error> {
+    fn item(
+        &self,
+        cursor: &mut Option<Cursor>,
+        k: usize,
+        j: u64,
+        stop: &mut dyn FnMut() -> bool,
+    ) -> Result<u64, Error> {
         let n = self.lengths[k];
         let c = match cursor {
             Some(c) if c.next_draw == j => c,
             _ => cursor.insert(Cursor {
                 next_draw: j,
                 item: j % n,
-                perm: self.cycle_perm(k, j / n)?,
+                perm: self.cycle_perm(k, j / n, stop)?,
             }),
         };
         let local = c.perm.get(c.item);
@@ -784,7 +827,7 @@ mod tests {
             prop_assume!(m.is_ok());
             let m = m.unwrap();
             let mut out = vec![0; count];
-            m.fill_run(start, &mut out).unwrap();
+            m.fill_run(start, &mut out, &mut || false).unwrap();
             for (i, &x) in out.iter().enumerate() {
                 prop_assert_eq!(x, m.at(start + i as u64).unwrap());
             }
@@ -807,7 +850,7 @@ mod tests {
             prop_assume!(m.is_ok());
             let m = m.unwrap();
             let mut out = vec![0; count];
-            m.fill(|i| start + i as u64 * stride, &mut out).unwrap();
+            m.fill(|i| start + i as u64 * stride, &mut out, &mut || false).unwrap();
             for (i, &x) in out.iter().enumerate() {
                 prop_assert_eq!(x, m.at(start + i as u64 * stride).unwrap());
             }

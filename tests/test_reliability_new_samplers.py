@@ -244,3 +244,47 @@ def test_writable_lengths_changed_during_a_build_do_not_change_the_order() -> No
         poker.join()
         signal.signal(signal.SIGUSR1, old)
     assert changed_during > 0, "no build was caught by the signal"
+
+
+# --- 4. Ctrl-C while a mixture computes a torch-order cycle ------------------------------------
+
+BIG_SOURCE = 10**8  # one cycle: torch.randperm(10**8), about 2 s of work here
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("how", ["iterator", "indices"])
+def test_ctrl_c_stops_a_mixture_computing_a_torch_cycle_within_a_second(how: str) -> None:
+    """The first index of a torch-order mixture needs its source's cycle (a shuffle of 1e8
+    items); SIGINT arrives once the main thread has worked 0.3 s on it: ``KeyboardInterrupt``
+    must follow within a second, not when the shuffle ends, and the sampler stays usable."""
+    s = rs.ResumableMixtureSampler(
+        [BIG_SOURCE, 10], [1, 1], num_samples=1000, seed=SEED, permutation="torch"
+    )
+    main = str(threading.get_native_id())
+    sent: list[float] = []
+
+    def interrupt() -> None:
+        start = _cpu_ns(main) or 0
+        deadline = time.monotonic() + 60
+        while (_cpu_ns(main) or 0) - start < 300_000_000 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        sent.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    sender = threading.Thread(target=interrupt)
+    sender.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            if how == "iterator":
+                next(iter(s))
+            else:
+                s.indices()
+        latency = time.monotonic() - sent[0]
+    finally:
+        sender.join()
+    print(f"{how}: KeyboardInterrupt {latency * 1000:.0f} ms after SIGINT")
+    assert latency < 1.0, latency
+    state = s.state_dict()
+    small = rs.ResumableMixtureSampler([10, 20], [1, 2], seed=SEED, permutation="torch")
+    assert sorted(list(small)[:30]) == list(range(30))
+    assert s.state_dict() == state

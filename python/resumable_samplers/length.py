@@ -105,7 +105,7 @@ def _as_array(lengths: Any) -> npt.NDArray[Any]:
         if len(lengths) == 0:
             raise ValueError("lengths should not be empty")
         try:
-            array = np.array(lengths)  # always a copy: nothing else can write it
+            array = np.asarray(lengths)
         except (TypeError, ValueError) as e:
             raise TypeError(f"lengths should hold integers: {e}") from None
     if array.ndim != 1:
@@ -114,7 +114,8 @@ def _as_array(lengths: Any) -> npt.NDArray[Any]:
         raise TypeError(f"lengths should hold integers, got dtype {array.dtype}")
     if array.shape[0] == 0:
         raise ValueError("lengths should not be empty")
-    own = array is not lengths and not isinstance(lengths, (str, os.PathLike))
+    # Ours if NumPy made it from a sequence (not a view of a tensor's or a buffer's memory).
+    own = not isinstance(lengths, (np.ndarray, str, os.PathLike)) and array.flags.owndata
     if not array.dtype.isnative:
         array, own = array.astype(array.dtype.newbyteorder("=")), True
     if not array.flags.c_contiguous:

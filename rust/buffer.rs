@@ -109,6 +109,17 @@ pub fn zeroed_vec<T: IndexElem>(len: u64) -> Result<Vec<T>, Error> {
     Ok(unsafe { Vec::from_raw_parts(ptr, len, len) })
 }
 
+/// A `Vec` of `len` copies of `value`, or `Error::Alloc` (for the small working buffers of
+/// helper threads, which must not abort the process when memory is short).
+pub fn filled_vec<T: Clone>(len: usize, value: T) -> Result<Vec<T>, Error> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| Error::Alloc {
+        bytes: len as u128 * std::mem::size_of::<T>() as u128,
+    })?;
+    v.resize(len, value);
+    Ok(v)
+}
+
 /// Asks for transparent huge pages on the whole pages inside `[ptr, ptr + size)`.
 #[cfg(target_os = "linux")]
 fn advise_huge_pages(ptr: *mut u8, size: usize) {

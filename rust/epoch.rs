@@ -111,7 +111,7 @@ impl EpochIndices {
             Order::Lazy { .. } if shard.n() == 0 => Ok(EpochIndices::Identity(shard)),
             Order::Lazy { seed, epoch } => Ok(EpochIndices::Lazy {
                 shard,
-                perm: LazyPermutation::new(shard.n(), seed, epoch),
+                perm: LazyPermutation::try_new(shard.n(), seed, epoch)?,
             }),
             Order::Torch {
                 seed,
@@ -173,7 +173,8 @@ impl EpochIndices {
     }
 
     /// [`Self::fill_range`], calling `interrupted` every few milliseconds while it waits for a
-    /// streamed epoch; `true` stops the wait with [`Error::Interrupted`].
+    /// streamed epoch or computes a mixture's torch-order cycle; `true` stops it with
+    /// [`Error::Interrupted`].
     pub fn fill_range_interruptible(
         &self,
         start: u64,
@@ -210,9 +211,9 @@ impl EpochIndices {
                 let first = shard.source(start);
                 // One replica reading a stretch that does not wrap: consecutive positions.
                 if shard.step() == 1 && first + (out.len() as u64) <= shard.n() {
-                    return mix.fill_run(s0 + first, out);
+                    return mix.fill_run(s0 + first, out, interrupted);
                 }
-                return mix.fill(|k| s0 + shard.source(start + k as u64), out);
+                return mix.fill(|k| s0 + shard.source(start + k as u64), out, interrupted);
             }
         }
         Ok(())
@@ -257,11 +258,27 @@ impl EpochIndices {
             }
             EpochIndices::Mixture { mix, .. } => {
                 let mut out = IndexVec::zeroed(len, mix.total_len())?;
-                let mut buf = vec![0u64; len.min(MIXTURE_CHUNK) as usize];
+                let mut buf = crate::buffer::zeroed_vec::<u64>(len.min(MIXTURE_CHUNK))?;
                 let mut done = 0u64;
                 while done < len {
                     let k = (len - done).min(MIXTURE_CHUNK) as usize;
-                    self.fill_range(start + done, &mut buf[..k])?;
+                    // A torch-order source's cycle is computed inside: `check` runs during it.
+                    let mut stopped = None;
+                    let filled =
+                        self.fill_range_interruptible(start + done, &mut buf[..k], &mut || {
+                            match check() {
+                                Ok(()) => false,
+                                Err(e) => {
+                                    stopped = Some(e);
+                                    true
+                                }
+                            }
+                        });
+                    match (filled, stopped) {
+                        (Err(Error::Interrupted), Some(e)) => return Err(e),
+                        (Err(e), _) => return Err(e.into()),
+                        (Ok(()), _) => {}
+                    }
                     match &mut out {
                         IndexVec::U32(o) => {
                             for (d, &x) in o[done as usize..].iter_mut().zip(&buf[..k]) {
@@ -558,5 +575,23 @@ mod tests {
         for k in (0..v.len()).step_by(997) {
             assert_eq!(v.get(k), e.get(11 + k as u64));
         }
+    }
+
+    #[test]
+    fn an_empty_domain_is_an_error_not_a_hang() {
+        assert!(matches!(
+            LazyPermutation::try_new(0, 1, 2),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(LazyPermutation::try_new(1 << 63, 1, 2).is_err());
+        assert_eq!(
+            LazyPermutation::try_new(5, 1, 2),
+            Ok(LazyPermutation::new(5, 1, 2))
+        );
+        let zero = std::panic::catch_unwind(|| LazyPermutation::new(0, 1, 2));
+        assert!(
+            zero.is_err(),
+            "new(0) panics instead of building a permutation that hangs"
+        );
     }
 }

@@ -79,6 +79,7 @@
 //! group is 2-transitive) or any practical sampling statistic.
 
 use crate::buffer::IndexElem;
+use crate::error::{invalid, Error};
 
 /// Feistel rounds used for large domains (`k >= 17`, i.e. `n > 65536`).
 pub const ROUNDS: usize = 8;
@@ -139,11 +140,23 @@ pub struct LazyPermutation {
 }
 
 impl LazyPermutation {
+    /// The permutation for `(n, seed, epoch)`, or `InvalidArgument` unless
+    /// `1 <= n <= 2^63 - 1` (an empty domain has no bijection to key).
+    pub fn try_new(n: u64, seed: u64, epoch: u64) -> Result<Self, Error> {
+        if !(1..(1u64 << 63)).contains(&n) {
+            return Err(invalid(format!(
+                "a lazy permutation needs 1 <= n <= 2**63 - 1, got n = {n}"
+            )));
+        }
+        Ok(Self::new(n, seed, epoch))
+    }
+
     /// Build the permutation for `(n, seed, epoch)`.
     ///
-    /// `n` must satisfy `1 <= n <= 2^63 - 1`. `n == 1` maps `0 -> 0`.
+    /// `n` must satisfy `1 <= n <= 2^63 - 1` (else this panics: see [`Self::try_new`]).
+    /// `n == 1` maps `0 -> 0`.
     pub fn new(n: u64, seed: u64, epoch: u64) -> Self {
-        debug_assert!((1..(1u64 << 63)).contains(&n), "n out of range: {n}");
+        assert!((1..(1u64 << 63)).contains(&n), "n out of range: {n}");
         // Smallest k >= 1 with 2^k >= n (n == 1 uses k = 1, see module docs).
         let k = if n <= 2 {
             1
@@ -265,7 +278,7 @@ impl LazyPermutation {
     /// their multiply chains. Both compute the same values.
     pub fn fill<T: IndexElem>(&self, start: u64, stride: u64, out: &mut [T]) {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512dq") {
+        if has_avx512_fill() {
             // SAFETY: the CPU supports the features `fill_avx512` is compiled for.
             unsafe { self.fill_avx512(start, stride, out) };
             return;
@@ -273,6 +286,7 @@ impl LazyPermutation {
         self.fill_lanes::<LANES, T>(start, stride, out);
     }
 
+    /// Needs [`has_avx512_fill`].
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512dq,avx512vl")]
     fn fill_avx512<T: IndexElem>(&self, start: u64, stride: u64, out: &mut [T]) {
@@ -400,6 +414,51 @@ impl LazyPermutation {
             })
             .collect();
         crate::thread::run_all(tasks);
+    }
+}
+
+/// Whether the CPU has every feature `fill_avx512` is compiled for (a CPU or VM may expose
+/// some without the others).
+#[cfg(target_arch = "x86_64")]
+fn has_avx512_fill() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512dq")
+        && std::arch::is_x86_feature_detected!("avx512vl")
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod avx512_tests {
+    use super::*;
+
+    #[test]
+    fn the_wide_fill_is_selected_only_with_every_feature_it_is_compiled_for() {
+        let src = include_str!("lazy.rs");
+        let after = |a: &str, b: &str| -> &str {
+            let i = src.find(a).expect(a) + a.len();
+            &src[i..i + src[i..].find(b).expect(b)]
+        };
+        let compiled: std::collections::BTreeSet<&str> =
+            after("#[target_feature(enable = \"", "\"")
+                .split(',')
+                .collect();
+        let checked: std::collections::BTreeSet<&str> =
+            after("fn has_avx512_fill() -> bool {", "}")
+                .split("is_x86_feature_detected!(\"")
+                .skip(1)
+                .map(|p| &p[..p.find('"').unwrap()])
+                .collect();
+        assert_eq!(checked, compiled);
+        let fill = after("pub fn fill<T: IndexElem>", "fn fill_avx512");
+        assert!(fill.contains("has_avx512_fill()"));
+        assert!(!fill.contains("is_x86_feature_detected"));
+        if has_avx512_fill() {
+            let p = LazyPermutation::new(1_000_003, 5, 6);
+            let (mut wide, mut narrow) = (vec![0u64; 5000], vec![0u64; 5000]);
+            // SAFETY: checked just above.
+            unsafe { p.fill_avx512(17, 3, &mut wide) };
+            p.fill_lanes::<LANES, u64>(17, 3, &mut narrow);
+            assert_eq!(wide, narrow);
+        }
     }
 }
 

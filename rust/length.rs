@@ -15,9 +15,7 @@
 //! Megabatches are sorted on all cores in chunks, with the caller's `check` between chunks;
 //! the result never depends on the number of threads.
 
-use std::cmp::Reverse;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
 
 use crate::buffer::{IndexElem, IndexVec};
 use crate::epoch::{gather, randperm, EpochIndices};
@@ -187,44 +185,29 @@ fn sort_megabatches<T: IndexElem, L: LengthElem, E: From<Error>>(
     for chunk in order.chunks_mut(per_chunk) {
         let megabatches = chunk.len().div_ceil(size);
         let per_thread = megabatches.div_ceil(threads) * size;
-        // Each part sits in a mutex so that a part whose thread was refused is sorted here.
-        let parts: Vec<Mutex<&mut [T]>> = chunk.chunks_mut(per_thread).map(Mutex::new).collect();
-        let sorted = std::thread::scope(|s| {
-            let mut refused = Vec::new();
-            let mut running = Vec::new();
-            for part in &parts[1..] {
-                let run = move || sort_part(&mut lock(part), lengths, size, max_len);
-                let spawned = std::thread::Builder::new()
-                    .name("resumable-samplers-sort".into())
-                    .spawn_scoped(s, run);
-                match spawned {
-                    Ok(handle) => running.push(handle),
-                    Err(_) => refused.push(part),
-                }
+        let parts = chunk.len().div_ceil(per_thread);
+        let mut results: Vec<Result<(), Error>> = Vec::new();
+        reserve(&mut results, parts)?;
+        results.resize(parts, Ok(()));
+        // Each part is sorted on a helper thread, or here if the OS refuses one (`thread.rs`).
+        let mut tasks: Vec<Box<dyn FnOnce() + Send + '_>> = Vec::new();
+        reserve(&mut tasks, parts)?;
+        for (part, result) in chunk.chunks_mut(per_thread).zip(results.iter_mut()) {
+            tasks.push(Box::new(move || {
+                *result = sort_part(part, lengths, size, max_len);
+            }));
+        }
+        crate::thread::run_all(tasks);
+        // A helper that could not allocate its scratch space (a new thread may find no room
+        // for its own allocations) left its part as it was: sort it here.
+        for (part, result) in chunk.chunks_mut(per_thread).zip(results) {
+            if result.is_err() {
+                sort_part(part, lengths, size, max_len)?;
             }
-            let mut result = Ok(());
-            if let Some(part) = parts.first() {
-                result = sort_part(&mut lock(part), lengths, size, max_len);
-            }
-            for part in refused {
-                result = result.and(sort_part(&mut lock(part), lengths, size, max_len));
-            }
-            for handle in running {
-                let done = handle
-                    .join()
-                    .unwrap_or_else(|e| std::panic::resume_unwind(e));
-                result = result.and(done);
-            }
-            result
-        });
-        sorted?;
+        }
         check()?;
     }
     Ok(())
-}
-
-fn lock<'a, 'b, T>(m: &'a Mutex<&'b mut [T]>) -> MutexGuard<'a, &'b mut [T]> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Room for `len` more elements in `v`, or `Error::Alloc`.
@@ -235,7 +218,8 @@ fn reserve<V>(v: &mut Vec<V>, len: usize) -> Result<(), Error> {
 }
 
 /// Sorts the megabatches of one thread's part. Fails only if its scratch buffers (about 12
-/// bytes per sample of one megabatch) cannot be allocated.
+/// bytes per sample of one megabatch, 24 for lengths above `u32::MAX`) cannot be allocated,
+/// and then before touching the part.
 fn sort_part<T: IndexElem, L: LengthElem>(
     part: &mut [T],
     lengths: &[L],
@@ -255,8 +239,26 @@ fn sort_part<T: IndexElem, L: LengthElem>(
         return Ok(());
     }
     if max_len > u64::from(u32::MAX) || size > u32::MAX as usize {
+        // (inverted length, position) keys in 128 bits, sorted in place: the stable sort by
+        // length, descending, with scratch space allocated fallibly (a stable sort allocates
+        // its own and aborts if it cannot).
+        let mut keys: Vec<u128> = Vec::new();
+        let mut vals: Vec<T> = Vec::new();
+        reserve(&mut keys, room)?;
+        reserve(&mut vals, room)?;
         for mb in part.chunks_mut(size) {
-            mb.sort_by_key(|&i| Reverse(len_of(i))); // stable
+            keys.clear();
+            keys.extend(
+                mb.iter()
+                    .enumerate()
+                    .map(|(k, &i)| (u128::from(!len_of(i)) << 64) | k as u128),
+            );
+            keys.sort_unstable();
+            vals.clear();
+            vals.extend_from_slice(mb);
+            for (o, &key) in mb.iter_mut().zip(&keys) {
+                *o = vals[key as u64 as usize];
+            }
         }
         return Ok(());
     }
@@ -554,20 +556,14 @@ pub fn token_budget<L: LengthElem, E: From<Error>>(
         }
         rng
     };
-    let (samples, rng) = std::thread::scope(|s| {
-        let helper = std::thread::Builder::new()
-            .name("resumable-samplers-rng".into())
-            .spawn_scoped(s, advance);
+    // The draws are skipped on a helper thread (or here, after the shuffle, if the OS refuses
+    // one; `thread.rs`), which stops early once the shuffle has failed.
+    let (rng, samples) = crate::thread::join(advance, || {
         let samples = randperm(n, seed, generation, check);
         if samples.is_err() {
             stop.store(true, Ordering::Relaxed); // interrupted: the stream is not needed
         }
-        let rng = match helper {
-            Ok(h) => h.join().expect("skipping draws does not panic"),
-            Err(_) if samples.is_ok() => advance(),
-            Err(_) => TorchMt::new(seed),
-        };
-        (samples, rng)
+        samples
     });
     let mut samples = samples?;
     let mut rng = rng;
@@ -600,6 +596,7 @@ pub fn token_budget<L: LengthElem, E: From<Error>>(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::cmp::Reverse;
 
     fn ok() -> Result<(), Error> {
         Ok(())

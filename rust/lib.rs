@@ -5,6 +5,7 @@
 pub mod buffer;
 pub mod epoch;
 pub mod error;
+pub mod fork_lock;
 pub mod lazy;
 pub mod length;
 pub mod mixture;

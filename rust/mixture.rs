@@ -22,11 +22,12 @@
 //! positions of a segment follow its weights from the segment's start; every source continues
 //! its draws (and so its cycle) where the previous segments left it.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use crate::buffer::IndexVec;
+use crate::buffer::{filled_vec, IndexVec};
 use crate::epoch::randperm;
 use crate::error::{invalid, Error};
+use crate::fork_lock::ForkLock;
 use crate::lazy::LazyPermutation;
 use crate::permutation::Generation;
 use crate::shard::MAX_LEN;
@@ -171,10 +172,10 @@ struct Walker<'a> {
 
 impl<'a> Walker<'a> {
     /// Positioned before position `m`.
-    fn new(schedule: &'a Schedule, m: u64) -> Self {
-        let mut state = vec![0; schedule.nodes.len()];
+    fn new(schedule: &'a Schedule, m: u64) -> Result<Self, Error> {
+        let mut state = filled_vec(schedule.nodes.len(), 0)?;
         Self::init(schedule, 0, m, &mut state);
-        Self { schedule, state }
+        Ok(Self { schedule, state })
     }
 
     fn init(schedule: &Schedule, at: usize, m: u64, state: &mut [u64]) {
@@ -318,8 +319,10 @@ struct Segment {
     base: Vec<u64>,
 }
 
-/// Per source: the cycle whose torch-order table is kept, and the table.
-type CycleTables = Mutex<Vec<Option<(u64, Arc<IndexVec>)>>>;
+/// Per source: the cycle whose torch-order table is kept, and the table. Shared with the
+/// readers' helper threads, so a lock a forked child can take (see `fork_lock.rs`); it is held
+/// only to look a table up or store one, never while one is computed.
+type CycleTables = ForkLock<Vec<Option<(u64, Arc<IndexVec>)>>>;
 
 /// A weighted mixture of sources over a stream of positions.
 #[derive(Clone, Debug)]
@@ -398,7 +401,7 @@ impl Mixture {
             });
         }
         Ok(Self {
-            tables: Arc::new(Mutex::new(vec![None; lengths.len()])),
+            tables: Arc::new(ForkLock::new(vec![None; lengths.len()])),
             lengths: lengths.to_vec(),
             offsets,
             segments: out,
@@ -443,29 +446,58 @@ impl Mixture {
         (k, seg.base[k] + j)
     }
 
-    /// The permutation of source `k`'s cycle `cycle`.
-    fn cycle_perm(&self, k: usize, cycle: u64) -> Result<CyclePerm, Error> {
+    /// The permutation of source `k`'s cycle `cycle`. Computing a torch-order table asks
+    /// `stop` now and then; `true` ends it with [`Error::Interrupted`].
+    fn cycle_perm(
+        &self,
+        k: usize,
+        cycle: u64,
+        stop: &mut dyn FnMut() -> bool,
+    ) -> Result<CyclePerm, Error> {
         Ok(match self.order {
-            SourceOrder::Lazy { seed } => CyclePerm::Lazy(LazyPermutation::new(
+            SourceOrder::Lazy { seed } => CyclePerm::Lazy(LazyPermutation::try_new(
                 self.lengths[k],
                 mix(seed ^ mix(k as u64)),
                 cycle,
-            )),
+            )?),
             SourceOrder::Torch { seed, generation } => {
-                let mut tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some((c, table)) = &tables[k] {
-                    if *c == cycle {
-                        return Ok(CyclePerm::Table(Arc::clone(table)));
+                let previous = {
+                    let mut tables = self.tables.lock();
+                    match tables.get_mut(k) {
+                        Some(Some((c, table))) if *c == cycle => {
+                            return Ok(CyclePerm::Table(Arc::clone(table)))
+                        }
+                        // One cycle per source at a time: the previous one goes first.
+                        Some(slot) => slot.take(),
+                        None => None,
                     }
-                }
-                tables[k] = None; // one cycle per source at a time
+                };
+                drop(previous);
+                // Computed with no lock held: a process forked meanwhile has nothing to wait
+                // for, and computes the table again if it needs it.
                 let table = Arc::new(randperm::<Error>(
                     self.lengths[k],
                     seed.wrapping_add(cycle),
                     generation,
-                    &mut || Ok(()),
+                    &mut || {
+                        if stop() {
+                            Err(Error::Interrupted)
+                        } else {
+                            Ok(())
+                        }
+                    },
                 )?);
-                tables[k] = Some((cycle, Arc::clone(&table)));
+                let replaced = {
+                    let mut tables = self.tables.lock();
+                    let k_count = self.lengths.len();
+                    if tables.len() < k_count && tables.try_reserve_exact(k_count).is_ok() {
+                        tables.resize(k_count, None); // emptied by a fork: make room again
+                    }
+                    tables
+                        .get_mut(k)
+                        .and_then(|slot| slot.replace((cycle, Arc::clone(&table))))
+                };
+                drop(replaced);
                 CyclePerm::Table(table)
             }
             SourceOrder::Identity => CyclePerm::Identity,
@@ -474,8 +506,17 @@ impl Mixture {
 
     /// The dataset index (in `ConcatDataset` numbering) of the `j`-th draw from source `k`.
     pub fn index(&self, k: usize, j: u64) -> Result<u64, Error> {
+        self.index_stoppable(k, j, &mut || false)
+    }
+
+    fn index_stoppable(
+        &self,
+        k: usize,
+        j: u64,
+        stop: &mut dyn FnMut() -> bool,
+    ) -> Result<u64, Error> {
         let n = self.lengths[k];
-        Ok(self.offsets[k] + self.cycle_perm(k, j / n)?.get(j % n))
+        Ok(self.offsets[k] + self.cycle_perm(k, j / n, stop)?.get(j % n))
     }
 
     /// The dataset index at stream position `p`.
@@ -486,12 +527,15 @@ impl Mixture {
 
     /// `out[i]` = the index at stream position `positions(i)`, for increasing runs of positions;
     /// consecutive positions cost a walk of additions and one permutation evaluation each.
+    /// `stop` is asked now and then while a torch-order table is computed; `true` ends the fill
+    /// with [`Error::Interrupted`].
     pub fn fill(
         &self,
         mut position: impl FnMut(usize) -> u64,
         out: &mut [u64],
+        stop: &mut dyn FnMut() -> bool,
     ) -> Result<(), Error> {
-        let mut cursors: Vec<Option<Cursor>> = vec![None; self.lengths.len()];
+        let mut cursors: Vec<Option<Cursor>> = filled_vec(self.lengths.len(), None)?;
         let mut i = 0;
         while i < out.len() {
             let p = position(i);
@@ -501,11 +545,12 @@ impl Mixture {
             let close = |want: u64, at: u64| want >= at && want < end && want - at <= WALK_GAP;
             if i + 1 == out.len() || !close(position(i + 1), p + 1) {
                 // An isolated position: locate it directly (O(log K)), no walker to set up.
-                out[i] = self.at(p)?;
+                let (k, j) = self.draw(p);
+                out[i] = self.index_stoppable(k, j, stop)?;
                 i += 1;
                 continue;
             }
-            let mut walker = Walker::new(&seg.schedule, p - seg.start);
+            let mut walker = Walker::new(&seg.schedule, p - seg.start)?;
             let mut at = p;
             while i < out.len() {
                 let want = position(i);
@@ -518,7 +563,7 @@ impl Mixture {
                 }
                 let (k, c) = walker.next();
                 at += 1;
-                out[i] = self.offsets[k] + self.item(&mut cursors[k], k, seg.base[k] + c)?;
+                out[i] = self.offsets[k] + self.item(&mut cursors[k], k, seg.base[k] + c, stop)?;
                 i += 1;
             }
         }
@@ -527,8 +572,14 @@ impl Mixture {
 
     /// `out[t]` = the index at stream position `p + t`: consecutive positions, in three passes
     /// (the schedule walk, then each source's consecutive draws through its permutation a run
-    /// at a time, which the lazy order evaluates in vector lanes, then the interleaving).
-    pub fn fill_run(&self, p: u64, out: &mut [u64]) -> Result<(), Error> {
+    /// at a time, which the lazy order evaluates in vector lanes, then the interleaving). `stop`
+    /// as for [`Self::fill`].
+    pub fn fill_run(
+        &self,
+        p: u64,
+        out: &mut [u64],
+        stop: &mut dyn FnMut() -> bool,
+    ) -> Result<(), Error> {
         let mut done = 0usize;
         while done < out.len() {
             let at = p + done as u64;
@@ -536,19 +587,26 @@ impl Mixture {
             let seg = &self.segments[s];
             let end = self.segments.get(s + 1).map_or(u64::MAX, |n| n.start);
             let len = (out.len() - done).min(usize::try_from(end - at).unwrap_or(usize::MAX));
-            self.fill_segment_run(seg, at, &mut out[done..done + len])?;
+            self.fill_segment_run(seg, at, &mut out[done..done + len], stop)?;
             done += len;
         }
         Ok(())
     }
 
-    fn fill_segment_run(&self, seg: &Segment, p: u64, out: &mut [u64]) -> Result<(), Error> {
+    fn fill_segment_run(
+        &self,
+        seg: &Segment,
+        p: u64,
+        out: &mut [u64],
+        stop: &mut dyn FnMut() -> bool,
+    ) -> Result<(), Error> {
         let k_count = self.lengths.len();
         // Pass 1: the source of each position (kept in `out` for now) and each source's first
         // draw in the run and number of draws.
-        let mut walker = Walker::new(&seg.schedule, p - seg.start);
-        let mut first = vec![u64::MAX; k_count];
-        let mut count = vec![0usize; k_count];
+        // Every buffer is allocated fallibly: this runs on the readers' helper threads too.
+        let mut walker = Walker::new(&seg.schedule, p - seg.start)?;
+        let mut first = filled_vec(k_count, u64::MAX)?;
+        let mut count = filled_vec(k_count, 0usize)?;
         for o in out.iter_mut() {
             let (k, c) = walker.next();
             if count[k] == 0 {
@@ -558,13 +616,13 @@ impl Mixture {
             *o = k as u64;
         }
         // Pass 2: each source's draws first[k].. first[k] + count[k], cycle by cycle.
-        let mut from = vec![0usize; k_count];
+        let mut from = filled_vec(k_count, 0usize)?;
         let mut total = 0usize;
         for k in 0..k_count {
             from[k] = total;
             total += count[k];
         }
-        let mut values = vec![0u64; total];
+        let mut values = filled_vec(total, 0u64)?;
         for k in (0..k_count).filter(|&k| count[k] > 0) {
             let n = self.lengths[k];
             let mut j = first[k];
@@ -575,7 +633,7 @@ impl Mixture {
                     .len()
                     .min(usize::try_from(n - item).unwrap_or(usize::MAX));
                 let (head, rest) = slot.split_at_mut(run);
-                self.cycle_perm(k, j / n)?.fill_run(item, head);
+                self.cycle_perm(k, j / n, stop)?.fill_run(item, head);
                 for v in head.iter_mut() {
                     *v += self.offsets[k];
                 }
@@ -594,14 +652,20 @@ impl Mixture {
 
     /// Source `k`'s item for its draw `j`, advancing the source's cursor.
     #[inline]
-    fn item(&self, cursor: &mut Option<Cursor>, k: usize, j: u64) -> Result<u64, Error> {
+    fn item(
+        &self,
+        cursor: &mut Option<Cursor>,
+        k: usize,
+        j: u64,
+        stop: &mut dyn FnMut() -> bool,
+    ) -> Result<u64, Error> {
         let n = self.lengths[k];
         let c = match cursor {
             Some(c) if c.next_draw == j => c,
             _ => cursor.insert(Cursor {
                 next_draw: j,
                 item: j % n,
-                perm: self.cycle_perm(k, j / n)?,
+                perm: self.cycle_perm(k, j / n, stop)?,
             }),
         };
         let local = c.perm.get(c.item);
@@ -635,7 +699,7 @@ mod tests {
     fn counts_routing_and_walker_agree() {
         let weights = [3u64, 0, 5, 1, 1, 7, 2];
         let s = Schedule::new(&weights).unwrap();
-        let mut walker = Walker::new(&s, 0);
+        let mut walker = Walker::new(&s, 0).unwrap();
         let mut seen = vec![0u64; weights.len()];
         for p in 0..500u64 {
             let mut c = vec![0; weights.len()];
@@ -647,7 +711,7 @@ mod tests {
             seen[k] += 1;
         }
         assert_eq!(seen[1], 0, "a zero weight is never drawn");
-        let mut from_middle = Walker::new(&s, 250);
+        let mut from_middle = Walker::new(&s, 250).unwrap();
         for p in 250..400u64 {
             assert_eq!(from_middle.next(), s.locate(p));
         }
@@ -763,7 +827,7 @@ mod tests {
             prop_assume!(m.is_ok());
             let m = m.unwrap();
             let mut out = vec![0; count];
-            m.fill_run(start, &mut out).unwrap();
+            m.fill_run(start, &mut out, &mut || false).unwrap();
             for (i, &x) in out.iter().enumerate() {
                 prop_assert_eq!(x, m.at(start + i as u64).unwrap());
             }
@@ -786,7 +850,7 @@ mod tests {
             prop_assume!(m.is_ok());
             let m = m.unwrap();
             let mut out = vec![0; count];
-            m.fill(|i| start + i as u64 * stride, &mut out).unwrap();
+            m.fill(|i| start + i as u64 * stride, &mut out, &mut || false).unwrap();
             for (i, &x) in out.iter().enumerate() {
                 prop_assert_eq!(x, m.at(start + i as u64 * stride).unwrap());
             }

@@ -1,13 +1,17 @@
-//! Python bindings of `length.rs`: lengths arrays borrowed from NumPy (never copied), the GIL
-//! released around the work, epochs handed back as `Epoch`s over the computed order.
+//! Python bindings of `length.rs`: lengths arrays borrowed from NumPy (copied for a build only
+//! when writable, see [`stable`]), the GIL released around the work, epochs handed back as
+//! `Epoch`s over the computed order.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use numpy::PyReadonlyArray1;
+use numpy::{Element, PyReadonlyArray1, PyUntypedArray};
 use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 
 use crate::epoch::Order;
+use crate::error::Error;
 use crate::length::{self, Packing, Stats};
 use crate::permutation::Generation;
 use crate::python::{check_signals, Epoch};
@@ -26,44 +30,96 @@ pub enum Lengths<'py> {
     I32(PyReadonlyArray1<'py, i32>),
 }
 
-/// Runs `$body` with `$s` bound to the lengths as a slice of their own type.
+/// Runs `$body` with `$s` bound to the lengths as a slice of their own type: the array's
+/// memory, or with `stable`, a copy unless nothing can write the array (see [`stable`]).
 macro_rules! with_slice {
     ($lengths:expr, |$s:ident| $body:expr) => {
+        with_slice!(@ $lengths, |a| a.as_slice()?, |$s| $body)
+    };
+    (stable $lengths:expr, |$s:ident| $body:expr) => {
+        with_slice!(@ $lengths, |a| stable(&a)?, |$s| $body)
+    };
+    (@ $lengths:expr, |$a:ident| $get:expr, |$s:ident| $body:expr) => {
         match $lengths {
-            Lengths::U16(a) => {
-                let $s = a.as_slice()?;
+            Lengths::U16($a) => {
+                let held = $get;
+                let $s: &[_] = &held;
                 $body
             }
-            Lengths::U32(a) => {
-                let $s = a.as_slice()?;
+            Lengths::U32($a) => {
+                let held = $get;
+                let $s: &[_] = &held;
                 $body
             }
-            Lengths::I64(a) => {
-                let $s = a.as_slice()?;
+            Lengths::I64($a) => {
+                let held = $get;
+                let $s: &[_] = &held;
                 $body
             }
-            Lengths::U8(a) => {
-                let $s = a.as_slice()?;
+            Lengths::U8($a) => {
+                let held = $get;
+                let $s: &[_] = &held;
                 $body
             }
-            Lengths::U64(a) => {
-                let $s = a.as_slice()?;
+            Lengths::U64($a) => {
+                let held = $get;
+                let $s: &[_] = &held;
                 $body
             }
-            Lengths::I8(a) => {
-                let $s = a.as_slice()?;
+            Lengths::I8($a) => {
+                let held = $get;
+                let $s: &[_] = &held;
                 $body
             }
-            Lengths::I16(a) => {
-                let $s = a.as_slice()?;
+            Lengths::I16($a) => {
+                let held = $get;
+                let $s: &[_] = &held;
                 $body
             }
-            Lengths::I32(a) => {
-                let $s = a.as_slice()?;
+            Lengths::I32($a) => {
+                let held = $get;
+                let $s: &[_] = &held;
                 $body
             }
         }
     };
+}
+
+/// The lengths to compute an order from with the GIL released: the array's memory only when
+/// NumPy says nothing can write it (the array and every array it views are read-only, over
+/// memory of their own, a memory map or `bytes`); otherwise a copy taken now, as another
+/// Python thread could change a writable array meanwhile (and a sort given changing keys may
+/// fail).
+fn stable<'a, T: Element + Copy>(a: &'a PyReadonlyArray1<'_, T>) -> PyResult<Cow<'a, [T]>> {
+    let slice = a.as_slice()?;
+    if cannot_be_written(a.as_any())? {
+        return Ok(Cow::Borrowed(slice));
+    }
+    let mut copy = Vec::new();
+    copy.try_reserve_exact(slice.len())
+        .map_err(|_| Error::Alloc {
+            bytes: std::mem::size_of_val(slice) as u128,
+        })?;
+    copy.extend_from_slice(slice);
+    Ok(Cow::Owned(copy))
+}
+
+/// Whether NumPy reports `array`'s memory as unwritable through any object (see [`stable`]).
+fn cannot_be_written(array: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = array.py();
+    let mut obj = array.clone();
+    loop {
+        if obj.is_none() || obj.is_instance_of::<PyBytes>() {
+            return Ok(true);
+        }
+        if obj.cast::<PyUntypedArray>().is_err() {
+            return obj.is_instance(&py.import("mmap")?.getattr("mmap")?);
+        }
+        if obj.getattr("flags")?.getattr("writeable")?.is_truthy()? {
+            return Ok(false);
+        }
+        obj = obj.getattr("base")?;
+    }
 }
 
 /// One pass over `lengths`: `(n, max, sum, fingerprint, first_above)`, where `first_above` is
@@ -140,7 +196,7 @@ pub(crate) fn length_grouped_epoch(
 ) -> PyResult<Epoch> {
     let generation = generation_of(permutation)?;
     let seed = seed.wrapping_add(epoch);
-    let order = with_slice!(lengths, |s| {
+    let order = with_slice!(stable lengths, |s| {
         let n = s.len() as u64;
         let shard = Shard::new(n, num_replicas, rank, offset, drop_last)?;
         py.detach(|| -> PyResult<_> {
@@ -189,7 +245,7 @@ impl TokenBudgetBatches {
     ) -> PyResult<Self> {
         let generation = generation_of(permutation)?;
         let seed = seed.wrapping_add(epoch);
-        let packing = with_slice!(lengths, |s| py.detach(|| {
+        let packing = with_slice!(stable lengths, |s| py.detach(|| {
             length::token_budget::<_, PyErr>(
                 s,
                 max_len,

@@ -6,8 +6,8 @@
 //! When `tp_iternext` has to compute a chunk or wait for a streamed epoch, it releases the GIL
 //! and checks for signals (Ctrl-C) every few milliseconds of waiting. Meanwhile the reader is
 //! taken out of the object, so another thread or a signal handler calling `next()` on it gets
-//! `RuntimeError`, and `position()` still answers. A panic is caught at the boundary and
-//! raised as `RuntimeError`.
+//! `RuntimeError`, and `position()` still answers. A panic (a bug) is caught at the boundary
+//! and raised as `pyo3_runtime.PanicException`, as PyO3 raises it from every other entry point.
 
 use std::ffi::{c_int, c_uint, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -143,7 +143,7 @@ unsafe fn raise(err: Result<Error, ()>) -> *mut ffi::PyObject {
     let py = Python::assume_attached();
     let e: PyErr = match err {
         Ok(e) => e.into(),
-        Err(()) => pyo3::exceptions::PyRuntimeError::new_err(
+        Err(()) => pyo3::panic::PanicException::new_err(
             "internal error in resumable_samplers while reading indices",
         ),
     };

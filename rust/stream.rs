@@ -450,13 +450,25 @@ mod tests {
 
     #[test]
     fn dropping_an_unfinished_epoch_stops_its_shuffle() {
+        let n = 50_000_000;
         for _ in 0..4 {
-            let shard = Shard::new(50_000_000, 8, 0, 0, false).unwrap();
-            drop(
-                Streamed::start(shard, 1, Generation::Current)
-                    .unwrap()
-                    .unwrap(),
-            );
+            let shard = Shard::new(n, 8, 0, 0, false).unwrap();
+            let s = Streamed::start(shard, 1, Generation::Current)
+                .unwrap()
+                .unwrap();
+            // What `drop` does first; the helper must then let go long before the end.
+            s.inner.cancel.store(true, Ordering::SeqCst);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Arc::strong_count(&s.inner) > 1 {
+                assert!(Instant::now() < deadline, "the helper did not stop");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let progress = s.inner.progress.load(Ordering::SeqCst);
+            assert!(progress < n as usize, "stopped at {progress} of {n}");
+            assert!(!s.inner.done.load(Ordering::SeqCst));
+            let inner = Arc::downgrade(&s.inner);
+            drop(s);
+            assert!(inner.upgrade().is_none(), "freed when dropped");
         }
     }
 
@@ -485,17 +497,26 @@ mod tests {
         let s = Streamed::start(shard, 3, Generation::Current)
             .unwrap()
             .unwrap();
-        std::thread::scope(|scope| {
-            for t in 0..4u64 {
-                let (s, want) = (&s, &want);
-                scope.spawn(move || {
-                    let start = t * 200_000;
-                    let mut buf = vec![0u64; 300_000];
-                    s.fill_range(start, &mut buf, &mut || false).unwrap();
-                    assert_eq!(buf, want[start as usize..start as usize + 300_000]);
-                });
-            }
-        });
+        let mut got = vec![vec![0u64; 300_000]; 4];
+        let tasks = got
+            .iter_mut()
+            .enumerate()
+            .map(|(t, buf)| {
+                let s = &s;
+                Box::new(move || {
+                    s.fill_range(t as u64 * 200_000, buf, &mut || false)
+                        .unwrap();
+                }) as Box<dyn FnOnce() + Send + '_>
+            })
+            .collect();
+        crate::thread::run_all(tasks);
+        for (t, buf) in got.iter().enumerate() {
+            assert_eq!(
+                buf[..],
+                want[t * 200_000..t * 200_000 + 300_000],
+                "reader {t}"
+            );
+        }
     }
 }
 

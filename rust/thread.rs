@@ -10,6 +10,13 @@
 //! `nanosleep`. Nothing in a helper may use `std::thread::current`, thread-locals, Python or
 //! locks that report poisoning through them. If the OS refuses a thread, the work comes back to
 //! the caller, which does it itself.
+//!
+//! This is the only module that starts threads (`clippy.toml` forbids `std::thread::spawn`,
+//! `scope` and `Builder` elsewhere); work that borrows the caller's data runs through
+//! [`run_all`] or [`join`], which wait for their helpers before returning.
+
+// The one place allowed to start threads (see `clippy.toml`).
+#![allow(clippy::disallowed_methods)]
 
 /// Work for a helper thread.
 pub type Task = Box<dyn FnOnce() + Send + 'static>;
@@ -234,10 +241,46 @@ pub fn run_all<'a>(tasks: Vec<Box<dyn FnOnce() + Send + 'a>>) {
     assert!(helpers.1, "a helper thread panicked");
 }
 
+/// Runs `helper` on a helper thread while the calling thread runs `here`, and returns both
+/// results once both are done (`helper` runs on the calling thread, after `here`, if the OS
+/// refuses a thread). Both may borrow the caller's data. Panics, after both are done, if
+/// `helper` panicked.
+pub fn join<'a, A, B>(helper: impl FnOnce() -> A + Send + 'a, here: impl FnOnce() -> B) -> (A, B)
+where
+    A: Send + 'static,
+{
+    /// Joins the helper even if `here` unwinds, so that nothing it borrows is freed under it.
+    struct Joined<A: Send + 'static>(Option<Handle<A>>);
+    impl<A: Send + 'static> Drop for Joined<A> {
+        fn drop(&mut self) {
+            if let Some(h) = self.0.take() {
+                let _ = h.join();
+            }
+        }
+    }
+    let work: Box<dyn FnOnce() -> A + Send + 'a> = Box::new(helper);
+    // SAFETY: the helper started here is joined before this function returns (by `Joined`,
+    // also when unwinding), so what the work borrows outlives the thread.
+    let work: Box<dyn FnOnce() -> A + Send + 'static> = unsafe { std::mem::transmute(work) };
+    match spawn(work) {
+        Ok(handle) => {
+            let mut joined = Joined(Some(handle));
+            let b = here();
+            let a = joined.0.take().and_then(Handle::join);
+            (a.expect("a helper thread panicked"), b)
+        }
+        Err(work) => {
+            let b = here();
+            (work(), b)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
 
     #[test]
     fn spawn_returns_the_result() {
@@ -262,9 +305,29 @@ mod tests {
                     .unwrap(),
             );
         }
+        let deadline = Instant::now() + Duration::from_secs(60);
         while done.load(Ordering::SeqCst) < 100 {
-            std::thread::sleep(std::time::Duration::from_millis(1));
+            assert!(
+                Instant::now() < deadline,
+                "only {} of 100 helpers finished within 60 s",
+                done.load(Ordering::SeqCst)
+            );
+            std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    #[test]
+    fn join_runs_both_on_borrowed_data() {
+        let data: Vec<u64> = (0..10_000).collect();
+        let mut mine = [0u64; 3];
+        let (theirs, here) = join(
+            || data.iter().sum::<u64>(),
+            || {
+                mine[1] = data[..100].iter().sum();
+                7
+            },
+        );
+        assert_eq!((theirs, here, mine[1]), (49_995_000, 7, 4950));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 ``LengthGroupedSampler``) index for index; :class:`ResumableTokenBudgetBatchSampler` yields
 batches of similar length under a budget of padded tokens. Both compute an epoch in the Rust
 core (permutation, per-megabatch sort, packing) with the GIL released, read ``lengths`` in place
-(a NumPy array or a memory-mapped ``.npy`` file is never copied), and resume exactly with the
+when nothing can write it (a memory-mapped ``.npy`` file, a read-only array; a writable array is
+copied while an epoch is built, as another thread could change it), and resume exactly with the
 rules of the other samplers: ``state_dict``/``load_state_dict``, ``start_iter``, ``seek`` and
 another number of replicas.
 """
@@ -83,7 +84,11 @@ def _reopen(where: tuple[str, str, int, int], limit: int, fingerprint: int) -> _
 
 
 def _as_array(lengths: Any) -> npt.NDArray[Any]:
-    """``lengths`` as a C-contiguous 1-D integer array, copying only what NumPy must convert."""
+    """``lengths`` as a C-contiguous 1-D integer array, copying only what NumPy must convert.
+
+    A copy made here is the sampler's own and is made read-only, so that the core reads it in
+    place; an array passed in is kept as it is (the core copies it for a build if writable).
+    """
     if isinstance(lengths, (str, os.PathLike)):
         try:
             array: Any = np.load(os.fspath(lengths), mmap_mode="r", allow_pickle=False)
@@ -109,10 +114,14 @@ def _as_array(lengths: Any) -> npt.NDArray[Any]:
         raise TypeError(f"lengths should hold integers, got dtype {array.dtype}")
     if array.shape[0] == 0:
         raise ValueError("lengths should not be empty")
+    # Ours if NumPy made it from a sequence (not a view of a tensor's or a buffer's memory).
+    own = not isinstance(lengths, (np.ndarray, str, os.PathLike)) and array.flags.owndata
     if not array.dtype.isnative:
-        array = array.astype(array.dtype.newbyteorder("="))
+        array, own = array.astype(array.dtype.newbyteorder("=")), True
     if not array.flags.c_contiguous:
-        array = np.ascontiguousarray(array)
+        array, own = np.ascontiguousarray(array), True
+    if own:
+        array.flags.writeable = False
     return array  # type: ignore[no-any-return]
 
 
@@ -156,9 +165,10 @@ class ResumableLengthGroupedSampler(_ResumableIteration, ResumableSampler):
 
     Args:
         lengths: the length of every sample: a sequence of ints, a 1-D NumPy integer array or
-            ``np.memmap``, or the path of a ``.npy`` file (memory-mapped). An array or a file is
-            read in place, never copied (a sequence becomes one NumPy array); do not modify it
-            while the sampler is in use.
+            ``np.memmap``, or the path of a ``.npy`` file (memory-mapped). A file or a read-only
+            array (``flags.writeable`` false) is read in place; a writable array is copied while
+            an epoch is built (a sequence becomes one read-only NumPy array). Changing the
+            lengths changes the next epochs' order, which ``lengths_fingerprint`` guards.
         batch_size: the number of samples per batch (the ``batch_size`` given to transformers).
         seed: the random seed; ``seed + epoch`` must lie in ``[-2**63, 2**64)``.
         megabatch_mult: megabatches hold ``megabatch_mult * batch_size`` samples; by default
@@ -281,9 +291,11 @@ class ResumableTokenBudgetBatchSampler(_ResumableIteration, tud.Sampler[list[int
 
     Args:
         lengths: the length (in tokens) of every sample: a sequence of ints, a 1-D NumPy integer
-            array or ``np.memmap``, or the path of a ``.npy`` file (memory-mapped). An array or
-            a file is read in place, never copied (a sequence becomes one NumPy array); do not
-            modify it while the sampler is in use.
+            array or ``np.memmap``, or the path of a ``.npy`` file (memory-mapped). A file or a
+            read-only array (``flags.writeable`` false) is read in place; a writable array is
+            copied while an epoch is built (a sequence becomes one read-only NumPy array).
+            Changing the lengths changes the next epochs' batches, which
+            ``lengths_fingerprint`` guards.
         max_tokens: the budget of padded tokens per batch.
         seed: the random seed; ``seed + epoch`` must lie in ``[-2**63, 2**64)``.
         megabatch_mult: megabatches hold ``megabatch_mult`` typical batches, a typical batch

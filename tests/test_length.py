@@ -421,6 +421,55 @@ def test_budget_elastic_resume_over_global_batch_positions(w2: int) -> None:
     assert {p for p in positions if p < len(whole)} == set(range(c, len(whole)))
 
 
+def _copies(s: Any) -> list[Any]:
+    """``s`` copied by ``pickle``, ``copy.deepcopy`` and ``torch.save``/``torch.load``."""
+    import copy
+    import io
+
+    buf = io.BytesIO()
+    torch.save(s, buf)
+    buf.seek(0)
+    return [
+        pickle.loads(pickle.dumps(s)),
+        copy.deepcopy(s),
+        torch.load(buf, weights_only=False),
+    ]
+
+
+@pytest.mark.parametrize("w_r", [(1, 0), (2, 1)])
+@pytest.mark.parametrize(
+    "when", ["new", "after len", "after state_dict", "after load", "mid-epoch", "epoch end"]
+)
+def test_budget_copies_continue_where_the_sampler_is(w_r: tuple[int, int], when: str) -> None:
+    """A copy taken at any point (the epoch's batches built or not) yields what the original
+    yields from there, which is the rest of the uninterrupted run."""
+    w, r = w_r
+    ref = _tb(num_replicas=w, rank=r)
+    ref.set_epoch(2)
+    whole = list(ref)
+    s = _tb(num_replicas=w, rank=r)
+    s.set_epoch(2)
+    done: list[list[int]] = []
+    it = None
+    if when == "after len":
+        assert len(s) == len(whole)
+    elif when == "after state_dict":
+        s.state_dict()
+    elif when == "after load":
+        donor = _tb(num_replicas=w, rank=r)
+        donor.set_epoch(2)
+        done = list(itertools.islice(iter(donor), 5))
+        s.load_state_dict(donor.state_dict())
+    elif when in ("mid-epoch", "epoch end"):
+        it = iter(s)
+        done = list(itertools.islice(it, 9 if when == "mid-epoch" else len(whole)))
+    for c in _copies(s):
+        assert c.epoch == 2 and c.state_dict() == s.state_dict()
+        assert done + list(c) == whole
+    rest = list(it) if it is not None else list(s)
+    assert done + rest == whole
+
+
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_budget_stateful_dataloader_resume(num_workers: int) -> None:
     from torchdata.stateful_dataloader import StatefulDataLoader

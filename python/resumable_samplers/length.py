@@ -469,3 +469,10 @@ class ResumableTokenBudgetBatchSampler(_ResumableIteration, tud.Sampler[list[int
         except ValueError:
             self.epoch = previous
             raise
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy (``pickle``, ``copy.deepcopy``, ``torch.save``) continues where this sampler
+        is; the epoch's batches are rebuilt on demand."""
+        state = super().__getstate__()  # reads the position while the batches exist
+        state["_packed"] = None
+        return state

@@ -11,6 +11,13 @@ import numpy as np
 SEED_MIN = -(2**63)
 SEED_END = 2**64
 MAX_LEN = 2**63 - 1
+U64_MAX = 2**64 - 1
+
+_BOUNDS = {MAX_LEN: "2**63 - 1", U64_MAX: "2**64 - 1"}
+
+
+def _bound(value: int) -> str:
+    return _BOUNDS.get(value, str(value))
 
 
 def _is_bool(value: Any) -> bool:
@@ -31,19 +38,23 @@ def as_int(name: str, value: Any) -> int:
         raise TypeError(f"{name} should be an integer, got {type(value).__name__}") from None
 
 
-def positive_int(name: str, value: Any) -> int:
-    """An integer >= 1."""
+def positive_int(name: str, value: Any, at_most: int | None = None) -> int:
+    """An integer >= 1 (and <= ``at_most`` if given)."""
     v = as_int(name, value)
     if v <= 0:
         raise ValueError(f"{name} should be a positive integer, got {v}")
+    if at_most is not None and v > at_most:
+        raise ValueError(f"{name} should be at most {_bound(at_most)}, got {v}")
     return v
 
 
-def non_negative_int(name: str, value: Any) -> int:
-    """An integer >= 0."""
+def non_negative_int(name: str, value: Any, at_most: int | None = None) -> int:
+    """An integer >= 0 (and <= ``at_most`` if given)."""
     v = as_int(name, value)
     if v < 0:
         raise ValueError(f"{name} should be a non-negative integer, got {v}")
+    if at_most is not None and v > at_most:
+        raise ValueError(f"{name} should be at most {_bound(at_most)}, got {v}")
     return v
 
 

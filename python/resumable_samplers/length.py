@@ -37,7 +37,7 @@ too), or the path of a ``.npy`` file, which is memory-mapped."""
 OVERSIZED = ("error", "alone")
 """The accepted values of ``oversized`` (what to do with a sample longer than ``max_tokens``)."""
 
-_U64_MAX = 2**64 - 1
+_U64_MAX = _checks.U64_MAX
 
 
 class _Lengths:
@@ -187,7 +187,9 @@ class ResumableLengthGroupedSampler(_ResumableIteration, ResumableSampler):
         self.seed = _checks.as_int("seed", seed)
         _checks.order_key(self.seed, 0, "torch")
         if megabatch_mult is None:
-            megabatch_mult = _core.default_megabatch_mult(n, self._batch_size)
+            # Any batch_size from 2**64 on gives transformers' minimum, 1.
+            batch = min(self._batch_size, _checks.U64_MAX)
+            megabatch_mult = _core.default_megabatch_mult(n, batch)
         self.megabatch_mult = _checks.positive_int("megabatch_mult", megabatch_mult)
         self.num_replicas, self.rank = _replicas(num_replicas, rank)
         self.drop_last = _checks.as_bool("drop_last", drop_last)
@@ -316,11 +318,9 @@ class ResumableTokenBudgetBatchSampler(_ResumableIteration, tud.Sampler[list[int
     ) -> None:
         super().__init__()
         self._batch_size = 1  # positions count batches
-        self.max_tokens = _checks.positive_int("max_tokens", max_tokens)
-        if self.max_tokens > _U64_MAX:
-            raise ValueError(f"max_tokens should be below 2**64, got {self.max_tokens}")
+        self.max_tokens = _checks.positive_int("max_tokens", max_tokens, _U64_MAX)
         if max_batch_size is not None:
-            max_batch_size = _checks.positive_int("max_batch_size", max_batch_size)
+            max_batch_size = _checks.positive_int("max_batch_size", max_batch_size, _U64_MAX)
         self.max_batch_size = max_batch_size
         self.oversized = _checks.choice("oversized", oversized, OVERSIZED)
         self._lengths = _Lengths.of(lengths, self.max_tokens)
@@ -335,7 +335,7 @@ class ResumableTokenBudgetBatchSampler(_ResumableIteration, tud.Sampler[list[int
         self.seed = _checks.as_int("seed", seed)
         _checks.order_key(self.seed, 0, "torch")
         n = self._lengths.n
-        cap = _U64_MAX if max_batch_size is None else min(max_batch_size, _U64_MAX)
+        cap = _U64_MAX if max_batch_size is None else max_batch_size
         typical = _core.typical_batch_size(n, self._lengths.total, self.max_tokens, cap)
         if megabatch_mult is None:
             megabatch_mult = _core.default_megabatch_mult(n, typical)

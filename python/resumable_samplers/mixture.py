@@ -91,11 +91,20 @@ def _lengths(sources: Sequence[Any]) -> list[int]:
     return lengths
 
 
+def _u64s(value: Any) -> bool:
+    """Whether ``value`` is a list of ints in ``[0, 2**64 - 1]``."""
+    return isinstance(value, list) and all(
+        type(v) is int and 0 <= v <= _checks.U64_MAX for v in value
+    )
+
+
 def _int_list(state: dict[str, Any], name: str) -> list[int]:
     value = state[name]
-    if not isinstance(value, list) or any(type(v) is not int for v in value):
-        raise ValueError(f"state field {name!r} should be a list of ints, got {value!r}")
-    return value
+    if not _u64s(value):
+        raise ValueError(
+            f"state field {name!r} should be a list of ints in [0, 2**64 - 1], got {value!r}"
+        )
+    return value  # type: ignore[no-any-return]
 
 
 @SAMPLER_REGISTRY.register
@@ -206,9 +215,7 @@ class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
 
     def _settings(self) -> _state.Settings:
         num_replicas, rank = _checked_replicas(self.num_replicas, self.rank)
-        epoch = _checks.as_int("epoch", self.epoch)
-        if epoch < 0:
-            raise ValueError(f"epoch should be a non-negative integer for a mixture, got {epoch}")
+        epoch = self._checked_epoch(self.epoch)
         return _state.Settings(
             self.num_samples,
             num_replicas,
@@ -219,6 +226,19 @@ class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
             _checks.as_int("seed", self.seed),
             epoch,
         )
+
+    def _checked_epoch(self, value: Any, name: str = "epoch") -> int:
+        """An epoch whose stream positions ``[epoch * num_samples, (epoch + 1) * num_samples)``
+        all lie below ``2**64 - 1``."""
+        epoch = _checks.as_int(name, value)
+        if epoch < 0:
+            raise ValueError(f"{name} should be a non-negative integer for a mixture, got {epoch}")
+        if (epoch + 1) * self.num_samples >= _checks.U64_MAX:
+            raise ValueError(
+                f"{name} should keep (epoch + 1) * num_samples below 2**64 - 1 (num_samples is "
+                f"{self.num_samples}), got {epoch}"
+            )
+        return epoch
 
     def _epoch_key(self, st: _state.Settings, offset: int) -> tuple[Any, ...]:
         return (self._mix, st.n, st.num_replicas, st.rank, offset, st.drop_last, st.epoch)
@@ -249,6 +269,7 @@ class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
         """
         reweight = self.reweight if reweight is None else _checks.as_bool("reweight", reweight)
         epoch, offset = _state.read(state, self._settings(), _FIELDS)
+        self._checked_epoch(epoch, "state field 'epoch'")
         lengths = _int_list(state, "source_lengths")
         if lengths != self._lengths:
             raise ValueError(
@@ -261,10 +282,11 @@ class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
             not isinstance(weights, list)
             or len(weights) != len(starts)
             or not starts
-            or any(not isinstance(w, list) or any(type(x) is not int for x in w) for w in weights)
+            or not all(_u64s(w) for w in weights)
         ):
             raise ValueError(
-                "state field 'weights' should be one list of ints per entry of 'weight_starts'"
+                "state field 'weights' should be one list of ints in [0, 2**64 - 1] per entry of "
+                "'weight_starts'"
             )
         segments = [(s, list(w)) for s, w in zip(starts, weights, strict=True)]
         try:

@@ -48,7 +48,7 @@ def _replicas(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
 
 def _checked_replicas(num_replicas: Any, rank: Any) -> tuple[int, int]:
     """``num_replicas`` and ``rank`` as ints, checked (torch's wording for the rank)."""
-    num_replicas = _checks.positive_int("num_replicas", num_replicas)
+    num_replicas = _checks.positive_int("num_replicas", num_replicas, _checks.MAX_LEN)
     rank = _checks.as_int("rank", rank)
     _checks.rank(rank, num_replicas)
     return num_replicas, rank
@@ -455,9 +455,7 @@ class ResumableDistributedSampler(_ResumableIteration, tud.DistributedSampler[in
     ) -> None:
         n = _checks.dataset_len("dataset", dataset)
         if num_replicas is not None:
-            num_replicas = _checks.positive_int("num_replicas", num_replicas)
-            if num_replicas > _checks.MAX_LEN:
-                raise ValueError(f"num_replicas should be at most 2**63 - 1, got {num_replicas}")
+            num_replicas = _checks.positive_int("num_replicas", num_replicas, _checks.MAX_LEN)
         if rank is not None:
             rank = _checks.as_int("rank", rank)
             if num_replicas is not None:

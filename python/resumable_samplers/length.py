@@ -414,6 +414,10 @@ class ResumableTokenBudgetBatchSampler(_ResumableIteration, tud.Sampler[list[int
             epoch,
         )
 
+    def _permuted_sizes(self) -> tuple[int, ...]:
+        # The samples are permuted (then the batches, fewer of them): the samples decide.
+        return (self._lengths.n,)
+
     def _new_epoch(self, key: tuple[Any, ...]) -> _core.Epoch:
         _n, num_replicas, rank, offset, drop_last, _order, _seed, _epoch = key
         return self._batches_of(self._settings().epoch).epoch(num_replicas, rank, offset, drop_last)

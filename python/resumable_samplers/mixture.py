@@ -247,6 +247,10 @@ class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
         mix, *args = key
         return mix.epoch(*args)  # type: ignore[no-any-return]
 
+    def _permuted_sizes(self) -> tuple[int, ...]:
+        # Each source is permuted on its own, whatever num_samples is.
+        return tuple(self._lengths)
+
     def _extra_state(self) -> dict[str, Any]:
         return {
             "source_lengths": list(self._lengths),
@@ -268,7 +272,7 @@ class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
                 seed or permutation, or has other weights and ``reweight`` is false.
         """
         reweight = self.reweight if reweight is None else _checks.as_bool("reweight", reweight)
-        epoch, offset = _state.read(state, self._settings(), _FIELDS)
+        epoch, offset = _state.read(state, self._settings(), _FIELDS, self._permuted_sizes())
         self._checked_epoch(epoch, "state field 'epoch'")
         lengths = _int_list(state, "source_lengths")
         if lengths != self._lengths:

@@ -256,6 +256,11 @@ class _ResumableIteration:
         """A sampler's own state fields, beyond the shared ones."""
         return {}
 
+    def _permuted_sizes(self) -> tuple[int, ...] | None:
+        """The lengths of the permutations an epoch's order is made of, which decide whether
+        the two torch generations order it alike; ``None``: one of the epoch's length."""
+        return None
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a state saved by :meth:`state_dict`, possibly by a job with another
         number of replicas or batch size.
@@ -271,7 +276,9 @@ class _ResumableIteration:
                 length, seed, permutation, ``shuffle`` or ``drop_last``); the message names the
                 field.
         """
-        epoch, offset = _state.read(state, self._settings(), tuple(self._extra_state()))
+        epoch, offset = _state.read(
+            state, self._settings(), tuple(self._extra_state()), self._permuted_sizes()
+        )
         self.set_epoch(epoch)  # type: ignore[attr-defined]
         self._pending = _Start(epoch, offset)
 

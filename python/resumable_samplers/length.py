@@ -193,8 +193,17 @@ class ResumableLengthGroupedSampler(_ResumableIteration, ResumableSampler):
         self.megabatch_mult = _checks.positive_int("megabatch_mult", megabatch_mult)
         self.num_replicas, self.rank = _replicas(num_replicas, rank)
         self.drop_last = _checks.as_bool("drop_last", drop_last)
-        self.num_samples = _core.shard_len(n, self.num_replicas, self.rank, 0, self.drop_last)
-        self.total_size = self.num_samples * self.num_replicas
+
+    @property
+    def num_samples(self) -> int:
+        """This rank's number of samples per epoch, from the current ``num_replicas``, ``rank``
+        and ``drop_last`` (as ``DistributedSampler.num_samples``)."""
+        return self._rank_len()
+
+    @property
+    def total_size(self) -> int:
+        """The number of samples per epoch over all ranks: ``num_samples * num_replicas``."""
+        return self._rank_len() * self._settings().num_replicas
 
     @property
     def lengths(self) -> npt.NDArray[np.integer[Any]]:
@@ -207,8 +216,9 @@ class ResumableLengthGroupedSampler(_ResumableIteration, ResumableSampler):
         return min(self.megabatch_mult * self._batch_size, self._lengths.n)
 
     def __len__(self) -> int:
-        """This rank's number of samples per epoch (whatever ``start_iter`` is)."""
-        return self.num_samples
+        """This rank's number of samples per epoch (whatever ``start_iter`` is), from the
+        current ``num_replicas``, ``rank`` and ``drop_last``."""
+        return self._rank_len()
 
     def _settings(self) -> _state.Settings:
         num_replicas, rank = _checked_replicas(self.num_replicas, self.rank)
@@ -397,7 +407,8 @@ class ResumableTokenBudgetBatchSampler(_ResumableIteration, tud.Sampler[list[int
         return super().indices()
 
     def __len__(self) -> int:
-        """This rank's number of batches in the current epoch (whatever ``start_iter`` is)."""
+        """This rank's number of batches in the current epoch (whatever ``start_iter`` is),
+        from the current ``num_replicas``, ``rank`` and ``drop_last``."""
         return self._rank_len()
 
     def _settings(self) -> _state.Settings:

@@ -210,7 +210,8 @@ class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
         return self._mix.counts(_checks.non_negative_int("position", position))
 
     def __len__(self) -> int:
-        """This rank's number of samples per epoch."""
+        """This rank's number of samples per epoch, from the current ``num_samples``,
+        ``num_replicas``, ``rank`` and ``drop_last``."""
         return self._rank_len()
 
     def _settings(self) -> _state.Settings:

@@ -481,6 +481,12 @@ class ResumableDistributedSampler(_ResumableIteration, tud.DistributedSampler[in
         self._batch_size = _checks.positive_int("batch_size", batch_size)
         self._permutation = permutation
 
+    def __len__(self) -> int:
+        """This rank's number of samples per epoch (whatever ``start_iter`` is), from the
+        current ``num_replicas``, ``rank`` and ``drop_last``: ``num_samples`` as long as they
+        are the constructor's, and what iteration yields after one of them is set."""
+        return self._rank_len()
+
     def _settings(self) -> _state.Settings:
         # Users set these attributes directly, as with torch's sampler; normalise them so the
         # state stays plain ints and bools.

@@ -728,3 +728,25 @@ def test_ranks_of_a_gloo_group_default_to_the_group(tmp_path: Path) -> None:
         assert got["replicas"] == (world, r, world, r)
         assert got["grouped"] == torch_share(order, world, r, False)
         assert got["budget"] == torch_share(whole, world, r, False)
+
+
+@pytest.mark.parametrize(
+    ("lengths", "max_tokens", "max_batch_size"),
+    [([1, 2], 10, None), ([3, 3, 4], 100, None), ([0, 0, 1], 7, None), ([5] * 9 + [6], 60, 4)],
+)
+def test_typical_batch_is_max_tokens_over_the_mean_rounded_up(
+    lengths: list[int], max_tokens: int, max_batch_size: int | None
+) -> None:
+    """The rule docs/length-grouping.md and the docstring state: megabatches of
+    ``megabatch_mult`` typical batches of ``max_tokens // ceil(mean length)`` samples."""
+    mean = max(1, math.ceil(sum(lengths) / len(lengths)))
+    typical = min(max(1, max_tokens // mean), max_batch_size or len(lengths) * max_tokens)
+    s = rs.ResumableTokenBudgetBatchSampler(
+        lengths * 10, max_tokens, megabatch_mult=2, max_batch_size=max_batch_size
+    )
+    assert s.megabatch_size == min(2 * typical, len(lengths) * 10)
+    rule = "max_tokens // ceil(sum(lengths) / len(lengths))"
+    page = (Path(__file__).parent.parent / "docs" / "length-grouping.md").read_text()
+    assert rule in " ".join(page.split())
+    doc = rs.ResumableTokenBudgetBatchSampler.__doc__ or ""
+    assert "max_tokens // ceil(mean length)" in " ".join(doc.split())

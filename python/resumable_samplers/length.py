@@ -300,8 +300,8 @@ class ResumableTokenBudgetBatchSampler(_ResumableIteration, tud.Sampler[list[int
         seed: the random seed; ``seed + epoch`` must lie in ``[-2**63, 2**64)``.
         megabatch_mult: megabatches hold ``megabatch_mult`` typical batches, a typical batch
             being ``max_tokens // ceil(mean length)`` samples, the mean length rounded up
-            (at least 1, at most ``max_batch_size``); by default ``min(len(lengths) // (4 * typical batch), 50)``,
-            at least 1, transformers' rule.
+            (at least 1, at most ``max_batch_size``); by default
+            ``min(len(lengths) // (4 * typical batch), 50)``, at least 1, transformers' rule.
         max_batch_size: the most samples in a batch; no limit by default.
         num_replicas: the number of processes taking part; defaults to the process group's
             world size, or 1 without a process group.

@@ -36,6 +36,11 @@ def as_int(name: str, value: Any) -> int:
         return operator.index(value)
     except TypeError:
         raise TypeError(f"{name} should be an integer, got {type(value).__name__}") from None
+    except Exception as e:  # a broken __index__
+        raise TypeError(
+            f"{name} should be an integer, got {type(value).__name__} whose __index__ raised "
+            f"{type(e).__name__}: {e}"
+        ) from None
 
 
 def positive_int(name: str, value: Any, at_most: int | None = None) -> int:
@@ -85,6 +90,8 @@ def dataset_len(name: str, data: Any) -> int:
         raise ValueError(f"len({name}) should be in [0, 2**63 - 1]: {e}") from None
     except TypeError as e:  # e.g. __len__ returned a float, or a 0-d tensor has no length
         raise TypeError(f"{name} should have an integer length: {e}") from None
+    except Exception as e:  # a broken __len__
+        raise TypeError(f"{name} should have a length: len({name}) raised {e!r}") from None
     n = as_int(f"len({name})", length)
     if not 0 <= n <= MAX_LEN:
         raise ValueError(f"len({name}) should be in [0, 2**63 - 1], got {n}")

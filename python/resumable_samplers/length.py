@@ -97,12 +97,16 @@ def _as_array(lengths: Any) -> npt.NDArray[Any]:
             f".npy file, got {type(lengths).__name__}"
         )
     else:
-        if len(lengths) == 0:
+        try:
+            size = len(lengths)
+        except Exception as e:  # a 0-d tensor, a broken __len__
+            raise TypeError(f"lengths should be a sequence of ints: len() raised {e!r}") from None
+        if size == 0:
             raise ValueError("lengths should not be empty")
         try:
             array = np.asarray(lengths)
-        except (TypeError, ValueError) as e:
-            raise TypeError(f"lengths should hold integers: {e}") from None
+        except Exception as e:  # ragged, or items that cannot be read
+            raise TypeError(f"lengths should hold integers: {e!r}") from None
     if array.ndim != 1:
         raise ValueError(f"lengths should be 1-D, got an array of shape {array.shape}")
     if array.dtype.kind not in "iu":
@@ -364,7 +368,7 @@ class ResumableTokenBudgetBatchSampler(_ResumableIteration, tud.Sampler[list[int
 
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch; its batches are seeded with ``seed + epoch``."""
-        self.epoch = epoch
+        self.epoch = _checks.as_int("epoch", epoch)
 
     def _batches_of(self, epoch: int) -> _core.TokenBudgetBatches:
         """Epoch ``epoch``'s batches, built once (one epoch's batches are kept at a time)."""
@@ -399,7 +403,11 @@ class ResumableTokenBudgetBatchSampler(_ResumableIteration, tud.Sampler[list[int
         """The samples of batch ``k`` (a batch id, as :meth:`indices` lists them) of an epoch,
         the current one by default."""
         epoch = self.epoch if epoch is None else epoch
-        return self._batches_of(_checks.as_int("epoch", epoch)).batch(_checks.as_int("k", k))
+        batches = self._batches_of(_checks.as_int("epoch", epoch))
+        k = _checks.as_int("k", k)
+        if not 0 <= k < len(batches):
+            raise ValueError(f"k should be a batch id in [0, {len(batches)}), got {k}")
+        return batches.batch(k)
 
     def indices(self) -> Any:
         """This rank's remaining batch ids of the current epoch (from where :meth:`state_dict`

@@ -45,8 +45,12 @@ def integer_weights(weights: Sequence[Any]) -> list[int]:
         raise TypeError(f"weights should be a sequence of numbers, got {type(weights).__name__}")
     # Each weight as an exact fraction num / den (den a power of two for floats), brought to a
     # common denominator with integer arithmetic only.
+    try:
+        items = list(weights)
+    except Exception as e:  # a 0-d array, a broken sequence
+        raise TypeError(f"weights should be a sequence of numbers: {e!r}") from None
     ratios: list[tuple[int, int]] = []
-    for k, w in enumerate(weights):
+    for k, w in enumerate(items):
         if _checks._is_bool(w) or not isinstance(w, numbers.Real | np.integer | np.floating):
             raise TypeError(f"weights[{k}] should be a real number, got {type(w).__name__}")
         if isinstance(w, numbers.Integral | np.integer):
@@ -75,10 +79,14 @@ def _lengths(sources: Sequence[Any]) -> list[int]:
         raise TypeError(
             f"sources should be a sequence of datasets or lengths, got {type(sources).__name__}"
         )
-    if not sources:
+    try:
+        items = list(sources)
+    except Exception as e:  # a broken sequence
+        raise TypeError(f"sources should be a sequence of datasets or lengths: {e!r}") from None
+    if not items:
         raise ValueError("sources should not be empty")
     lengths = []
-    for k, source in enumerate(sources):
+    for k, source in enumerate(items):
         if isinstance(source, Sized) and not isinstance(source, (str, bytes)):
             lengths.append(_checks.dataset_len(f"sources[{k}]", source))
         else:
@@ -170,6 +178,11 @@ class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
                 f"weights should have one entry per source ({len(self._lengths)}), "
                 f"got {len(self._weights)}"
             )
+        for k, (n, w) in enumerate(zip(self._lengths, self._weights, strict=True)):
+            if n == 0 and w > 0:
+                raise ValueError(
+                    f"sources[{k}] is empty but weights[{k}] is positive; give it weight 0"
+                )
         if num_samples is None:
             num_samples = sum(self._lengths)
         self.num_samples = _checks.non_negative_int("num_samples", num_samples)
@@ -207,7 +220,7 @@ class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
 
     def counts(self, position: int) -> list[int]:
         """How many of the stream positions ``[0, position)`` drew from each source (O(K))."""
-        return self._mix.counts(_checks.non_negative_int("position", position))
+        return self._mix.counts(_checks.non_negative_int("position", position, _checks.U64_MAX))
 
     def __len__(self) -> int:
         """This rank's number of samples per epoch, from the current ``num_samples``,

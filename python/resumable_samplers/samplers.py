@@ -223,8 +223,17 @@ class _ResumableIteration:
         """
         epoch = _checks.as_int("epoch", epoch)
         batches = _checks.non_negative_int("batches", batches)
-        self.set_epoch(epoch)  # type: ignore[attr-defined]
-        self._pending = _Start(epoch, self._batches_start(batches))
+        previous = self.epoch  # type: ignore[attr-defined]
+        try:
+            self.set_epoch(epoch)  # type: ignore[attr-defined]
+            st = self._settings()  # an epoch the order cannot have is refused here
+            if st.shuffle:
+                _checks.order_key(st.seed, st.epoch, st.permutation)
+            start = self._batches_start(batches)
+        except BaseException:
+            self.epoch = previous  # a refused seek leaves the sampler where it was
+            raise
+        self._pending = _Start(epoch, start)
 
     def indices(self) -> Indices:
         """This epoch's remaining indices (from where :meth:`state_dict` says the epoch is) as a

@@ -1230,7 +1230,9 @@ def test_newer_sampler_list_arguments() -> None:
                 got = attempt_named(
                     f"{kind}({arg}{'[0]' if value is not v else ''})",
                     value,
-                    lambda value=value: build(kind, permutation="lazy", **{arg: value}),
+                    lambda value=value, kind=kind, arg=arg: build(  # type: ignore[misc]
+                        kind, permutation="lazy", **{arg: value}
+                    ),
                     arg,
                     "sources",
                     "weights",
@@ -1242,7 +1244,7 @@ def test_newer_sampler_list_arguments() -> None:
                 got = attempt_named(
                     f"{kind}(lengths{'[0]' if value is not v else ''})",
                     value,
-                    lambda value=value: build(kind, lengths=value),
+                    lambda value=value, kind=kind: build(kind, lengths=value),  # type: ignore[misc]
                     "lengths",
                     "max_tokens",
                 )
@@ -1364,7 +1366,7 @@ def test_newer_sampler_method_arguments(kind: str, method: str) -> None:
             assert list(s) == before
             continue
         assert i is not None, f"{kind}.{method}({key(v)}) was accepted"
-        out = attempt_named(f"{kind}.{method} use", v, lambda: list(s), "epoch")
+        out = attempt_named(f"{kind}.{method} use", v, lambda s=s: list(s), "epoch")
         if isinstance(out, Refused):
             assert method in ("set_epoch", "seek.epoch"), (method, v, out)
             continue

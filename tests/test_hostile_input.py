@@ -828,21 +828,6 @@ def _function_named(name: str) -> Callable[[], None]:
     return f
 
 
-def test_distinct_cases_ran(record_property: Callable[[str, object], None]) -> None:
-    """The count reported in docs/reliability.md (run the whole module to get it).
-
-    The count is this test's captured output (``-rP`` shows it in the summary, not among the
-    progress dots), a property of its JUnit XML record, and its failure message.
-    """
-    if not CASES:
-        pytest.skip("run the whole module to count the cases")
-    count = f"hostile input: {len(CASES)} distinct cases, {CALLS[0]} calls"
-    print(count)
-    record_property("distinct_cases", len(CASES))
-    record_property("calls", CALLS[0])
-    assert len(CASES) >= 1000, count
-
-
 # --- known bugs -------------------------------------------------------------------------------
 
 
@@ -1401,3 +1386,131 @@ def check_query(kind: str, s: Any, method: str, i: int, got: Any) -> None:
         assert got in epoch_items(kind, 2)
     else:
         assert got in epoch_items(kind, i)
+
+
+# -- state dicts --
+
+
+def saved_state(kind: str, epoch: int = 2, consumed: int = 5) -> dict[str, Any]:
+    s = fresh(kind)
+    s.set_epoch(epoch)
+    head(s, consumed)
+    return s.state_dict()  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_newer_sampler_state_fields(kind: str) -> None:
+    """Every field of a saved state replaced by every value kind (and by values near its own):
+    the state is refused naming the field (and the sampler yields what it did), or it loads and
+    the sampler continues the state's epoch exactly from the state's offset."""
+    state = saved_state(kind)
+    assert state["offset"] == 5 and state["epoch"] == 2
+    whole: dict[int, list[Any]] = {}
+    for field in state:
+        near = [state[field]]
+        if type(state[field]) is int:
+            near += [state[field] + 1, state[field] - 1, np.int64(state[field])]
+        if isinstance(state[field], list):
+            near += [[*state[field], 0], state[field][:-1], [[-1]], [2**64], [None]]
+        for v in [*VALUES, *near]:
+            s = fresh(kind)
+            s.set_epoch(1)
+            before = head(copy.deepcopy(s), 10**6)
+            changed = {**state, field: v}
+            got = attempt_named(
+                f"{kind}.load_state_dict({field})",
+                v,
+                lambda s=s, changed=changed: s.load_state_dict(changed),
+                f"'{field}'",
+                "'weight_starts'/'weights'",
+                "state",
+            )
+            if isinstance(got, Refused):
+                assert head(s, 10**6) == before, f"{kind}: {field}={key(v)} moved the sampler"
+                continue
+            e, offset = changed["epoch"], changed["offset"]
+            if e not in whole:
+                whole[e] = epoch_items(kind, e)
+            assert s.epoch == e
+            assert head(s, 10**6) == whole[e][offset:], f"{kind}: {field}={key(v)}"
+    for v in VALUES:  # the whole state
+        s = fresh(kind)
+        attempt_named(f"{kind}.load_state_dict", v, lambda s=s, v=v: s.load_state_dict(v), "state")
+    for field in state:  # a field missing, or one more
+        s = fresh(kind)
+        rest = {k: x for k, x in state.items() if k != field}
+        with pytest.raises(ValueError, match=re.escape(repr(field))):
+            s.load_state_dict(rest)
+        with pytest.raises(ValueError, match="unknown|extra"):
+            s.load_state_dict({**state, f"{field}_": 1})
+
+
+# -- the integrations --
+
+
+def test_integration_arguments() -> None:
+    """``LoaderProgress(dataloader)`` (and its ``load_state_dict`` and ``iterate``) and
+    ``SamplerResume()``: a loader without a resumable sampler, or any other value, is refused
+    naming it; a refused state or epoch leaves the progress where it was."""
+    from resumable_samplers.accelerate import LoaderProgress
+    from resumable_samplers.lightning import SamplerResume
+
+    assert SamplerResume()._resuming is False
+    with pytest.raises(TypeError):
+        SamplerResume(1)  # type: ignore[call-arg]
+    for v in [*VALUES, tud.DataLoader(range(5)), tud.DataLoader(range(5), sampler=[0, 1])]:
+        got = attempt_named(
+            "LoaderProgress(dataloader)", v, lambda v=v: LoaderProgress(v), "dataloader", "sampler"
+        )
+        assert isinstance(got, Refused), key(v)
+        assert re.search(r"dataloader|DataLoader's sampler", got.name), got.name
+    data = list(range(10))
+    sampler = ResumableRandomSampler(data, seed=3, batch_size=2)
+    loader = tud.DataLoader(data, batch_size=2, sampler=sampler)
+    progress = LoaderProgress(loader)
+    order = torch_perm(10, 3 + 1)
+    for field in ("epoch", "batches"):
+        for v in VALUES:
+            state = {"epoch": 1, "batches": 2, field: v}
+            got = attempt_named(
+                f"LoaderProgress.load_state_dict({field})",
+                v,
+                lambda state=state: progress.load_state_dict(state),
+                field,
+            )
+            lo = 0 if field == "batches" else None
+            i = plain(v, lo)
+            if isinstance(got, Refused):
+                assert i is None, f"{field}={key(v)} refused: {got.name}"
+                assert progress.state_dict() == {"epoch": 0, "batches": 0}
+                continue
+            assert i is not None, f"{field}={key(v)} was accepted"
+            assert progress.state_dict() == {**{"epoch": 1, "batches": 2}, field: i}
+            progress.load_state_dict({"epoch": 0, "batches": 0})
+    progress.load_state_dict({"epoch": 1, "batches": 2})
+    for v in VALUES:
+        got = attempt_named(
+            "LoaderProgress.iterate(epoch)", v, lambda v=v: progress.iterate(v), "epoch"
+        )
+        i = plain(v)
+        assert isinstance(got, Refused) == (i is None), key(v)
+    batches = [b.tolist() for b in progress.iterate(np.int64(1))]
+    assert [i for b in batches for i in b] == order[4:]
+
+
+# --- the count (last, so that it counts every case above) ---------------------------------
+
+
+def test_distinct_cases_ran(record_property: Callable[[str, object], None]) -> None:
+    """The count reported in docs/reliability.md (run the whole module to get it).
+
+    The count is this test's captured output (``-rP`` shows it in the summary, not among the
+    progress dots), a property of its JUnit XML record, and its failure message.
+    """
+    if not CASES:
+        pytest.skip("run the whole module to count the cases")
+    count = f"hostile input: {len(CASES)} distinct cases, {CALLS[0]} calls"
+    print(count)
+    record_property("distinct_cases", len(CASES))
+    record_property("calls", CALLS[0])
+    assert len(CASES) >= 1000, count

@@ -130,7 +130,7 @@ def _check_fields(state: Any, ours: dict[str, int]) -> dict[str, Any]:
         raise ValueError(f"state is missing field(s) {missing}")
     for name, value in ours.items():
         saved = rest.pop(name)
-        if saved == value and type(saved) is int:
+        if type(saved) is int and saved == value:
             continue
         if name == "lengths_fingerprint":
             raise ValueError(
@@ -485,7 +485,11 @@ class ResumableTokenBudgetBatchSampler(_ResumableIteration, tud.Sampler[list[int
         rest = _check_fields(state, self._order_fields())
         previous = self.epoch
         epoch = rest.get("epoch")
-        if isinstance(epoch, int) and not isinstance(epoch, bool):
+        if type(epoch) is int:
+            try:
+                _checks.order_key(self.seed, epoch, "torch")
+            except ValueError as e:
+                raise ValueError(f"state field 'epoch' is out of range: {e}") from None
             self.epoch = epoch  # the state's epoch decides its number of batches
         try:
             super().load_state_dict(rest)

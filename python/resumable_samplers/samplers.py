@@ -223,7 +223,9 @@ class _ResumableIteration:
         """
         epoch = _checks.as_int("epoch", epoch)
         batches = _checks.non_negative_int("batches", batches)
-        previous = self.epoch  # type: ignore[attr-defined]
+        # The epoch is each sampler's own attribute (a property of ResumableSampler, torch's
+        # plain attribute on the distributed sampler), read and restored by name.
+        previous = object.__getattribute__(self, "epoch")
         try:
             self.set_epoch(epoch)  # type: ignore[attr-defined]
             st = self._settings()  # an epoch the order cannot have is refused here
@@ -231,7 +233,7 @@ class _ResumableIteration:
                 _checks.order_key(st.seed, st.epoch, st.permutation)
             start = self._batches_start(batches)
         except BaseException:
-            self.epoch = previous  # a refused seek leaves the sampler where it was
+            object.__setattr__(self, "epoch", previous)  # a refused seek changes nothing
             raise
         self._pending = _Start(epoch, start)
 

@@ -1,4 +1,4 @@
-"""Hostile input (DESIGN.md section 5), driven by hypothesis.
+"""Hostile input (docs/reliability.md, section 6), driven by hypothesis.
 
 Every public constructor (the three samplers, ``randperm``, ``create_sampler``, ``Registry``'s
 ``register``/``get``) and every method or setter (``start_iter``, ``set_epoch``,
@@ -257,7 +257,8 @@ def shard_len(c: Cfg, offset: int = 0) -> int:
 
 
 def order(c: Cfg, epoch: int, offset: int = 0, skip: int = 0) -> list[int] | Refused:
-    """DESIGN 1.2-1.4 and 2.4: rank r's indices G(offset + r + jW), G(p) = P[p mod n]."""
+    """Rank r's indices G(offset + r + jW), G(p) = P[p mod n] (docs/distributed.md, "The same
+    indices as torch, on every rank"; docs/resume.md, "Resuming on another number of processes")."""
     p = epoch_perm(c, epoch)
     if isinstance(p, Refused):
         return p
@@ -862,7 +863,7 @@ def test_huge_num_replicas_and_rank(w: int, r: int) -> None:
     except ValueError as e:
         assert re.search("num_replicas|rank", str(e))
         return
-    assert list(s) == [torch_perm(10, 3)[r % 10]]  # G(r) = P[r mod n], DESIGN 1.4
+    assert list(s) == [torch_perm(10, 3)[r % 10]]  # G(r) = P[r mod n], docs/distributed.md
 
 
 @pytest.mark.parametrize(("start_iter", "b"), [(2**64, 1), (2**62, 4), (1, 2**64)])

@@ -231,7 +231,7 @@ impl Mixture {
         let start = epoch
             .checked_mul(n)
             .filter(|s| s.checked_add(n).is_some_and(|e| e < u64::MAX))
-            .ok_or_else(|| invalid("epoch * num_samples should stay below 2**64 - 1"))?;
+            .ok_or_else(|| invalid("(epoch + 1) * num_samples should stay below 2**64 - 1"))?;
         let inner = EpochIndices::Mixture {
             shard,
             mix: Arc::clone(&self.inner),

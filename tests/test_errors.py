@@ -99,3 +99,87 @@ def test_numpy_integers_are_accepted() -> None:
 def test_no_num_replicas_without_a_process_group_is_torchs_error() -> None:
     with pytest.raises((RuntimeError, ValueError)):
         rs.ResumableDistributedSampler(DS)
+
+
+def _mixture(**kw: Any) -> rs.ResumableMixtureSampler:
+    return rs.ResumableMixtureSampler([10, 20], [1, 2], num_replicas=1, rank=0, **kw)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"weights": [[-1, 2]]}, "weights"),
+        ({"weights": [[2**64, 2]]}, "weights"),
+        ({"weights": [[1, 2**70]]}, "weights"),
+        ({"weight_starts": [-1]}, "weight_starts"),
+        ({"weight_starts": [2**64]}, "weight_starts"),
+        ({"source_lengths": [10, -20]}, "source_lengths"),
+        ({"source_lengths": [10, 2**64]}, "source_lengths"),
+    ],
+)
+def test_mixture_state_integers_out_of_range_name_the_field(
+    change: dict[str, Any], field: str
+) -> None:
+    s = _mixture()
+    state = {**s.state_dict(), **change}
+    with pytest.raises(ValueError, match=f"'{field}'"):
+        s.load_state_dict(state, reweight=True)
+    assert list(s) == list(_mixture())
+
+
+@pytest.mark.parametrize("epoch", [-1, 2**62, 2**64 // 30, 2**64])
+def test_mixture_state_epoch_past_the_stream_is_refused_at_load(epoch: int) -> None:
+    """The stream positions of epoch ``e`` are ``[e * n, (e + 1) * n)``, which must lie below
+    2**64 - 1: a state past that is refused when loaded, not at the first ``next()``."""
+    s = _mixture()  # num_samples = 30
+    state = {**s.state_dict(), "epoch": epoch}
+    with pytest.raises(ValueError, match=r"state field 'epoch'"):
+        s.load_state_dict(state)
+    assert s.epoch == 0 and list(s) == list(_mixture())
+
+
+def test_mixture_epoch_bound_is_the_one_checked() -> None:
+    """``(epoch + 1) * num_samples`` is the bound, and the message says so."""
+    last = (2**64 - 2) // 30 - 1  # (last + 1) * 30 <= 2**64 - 2
+    s = _mixture()
+    s.set_epoch(last)
+    t = _mixture()
+    t.load_state_dict(s.state_dict())
+    assert t.epoch == last
+    epoch = list(s)
+    assert len(epoch) == 30 and list(t) == epoch
+    s.set_epoch(last + 1)  # epoch * 30 < 2**64 - 1, (epoch + 1) * 30 is not
+    with pytest.raises(ValueError, match=r"\(epoch \+ 1\) \* num_samples.*2\*\*64 - 1"):
+        list(s)
+
+
+@pytest.mark.parametrize("w", [2**63, 2**64, 2**70])
+@pytest.mark.parametrize("kind", ["mixture", "grouped", "budget", "distributed"])
+def test_huge_num_replicas_is_a_value_error(kind: str, w: int) -> None:
+    make = {
+        "mixture": lambda: rs.ResumableMixtureSampler([10, 20], [1, 2], num_replicas=w, rank=0),
+        "grouped": lambda: rs.ResumableLengthGroupedSampler([3, 1, 2], 2, num_replicas=w, rank=0),
+        "budget": lambda: rs.ResumableTokenBudgetBatchSampler([3, 1, 2], 8, num_replicas=w, rank=0),
+        "distributed": lambda: rs.ResumableDistributedSampler(DS, w, 0),
+    }[kind]
+    with pytest.raises(ValueError, match=r"num_replicas should be at most 2\*\*63 - 1"):
+        len(make())
+
+
+@pytest.mark.parametrize("b", [2**64, 2**64 + 5, 2**100])
+def test_length_grouped_batch_size_from_2_pow_64(b: int) -> None:
+    """transformers' default megabatch multiplier is then its minimum, 1: megabatches of the
+    whole dataset, the order of ``get_length_grouped_indices`` with one megabatch."""
+    lengths = [3, 9, 1, 4, 4, 7]
+    s = rs.ResumableLengthGroupedSampler(lengths, b, seed=5, num_replicas=1, rank=0)
+    t = rs.ResumableLengthGroupedSampler(lengths, 6, seed=5, megabatch_mult=1)
+    assert len(s) == 6 and s.megabatch_size == 6
+    assert list(s) == list(t)
+
+
+@pytest.mark.parametrize("m", [2**64, 2**70])
+def test_token_budget_max_batch_size_from_2_pow_64_is_refused_at_construction(m: int) -> None:
+    with pytest.raises(ValueError, match=r"max_batch_size should be at most 2\*\*64 - 1"):
+        rs.ResumableTokenBudgetBatchSampler([3, 1, 2], 8, max_batch_size=m)
+    s = rs.ResumableTokenBudgetBatchSampler([3, 1, 2], 8, max_batch_size=2**64 - 1)
+    assert sorted(i for b in s for i in b) == [0, 1, 2]

@@ -1,4 +1,4 @@
-"""Hostile input (DESIGN.md section 5), driven by hypothesis.
+"""Hostile input (docs/reliability.md, section 6), driven by hypothesis.
 
 Every public constructor (the three samplers, ``randperm``, ``create_sampler``, ``Registry``'s
 ``register``/``get``) and every method or setter (``start_iter``, ``set_epoch``,
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import json
 import operator
 import re
@@ -256,7 +257,8 @@ def shard_len(c: Cfg, offset: int = 0) -> int:
 
 
 def order(c: Cfg, epoch: int, offset: int = 0, skip: int = 0) -> list[int] | Refused:
-    """DESIGN 1.2-1.4 and 2.4: rank r's indices G(offset + r + jW), G(p) = P[p mod n]."""
+    """Rank r's indices G(offset + r + jW), G(p) = P[p mod n] (docs/distributed.md, "The same
+    indices as torch, on every rank"; docs/resume.md, "Resuming on another number of processes")."""
     p = epoch_perm(c, epoch)
     if isinstance(p, Refused):
         return p
@@ -827,21 +829,6 @@ def _function_named(name: str) -> Callable[[], None]:
     return f
 
 
-def test_distinct_cases_ran(record_property: Callable[[str, object], None]) -> None:
-    """The count reported in docs/reliability.md (run the whole module to get it).
-
-    The count is this test's captured output (``-rP`` shows it in the summary, not among the
-    progress dots), a property of its JUnit XML record, and its failure message.
-    """
-    if not CASES:
-        pytest.skip("run the whole module to count the cases")
-    count = f"hostile input: {len(CASES)} distinct cases, {CALLS[0]} calls"
-    print(count)
-    record_property("distinct_cases", len(CASES))
-    record_property("calls", CALLS[0])
-    assert len(CASES) >= 1000, count
-
-
 # --- known bugs -------------------------------------------------------------------------------
 
 
@@ -876,7 +863,7 @@ def test_huge_num_replicas_and_rank(w: int, r: int) -> None:
     except ValueError as e:
         assert re.search("num_replicas|rank", str(e))
         return
-    assert list(s) == [torch_perm(10, 3)[r % 10]]  # G(r) = P[r mod n], DESIGN 1.4
+    assert list(s) == [torch_perm(10, 3)[r % 10]]  # G(r) = P[r mod n], docs/distributed.md
 
 
 @pytest.mark.parametrize(("start_iter", "b"), [(2**64, 1), (2**62, 4), (1, 2**64)])
@@ -934,3 +921,597 @@ def test_state_field_array() -> None:
     state = {**s.state_dict(), "format": np.array([1, 2])}
     with pytest.raises(ValueError, match="'format'"):
         s.load_state_dict(state)
+
+
+# --- the mixture, length-grouped and token-budget samplers, the integrations, the CLI ---------
+#
+# Every argument, method argument and state field below is fed every value of VALUES. A call
+# either works and gives the contract's result, or raises ValueError/TypeError whose message
+# names the argument (never OverflowError, a panic or a hang). The result of an accepted
+# constructor argument is checked against a sampler built with the plain int (or bool, or str)
+# the contract reads it as, and that one against the references: transformers'
+# ``get_length_grouped_indices`` and torch's ``DistributedSampler`` sharding for the
+# length-grouped order, the documented packing rule for token-budget batches (test_length), and
+# torch's randperm for each source's cycle of a torch-ordered mixture. A loaded state that is
+# accepted must continue its epoch exactly: the rest of that epoch from its offset.
+
+
+class BrokenIndex:
+    """``__index__`` raises."""
+
+    def __index__(self) -> int:
+        raise ZeroDivisionError("broken __index__")
+
+    def __repr__(self) -> str:
+        return "BrokenIndex()"
+
+
+class BadIndex:
+    """``__index__`` returns a float."""
+
+    def __index__(self) -> Any:
+        return 2.0
+
+    def __repr__(self) -> str:
+        return "BadIndex()"
+
+
+class BrokenLen:
+    """``__len__`` raises."""
+
+    def __len__(self) -> int:
+        raise RuntimeError("broken __len__")
+
+    def __repr__(self) -> str:
+        return "BrokenLen()"
+
+
+class BrokenIter:
+    """A sequence whose iteration raises."""
+
+    def __len__(self) -> int:
+        return 3
+
+    def __getitem__(self, i: int) -> int:
+        raise RuntimeError("broken __getitem__")
+
+    def __repr__(self) -> str:
+        return "BrokenIter()"
+
+
+VALUES: list[Any] = [
+    -1,
+    0,
+    1,
+    2,
+    3,
+    7,
+    2**31,
+    2**32,
+    2**53 + 1,
+    2**62,
+    2**63 - 1,
+    2**63,
+    2**64 - 1,
+    2**64,
+    2**100,
+    -(2**63),
+    -(2**63) - 1,
+    -(2**100),
+    True,
+    False,
+    np.True_,
+    torch.tensor(True),
+    1.0,
+    2.5,
+    -0.0,
+    float("nan"),
+    float("inf"),
+    -float("inf"),
+    np.float64(3.0),
+    np.float32(1.0),
+    np.float16(2.0),
+    torch.tensor(2.0),
+    np.int8(3),
+    np.int16(-2),
+    np.int32(5),
+    np.int64(2**62),
+    np.int64(-(2**63)),
+    np.uint8(2),
+    np.uint16(7),
+    np.uint32(2**32 - 1),
+    np.uint64(2**64 - 1),
+    torch.tensor(3),
+    torch.tensor(-4),
+    np.array(4),
+    IndexOnly(5),
+    IndexOnly(2**64),
+    IndexOnly(-1),
+    BrokenIndex(),
+    BadIndex(),
+    BrokenLen(),
+    BrokenIter(),
+    complex(1, 0),
+    Decimal(3),
+    Fraction(4, 1),
+    Fraction(1, 3),
+    "1",
+    "",
+    "torch",
+    "lazy",
+    b"1",
+    None,
+    [1, 2],
+    [0] * 100_000,
+    (3,),
+    {"a": 1},
+    range(3),
+    object(),
+    np.array([1, 2]),
+    np.zeros((2, 2), dtype=np.int64),
+]
+assert len({key(v) for v in VALUES}) >= 40
+
+
+def plain(v: Any, lo: int | None = None, hi: int | None = None) -> int | None:
+    """The int the contract reads ``v`` as, if it is in ``[lo, hi]``; None if it is refused."""
+    try:
+        i = as_index(v)
+    except Exception:
+        return None
+    if i is None or (lo is not None and i < lo) or (hi is not None and i > hi):
+        return None
+    return i
+
+
+def attempt_named(where: str, value: Any, call: Callable[[], Any], *names_: str) -> Any:
+    """Run ``call``: it works (the result is returned) or raises ValueError/TypeError naming one
+    of ``names_``; anything else (OverflowError, a panic, SystemError) fails the test."""
+    CASES.add((where, key(value)))
+    CALLS[0] += 1
+    try:
+        return call()
+    except BaseException as e:
+        what = f"{where}={key(value)}: {type(e).__name__}: {str(e)[:300]}"
+        assert isinstance(e, (ValueError, TypeError)), what
+        assert type(e).__name__ != "PanicException", what
+        assert any(re.search(names(n), str(e)) for n in names_), what
+        return Refused((type(e),), str(e))
+
+
+def head(s: Any, k: int = 40) -> list[Any]:
+    return list(itertools.islice(iter(s), k))
+
+
+def observe(s: Any) -> tuple[Any, ...]:
+    """What the contract fixes of a new sampler: its length, its first items, its state."""
+    return len(s), head(s), s.state_dict()
+
+
+# -- the constructors --
+
+MIX = {
+    "sources": [7, 3, 12],
+    "weights": [3, 1, 5],
+    "num_samples": None,
+    "seed": 11,
+    "batch_size": 2,
+    "num_replicas": 2,
+    "rank": 1,
+    "drop_last": False,
+    "permutation": "torch",
+}
+LG = {
+    "lengths": [1 + (i * 37) % 50 for i in range(57)],
+    "batch_size": 4,
+    "seed": 5,
+    "megabatch_mult": None,
+    "num_replicas": 2,
+    "rank": 1,
+    "drop_last": False,
+}
+TB = {
+    "lengths": [1 + (i * 37) % 50 for i in range(57)],
+    "max_tokens": 120,
+    "seed": 5,
+    "megabatch_mult": None,
+    "max_batch_size": None,
+    "num_replicas": 2,
+    "rank": 1,
+    "drop_last": False,
+    "oversized": "error",
+}
+KINDS = {
+    "mixture": (rs.ResumableMixtureSampler, MIX),
+    "grouped": (rs.ResumableLengthGroupedSampler, LG),
+    "budget": (rs.ResumableTokenBudgetBatchSampler, TB),
+}
+
+
+def build(kind: str, **over: Any) -> Any:
+    cls, base = KINDS[kind]
+    kw = {**base, **over}
+    if kind == "mixture":
+        return cls(kw.pop("sources"), kw.pop("weights"), **kw)
+    return cls(kw.pop("lengths"), kw.pop("batch_size" if kind == "grouped" else "max_tokens"), **kw)
+
+
+def expected_arg(kind: str, arg: str, v: Any) -> tuple[bool, Any]:
+    """Whether ``arg=v`` is in the contract's domain, and the plain value it stands for (for
+    the list arguments, None: they are checked by their own rules below)."""
+    bools = ("drop_last",)
+    if arg in bools:
+        return isinstance(v, bool | np.bool_), bool(v) if isinstance(v, bool | np.bool_) else None
+    if arg == "permutation":
+        ok = isinstance(v, str) and v in ("lazy", "torch", "identity")
+        return ok, v
+    if arg == "oversized":
+        return isinstance(v, str) and v in ("error", "alone"), v
+    if arg == "seed":
+        p = plain(v, SEED_MIN, SEED_END - 1)
+        return p is not None, p
+    if arg == "num_replicas":  # None: the process group's, 1 here (there is none)
+        p = 1 if v is None else plain(v, 1, MAX_LEN)
+        return p is not None and p > 1, p  # rank 1 needs num_replicas >= 2
+    if arg == "rank":  # None: the process group's, 0 here
+        p = 0 if v is None else plain(v, 0, 1)
+        return p is not None, p
+    if arg == "max_tokens":  # at least the longest sample (50), as oversized="error" says
+        p = plain(v, 50, SEED_END - 1)
+        return p is not None, p
+    if arg in ("batch_size", "megabatch_mult"):
+        if v is None and arg == "megabatch_mult":
+            return True, None
+        p = plain(v, 1)
+        return p is not None, p
+    if arg == "max_batch_size":
+        if v is None:
+            return True, None
+        p = plain(v, 1, SEED_END - 1)
+        return p is not None, p
+    if arg == "num_samples":
+        if v is None:
+            return True, None
+        p = plain(v, 0, MAX_LEN)
+        return p is not None, p
+    raise AssertionError(arg)
+
+
+@pytest.mark.parametrize(
+    ("kind", "arg"),
+    [
+        (k, a)
+        for k, (_, b) in KINDS.items()
+        for a in b
+        if a not in ("lengths", "sources", "weights")
+    ],
+)
+def test_newer_sampler_constructor_arguments(kind: str, arg: str) -> None:
+    """Each argument of each constructor, every value kind: works as its plain value does, or
+    is refused naming it."""
+    canon: dict[Any, tuple[Any, ...]] = {}
+    for v in VALUES:
+        ok, p = expected_arg(kind, arg, v) if arg not in ("sources", "weights") else (None, None)
+        also = ("rank",) if arg == "num_replicas" else ()
+        got = attempt_named(f"{kind}({arg})", v, lambda v=v: build(kind, **{arg: v}), arg, *also)
+        if ok is None:  # sources, weights: checked in the test of list arguments
+            continue
+        if not ok:
+            assert isinstance(got, Refused), f"{kind}({arg}={key(v)}) was accepted"
+            continue
+        assert not isinstance(got, Refused), f"{kind}({arg}={key(v)}): {got}"
+        seen = attempt_named(f"{kind}({arg}) use", v, lambda s=got: observe(s), arg, "epoch")
+        if isinstance(seen, Refused):
+            continue
+        if p not in canon:
+            canon[p] = observe(build(kind, **{arg: p}))
+        assert seen == canon[p], f"{kind}({arg}={key(v)})"
+
+
+def test_newer_sampler_list_arguments() -> None:
+    """``sources``, ``weights`` and ``lengths`` whole, and with one element replaced."""
+    for v in VALUES:
+        for kind, arg in (("mixture", "sources"), ("mixture", "weights")):
+            for value in (v, [v, *MIX[arg][1:]]):  # type: ignore[index]
+                got = attempt_named(
+                    f"{kind}({arg}{'[0]' if value is not v else ''})",
+                    value,
+                    lambda value=value, kind=kind, arg=arg: build(  # type: ignore[misc]
+                        kind, permutation="lazy", **{arg: value}
+                    ),
+                    arg,
+                    "sources",
+                    "weights",
+                )
+                if not isinstance(got, Refused):
+                    observe(got)
+        for kind in ("grouped", "budget"):
+            for value in (v, [v, 3, 4]):
+                got = attempt_named(
+                    f"{kind}(lengths{'[0]' if value is not v else ''})",
+                    value,
+                    lambda value=value, kind=kind: build(kind, lengths=value),  # type: ignore[misc]
+                    "lengths",
+                    "max_tokens",
+                )
+                if not isinstance(got, Refused):
+                    attempt_named(
+                        f"{kind}(lengths) use", value, lambda g=got: observe(g), "lengths"
+                    )
+
+
+def test_the_plain_configurations_follow_the_references() -> None:
+    """The samplers the accepted arguments are compared with yield the references' orders."""
+    from test_length import budget_reference, hf_order, torch_share
+
+    lengths = LG["lengths"]
+    want = torch_share(hf_order(lengths, 4, None, 5, 0), 2, 1, False)
+    assert list(build("grouped")) == want
+    tb = build("budget")
+    batches = budget_reference(lengths, 120, tb.megabatch_size, None, 5)
+    assert list(tb) == torch_share(batches, 2, 1, False)
+    mix = build("mixture", num_replicas=1, rank=0)
+    whole = list(mix)
+    assert list(build("mixture")) == torch_share(whole, 2, 1, False)
+    starts = np.cumsum([0, *MIX["sources"]])
+    drawn: dict[int, list[int]] = {}
+    for i in whole:
+        k = int(np.searchsorted(starts, i, side="right")) - 1
+        drawn.setdefault(k, []).append(i - int(starts[k]))
+    for k, items in drawn.items():  # each source's first cycle is torch.randperm(n_k), seed 11
+        n = MIX["sources"][k]
+        assert items[:n] == torch_perm(n, 11)[: len(items[:n])], k
+
+
+# -- methods --
+
+
+def fresh(kind: str, **over: Any) -> Any:
+    """A one-replica sampler of ``kind`` (so a global position is this rank's position)."""
+    return build(kind, num_replicas=1, rank=0, **over)
+
+
+def epoch_items(kind: str, epoch: int) -> list[Any]:
+    s = fresh(kind)
+    s.set_epoch(epoch)
+    return list(s)
+
+
+METHODS: dict[str, list[str]] = {
+    "mixture": ["set_epoch", "start_iter", "seek.epoch", "seek.batches", "counts", "reweight"],
+    "grouped": ["set_epoch", "start_iter", "seek.epoch", "seek.batches"],
+    "budget": [
+        "set_epoch",
+        "start_iter",
+        "seek.epoch",
+        "seek.batches",
+        "num_batches",
+        "batch.k",
+        "batch.epoch",
+    ],
+}
+
+
+def method_call(kind: str, s: Any, method: str, v: Any) -> Callable[[], Any]:
+    if method == "set_epoch":
+        return lambda: s.set_epoch(v)
+    if method == "start_iter":
+        return lambda: setattr(s, "start_iter", v)
+    if method == "seek.epoch":
+        return lambda: s.seek(v, 1)
+    if method == "seek.batches":
+        return lambda: s.seek(1, v)
+    if method == "counts":
+        return lambda: s.counts(v)
+    if method == "reweight":
+        return lambda: s.load_state_dict(s.state_dict(), reweight=v)
+    if method == "num_batches":
+        return lambda: s.num_batches(v)
+    if method == "batch.k":
+        return lambda: s.batch(v)
+    assert method == "batch.epoch"
+    return lambda: s.batch(0, v)
+
+
+METHOD_NAMES = {
+    "set_epoch": ("epoch",),
+    "start_iter": ("start_iter",),
+    "seek.epoch": ("epoch",),
+    "seek.batches": ("batches",),
+    "counts": ("position",),
+    "reweight": ("reweight",),
+    "num_batches": ("epoch",),
+    "batch.k": ("k",),
+    "batch.epoch": ("epoch",),
+}
+
+
+@pytest.mark.parametrize(("kind", "method"), [(k, m) for k, ms in METHODS.items() for m in ms])
+def test_newer_sampler_method_arguments(kind: str, method: str) -> None:
+    """Each method argument, every value kind: the call works, and the sampler then yields what
+    the contract says (or refuses to iterate naming the epoch), or the call is refused naming
+    the argument and the sampler yields what it yielded before."""
+    names_ = METHOD_NAMES[method]
+    for v in VALUES:
+        s = fresh(kind)
+        s.set_epoch(2)
+        before = list(copy.deepcopy(s))
+        got = attempt_named(f"{kind}.{method}", v, method_call(kind, s, method, v), *names_)
+        i = plain(v)
+        if v is None and method in ("num_batches", "batch.epoch", "reweight"):
+            i = 2  # the current epoch; reweight: the sampler's attribute
+        if isinstance(got, Refused):
+            assert list(s) == before, f"{kind}.{method}({key(v)}) moved the sampler"
+            continue
+        if method in ("counts", "num_batches", "batch.k", "batch.epoch"):
+            assert i is not None, f"{kind}.{method}({key(v)}) was accepted"
+            check_query(kind, s, method, i, got)
+            continue
+        if method == "reweight":
+            assert v is None or isinstance(v, bool | np.bool_), f"reweight={key(v)} was accepted"
+            assert list(s) == before
+            continue
+        assert i is not None, f"{kind}.{method}({key(v)}) was accepted"
+        out = attempt_named(f"{kind}.{method} use", v, lambda s=s: list(s), "epoch")
+        if isinstance(out, Refused):
+            assert method in ("set_epoch", "seek.epoch"), (method, v, out)
+            continue
+        if method == "set_epoch":
+            assert out == epoch_items(kind, i)
+        elif method == "start_iter":
+            assert out == before[i * s.batch_size :]
+        elif method == "seek.epoch":
+            assert out == epoch_items(kind, i)[s.batch_size :]
+        else:  # seek(1, batches)
+            assert out == epoch_items(kind, 1)[i * s.batch_size :]
+
+
+def check_query(kind: str, s: Any, method: str, i: int, got: Any) -> None:
+    """An accepted query answers as the contract says."""
+    if method == "counts":
+        draws = [0] * len(MIX["sources"])
+        whole = list(fresh(kind)) * 2 if i <= 2 * sum(MIX["sources"]) else None
+        if whole is not None:
+            starts = np.cumsum([0, *MIX["sources"]])
+            for j in range(i):  # epochs 0 and 1 of the stream, position by position
+                e, p = divmod(j, sum(MIX["sources"]))
+                index = epoch_items(kind, e)[p]
+                draws[int(np.searchsorted(starts, index, side="right")) - 1] += 1
+            assert got == draws
+        else:
+            assert sum(got) == i
+    elif method == "num_batches":
+        assert got == len(epoch_items(kind, i))
+    elif method == "batch.k":
+        assert 0 <= i < s.num_batches() and got == s.batch(i, 2)
+        assert got in epoch_items(kind, 2)
+    else:
+        assert got in epoch_items(kind, i)
+
+
+# -- state dicts --
+
+
+def saved_state(kind: str, epoch: int = 2, consumed: int = 5) -> dict[str, Any]:
+    s = fresh(kind)
+    s.set_epoch(epoch)
+    head(s, consumed)
+    return s.state_dict()  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_newer_sampler_state_fields(kind: str) -> None:
+    """Every field of a saved state replaced by every value kind (and by values near its own):
+    the state is refused naming the field (and the sampler yields what it did), or it loads and
+    the sampler continues the state's epoch exactly from the state's offset."""
+    state = saved_state(kind)
+    assert state["offset"] == 5 and state["epoch"] == 2
+    whole: dict[int, list[Any]] = {}
+    for field in state:
+        near = [state[field]]
+        if type(state[field]) is int:
+            near += [state[field] + 1, state[field] - 1, np.int64(state[field])]
+        if isinstance(state[field], list):
+            near += [[*state[field], 0], state[field][:-1], [[-1]], [2**64], [None]]
+        for v in [*VALUES, *near]:
+            s = fresh(kind)
+            s.set_epoch(1)
+            before = head(copy.deepcopy(s), 10**6)
+            changed = {**state, field: v}
+            got = attempt_named(
+                f"{kind}.load_state_dict({field})",
+                v,
+                lambda s=s, changed=changed: s.load_state_dict(changed),
+                f"'{field}'",
+                "'weight_starts'/'weights'",
+                "state",
+            )
+            if isinstance(got, Refused):
+                assert head(s, 10**6) == before, f"{kind}: {field}={key(v)} moved the sampler"
+                continue
+            e, offset = changed["epoch"], changed["offset"]
+            if e not in whole:
+                whole[e] = epoch_items(kind, e)
+            assert s.epoch == e
+            assert head(s, 10**6) == whole[e][offset:], f"{kind}: {field}={key(v)}"
+    for v in VALUES:  # the whole state
+        s = fresh(kind)
+        attempt_named(f"{kind}.load_state_dict", v, lambda s=s, v=v: s.load_state_dict(v), "state")
+    for field in state:  # a field missing, or one more
+        s = fresh(kind)
+        rest = {k: x for k, x in state.items() if k != field}
+        with pytest.raises(ValueError, match=re.escape(repr(field))):
+            s.load_state_dict(rest)
+        with pytest.raises(ValueError, match=r"unknown|extra"):
+            s.load_state_dict({**state, f"{field}_": 1})
+
+
+# -- the integrations --
+
+
+def test_integration_arguments() -> None:
+    """``LoaderProgress(dataloader)`` (and its ``load_state_dict`` and ``iterate``) and
+    ``SamplerResume()``: a loader without a resumable sampler, or any other value, is refused
+    naming it; a refused state or epoch leaves the progress where it was."""
+    from resumable_samplers.accelerate import LoaderProgress
+    from resumable_samplers.lightning import SamplerResume
+
+    assert SamplerResume()._resuming is False
+    with pytest.raises(TypeError):
+        SamplerResume(1)  # type: ignore[call-arg]
+    for v in [*VALUES, tud.DataLoader(range(5)), tud.DataLoader(range(5), sampler=[0, 1])]:
+        got = attempt_named(
+            "LoaderProgress(dataloader)", v, lambda v=v: LoaderProgress(v), "dataloader", "sampler"
+        )
+        assert isinstance(got, Refused), key(v)
+        assert re.search(r"dataloader|DataLoader's sampler", got.name), got.name
+    data = list(range(10))
+    sampler = ResumableRandomSampler(data, seed=3, batch_size=2)
+    loader = tud.DataLoader(data, batch_size=2, sampler=sampler)
+    progress = LoaderProgress(loader)
+    order = torch_perm(10, 3 + 1)
+    for field in ("epoch", "batches"):
+        for v in VALUES:
+            state = {"epoch": 1, "batches": 2, field: v}
+            got = attempt_named(
+                f"LoaderProgress.load_state_dict({field})",
+                v,
+                lambda state=state: progress.load_state_dict(state),
+                field,
+            )
+            lo = 0 if field == "batches" else None
+            i = plain(v, lo)
+            if isinstance(got, Refused):
+                assert i is None, f"{field}={key(v)} refused: {got.name}"
+                assert progress.state_dict() == {"epoch": 0, "batches": 0}
+                continue
+            assert i is not None, f"{field}={key(v)} was accepted"
+            assert progress.state_dict() == {**{"epoch": 1, "batches": 2}, field: i}
+            progress.load_state_dict({"epoch": 0, "batches": 0})
+    progress.load_state_dict({"epoch": 1, "batches": 2})
+    for v in VALUES:
+        got = attempt_named(
+            "LoaderProgress.iterate(epoch)", v, lambda v=v: progress.iterate(v), "epoch"
+        )
+        i = plain(v)
+        assert isinstance(got, Refused) == (i is None), key(v)
+    batches = [b.tolist() for b in progress.iterate(np.int64(1))]
+    assert [i for b in batches for i in b] == order[4:]
+
+
+# --- the count (last, so that it counts every case above) ---------------------------------
+
+
+def test_distinct_cases_ran(record_property: Callable[[str, object], None]) -> None:
+    """The count reported in docs/reliability.md (run the whole module to get it).
+
+    The count is this test's captured output (``-rP`` shows it in the summary, not among the
+    progress dots), a property of its JUnit XML record, and its failure message.
+    """
+    if not CASES:
+        pytest.skip("run the whole module to count the cases")
+    count = f"hostile input: {len(CASES)} distinct cases, {CALLS[0]} calls"
+    print(count)
+    record_property("distinct_cases", len(CASES))
+    record_property("calls", CALLS[0])
+    assert len(CASES) >= 1000, count

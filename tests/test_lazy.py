@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from collections import Counter
+from typing import Any
 
 import numpy as np
 import pytest
@@ -71,10 +73,11 @@ def test_lazy_shards_partition_the_padded_epoch(
         assert len(counts) == total and all(c == 1 for c in counts.values())
     else:
         assert set(counts) == set(range(n)) and sum(counts.values()) == total
-    # The global sequence is P[p mod n] with P the lazy epoch permutation.
+    # The global sequence is P[p mod n] with P the lazy epoch permutation (a permutation).
     perm = rs.ResumableRandomSampler(Sized(n), seed=seed, permutation="lazy")
     perm.set_epoch(epoch)
     p_list = list(perm)
+    assert sorted(p_list) == list(range(n))
     for p in range(total):
         assert shards[p % w][p // w] == p_list[p % n]
 
@@ -117,15 +120,51 @@ def test_lazy_indices_are_the_same_on_one_thread_and_on_many() -> None:
     assert it_all[::step] == sampled
 
 
+def _sha256(values: Any) -> str:
+    """SHA-256 of the values as little-endian int64."""
+    return hashlib.sha256(np.asarray(values, dtype="<i8").tobytes()).hexdigest()
+
+
+# The lazy order is part of every saved state of a lazy sampler: these digests were computed
+# once (resumable-samplers 0.1) and pin it, so that a change to it (which would make saved
+# states resume in another order) fails here.
+LAZY_SHA256 = {
+    (10, 0): "ec788fc1c20d16ad49698b1b0668e7bb5a7392b4158e008ec7071385ad3ca69b",
+    (1000, 2**64 - 1): "ac8b1874e6d5341859a9656aefec22a0d7967e34667d902082aced971a75df59",
+    (65537, -1): "48304be7dfc936ffe51c353c90761fa65a8bdbf9deeb53dbecdb8f2e79bdfbba",
+    (100000, 42): "9248a8f375db4e7571a34ff5bd4dcfa09df0681f21dba303997d904e7ff14668",
+    (3_000_017, 5): "eaaead2c781ef40ce7f027e204dad5a58b399802776d9ee993bef9b72c852648",
+}
+
+
+@pytest.mark.parametrize(("n", "seed"), list(LAZY_SHA256))
+def test_lazy_order_is_the_recorded_one(n: int, seed: int) -> None:
+    p = rs.randperm(n, seed, permutation="lazy")
+    assert np.array_equal(np.sort(p), np.arange(n))
+    assert _sha256(p) == LAZY_SHA256[(n, seed)]
+
+
+def test_lazy_sampler_epochs_are_the_recorded_ones() -> None:
+    """Keyed by the full seed and epoch (each up to 2**64 - 1), sharded like torch's."""
+    s = rs.ResumableRandomSampler(Sized(1000), seed=2**64 - 1, permutation="lazy")
+    s.set_epoch(2**64 - 1)
+    got = list(s)
+    assert sorted(got) == list(range(1000))
+    assert _sha256(got) == "404ed2b411a7c5427c53b59a45759837ca5f157b31921849591de26daac19c05"
+    d = rs.ResumableDistributedSampler(Sized(100_003), 3, 1, seed=11, permutation="lazy")
+    assert _sha256(list(d)) == "e1a25af11eec26e88c12f24584b19a68eb81d1035d6646cf2625e9b855b5311a"
+
+
 def test_lazy_is_deterministic_across_processes() -> None:
     code = (
-        "import resumable_samplers as rs;"
-        "print(rs.randperm(100000, 42, permutation='lazy')[::997].tolist())"
+        "import hashlib, numpy as np, resumable_samplers as rs;"
+        "p = rs.randperm(100000, 42, permutation='lazy');"
+        "print(hashlib.sha256(np.asarray(p, dtype='<i8').tobytes()).hexdigest())"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
-    assert out.stdout.strip() == str(rs.randperm(100000, 42, permutation="lazy")[::997].tolist())
+    assert out.stdout.strip() == LAZY_SHA256[(100000, 42)]
 
 
 def test_lazy_seed_and_epoch_ranges() -> None:

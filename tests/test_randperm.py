@@ -180,3 +180,61 @@ def test_choosing_the_generation_does_not_import_torch() -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [core_order("torch"), "False"]
     assert importlib.util.find_spec("torch") is not None
+
+
+def _other_generation() -> str:
+    return "torch-legacy" if core_order("torch") == "torch" else "torch"
+
+
+@pytest.mark.parametrize(
+    ("sources", "num_samples", "refused"),
+    [
+        ([SWAP_LIMIT, 10], 20, True),  # a short epoch of a long source
+        ([10, 3 * 10**8, 5], 30, True),
+        ([SWAP_LIMIT - 1, 10], 20, False),
+        ([SWAP_LIMIT - 1, SWAP_LIMIT - 1], 3 * 10**8, False),  # a long epoch of short sources
+        ([1, 1], 2**40, False),  # sources of one item: any order is the identity
+    ],
+)
+def test_a_mixture_state_of_the_other_generation_is_refused_by_its_sources(
+    sources: list[int], num_samples: int, refused: bool
+) -> None:
+    """Each source of a torch-ordered mixture is permuted by ``randperm(len(source))``: the two
+    generations order it alike only if every source is below the limit, whatever num_samples."""
+    s = rs.ResumableMixtureSampler(
+        sources,
+        [1] * len(sources),
+        num_samples=num_samples,
+        permutation="torch",
+        seed=2,
+        num_replicas=1,
+        rank=0,
+    )  # no source is materialised: lengths only, nothing iterated
+    state = {**s.state_dict(), "permutation": _other_generation(), "offset": 3}
+    if refused:
+        with pytest.raises(ValueError, match="'permutation'"):
+            s.load_state_dict(state)
+        assert s.state_dict()["offset"] == 0
+    else:
+        s.load_state_dict(state)
+        assert s.state_dict()["offset"] == 3
+
+
+@pytest.mark.parametrize(("n", "refused"), [(SWAP_LIMIT, True), (SWAP_LIMIT - 1, False)])
+def test_a_token_budget_state_of_the_other_generation_is_refused_by_its_sample_count(
+    n: int, refused: bool
+) -> None:
+    """The samples are permuted by ``randperm(len(lengths))`` before they are batched, so the
+    number of samples decides, not the (smaller) number of batches. The sampler is built over a
+    few samples and then told it has ``n`` (its epoch stays the one built), so that no array of
+    ``n`` lengths is needed."""
+    s = rs.ResumableTokenBudgetBatchSampler([5, 1, 3, 2] * 10, 12, seed=4, num_replicas=1, rank=0)
+    state = {**s.state_dict(), "permutation": _other_generation(), "offset": 2}
+    assert state["dataset_length"] < 40
+    s._lengths.n = n
+    if refused:
+        with pytest.raises(ValueError, match="'permutation'"):
+            s.load_state_dict(state)
+    else:
+        s.load_state_dict(state)
+        assert s.state_dict()["offset"] == 2

@@ -1,7 +1,7 @@
 """Reliability: allocation failures, Ctrl-C, fork/spawn/forkserver, pickling, threads, memory
 across epochs and long runs.
 
-DESIGN.md sections 3.1, 4 and 5: a buffer that cannot be allocated raises ``MemoryError`` and
+docs/reliability.md, sections 1-4b: a buffer that cannot be allocated raises ``MemoryError`` and
 the process goes on, also when a helper thread starts short of memory; a long generation stops
 within about a second of SIGINT, in a forked child too; samplers work after ``fork`` (no thread
 pool survives a call), in DataLoader workers and after pickling; several Python threads get the
@@ -265,7 +265,7 @@ def test_fork_after_threads_and_torch_ops_same_results_no_hang() -> None:
     want = {
         "randperm": digest(torch_perm(3 * 10**6, 11)),
         "sampler": digest(torch_perm(10**5, 2)),
-        # DESIGN 2.4: rank 1 of 3 continues with G(c + 1 + 3j), G(p) = P[p mod n]
+        # docs/resume.md: rank 1 of 3 continues with G(c + 1 + 3j), G(p) = P[p mod n]
         "distributed": digest([perm4[(c + 1 + 3 * j) % n] for j in range(-(-(n - c) // 3))]),
         "sampler epoch 5": digest(torch_perm(10**5, 7)),
     }

@@ -246,3 +246,79 @@ def test_random_and_sequential_samplers_read_the_length_when_an_epoch_starts() -
     assert list(q) == list(range(30))
     ref = tud.RandomSampler(data, generator=torch.Generator().manual_seed(0))
     assert len(ref) == len(r)
+
+
+def _set(s: object, change: dict[str, object]) -> None:
+    for name, value in change.items():
+        setattr(s, name, value)
+
+
+CHANGES = [
+    {"rank": 2},
+    {"num_replicas": 5},
+    {"num_replicas": 2, "rank": 1},
+    {"drop_last": True},
+    {"num_replicas": 4, "drop_last": True},
+]
+
+
+@pytest.mark.parametrize("change", CHANGES, ids=str)
+def test_len_follows_attributes_set_after_construction_like_torch(change: dict) -> None:
+    """As with torch's ``DistributedSampler``, users set ``rank``, ``num_replicas`` or
+    ``drop_last`` after construction: ``len()`` is then what the iteration yields. torch's own
+    sampler supports a changed ``rank`` (its ``__iter__`` fails its assertions after another
+    ``num_replicas`` or ``drop_last``), so the reference for those is a torch sampler built with
+    the new values."""
+    ds = Sized(23)
+    d = rs.ResumableDistributedSampler(ds, num_replicas=3, rank=0, seed=4)
+    _set(d, change)
+    if set(change) == {"rank"}:
+        ref = tud.DistributedSampler(ds, num_replicas=3, rank=0, seed=4)
+        _set(ref, change)
+    else:
+        kw = {"num_replicas": 3, "rank": 0, "drop_last": False, **change}
+        ref = tud.DistributedSampler(ds, seed=4, **kw)  # type: ignore[arg-type]
+    want = list(ref)
+    assert list(d) == want and len(d) == len(want) == len(ref)
+
+
+@pytest.mark.parametrize("change", CHANGES, ids=str)
+@pytest.mark.parametrize("kind", ["grouped", "budget", "mixture"])
+def test_len_of_the_other_samplers_follows_their_attributes(kind: str, change: dict) -> None:
+    """Every rank's count is torch's ``DistributedSampler`` count for the epoch's length (the
+    number of batches for token-budget batches) and the current attributes."""
+    lengths = [1 + (i * 7) % 13 for i in range(23)]
+    s: rs.ResumableLengthGroupedSampler | rs.ResumableTokenBudgetBatchSampler
+    s2: object
+    if kind == "grouped":
+        s = rs.ResumableLengthGroupedSampler(lengths, 2, seed=1, num_replicas=3, rank=0)
+        n = 23
+    elif kind == "budget":
+        s = rs.ResumableTokenBudgetBatchSampler(lengths, 20, seed=1, num_replicas=3, rank=0)
+        n = s.num_batches()
+    else:
+        s2 = rs.ResumableMixtureSampler([10, 13], [1, 2], seed=1, num_replicas=3, rank=0)
+        s = s2  # type: ignore[assignment]
+        n = 23
+    _set(s, change)
+    kw = {"num_replicas": 3, "rank": 0, "drop_last": False, **change}
+    ref = tud.DistributedSampler(Sized(n), shuffle=False, **kw)  # type: ignore[arg-type]
+    got = list(s)
+    assert len(s) == len(got) == len(ref) == len(list(ref))
+    if kind == "grouped":
+        assert s.num_samples == len(ref) and s.total_size == ref.total_size  # type: ignore[union-attr]
+        fresh = rs.ResumableLengthGroupedSampler(lengths, 2, seed=1, **kw)  # type: ignore[arg-type]
+        assert got == list(fresh)
+
+
+def test_an_invalid_rank_set_later_is_refused_by_len_and_iter() -> None:
+    for s in (
+        rs.ResumableDistributedSampler(Sized(10), 2, 0),
+        rs.ResumableLengthGroupedSampler([3, 1, 2], 1, num_replicas=2, rank=0),
+        rs.ResumableMixtureSampler([3, 4], [1, 1], num_replicas=2, rank=0),
+    ):
+        s.rank = 2
+        with pytest.raises(ValueError, match=r"Invalid rank 2"):
+            len(s)
+        with pytest.raises(ValueError, match=r"Invalid rank 2"):
+            iter(s)

@@ -11,6 +11,13 @@ import numpy as np
 SEED_MIN = -(2**63)
 SEED_END = 2**64
 MAX_LEN = 2**63 - 1
+U64_MAX = 2**64 - 1
+
+_BOUNDS = {MAX_LEN: "2**63 - 1", U64_MAX: "2**64 - 1"}
+
+
+def _bound(value: int) -> str:
+    return _BOUNDS.get(value, str(value))
 
 
 def _is_bool(value: Any) -> bool:
@@ -29,21 +36,30 @@ def as_int(name: str, value: Any) -> int:
         return operator.index(value)
     except TypeError:
         raise TypeError(f"{name} should be an integer, got {type(value).__name__}") from None
+    except Exception as e:  # a broken __index__
+        raise TypeError(
+            f"{name} should be an integer, got {type(value).__name__} whose __index__ raised "
+            f"{type(e).__name__}: {e}"
+        ) from None
 
 
-def positive_int(name: str, value: Any) -> int:
-    """An integer >= 1."""
+def positive_int(name: str, value: Any, at_most: int | None = None) -> int:
+    """An integer >= 1 (and <= ``at_most`` if given)."""
     v = as_int(name, value)
     if v <= 0:
         raise ValueError(f"{name} should be a positive integer, got {v}")
+    if at_most is not None and v > at_most:
+        raise ValueError(f"{name} should be at most {_bound(at_most)}, got {v}")
     return v
 
 
-def non_negative_int(name: str, value: Any) -> int:
-    """An integer >= 0."""
+def non_negative_int(name: str, value: Any, at_most: int | None = None) -> int:
+    """An integer >= 0 (and <= ``at_most`` if given)."""
     v = as_int(name, value)
     if v < 0:
         raise ValueError(f"{name} should be a non-negative integer, got {v}")
+    if at_most is not None and v > at_most:
+        raise ValueError(f"{name} should be at most {_bound(at_most)}, got {v}")
     return v
 
 
@@ -74,6 +90,8 @@ def dataset_len(name: str, data: Any) -> int:
         raise ValueError(f"len({name}) should be in [0, 2**63 - 1]: {e}") from None
     except TypeError as e:  # e.g. __len__ returned a float, or a 0-d tensor has no length
         raise TypeError(f"{name} should have an integer length: {e}") from None
+    except Exception as e:  # a broken __len__
+        raise TypeError(f"{name} should have a length: len({name}) raised {e!r}") from None
     n = as_int(f"len({name})", length)
     if not 0 <= n <= MAX_LEN:
         raise ValueError(f"len({name}) should be in [0, 2**63 - 1], got {n}")

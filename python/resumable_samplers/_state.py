@@ -86,28 +86,37 @@ def _same_permutation(a: str, b: str, n: int) -> bool:
         return a == b
 
 
-def _same_order(n: int, saved: tuple[bool, str, int], ours: Settings) -> None:
+def _same_order(sizes: tuple[int, ...], saved: tuple[bool, str, int], ours: Settings) -> None:
     """Refuse a state whose order differs from ours, naming the first field that differs.
 
-    Unshuffled orders (and any order of at most one item) are the identity whatever the seed
-    and permutation; seeds are taken modulo 2**64, as torch's generator and the lazy order do.
+    ``sizes`` are the lengths of the permutations the order is made of. Unshuffled orders (and
+    permutations of at most one item) are the identity whatever the seed and permutation; seeds
+    are taken modulo 2**64, as torch's generator and the lazy order do.
     """
     shuffle, permutation, seed = saved
-    if n <= 1 or not (shuffle or ours.shuffle):
+    if max(sizes, default=0) <= 1 or not (shuffle or ours.shuffle):
         return
     _same("shuffle", shuffle, ours.shuffle)
-    if not _same_permutation(permutation, ours.permutation, n):
+    if not all(_same_permutation(permutation, ours.permutation, n) for n in sizes):
         _same("permutation", permutation, ours.permutation)
     if seed % _checks.SEED_END != ours.seed % _checks.SEED_END:
         _same("seed", seed, ours.seed)
 
 
-def read(state: Any, settings: Settings, extra: tuple[str, ...] = ()) -> tuple[int, int]:
+def read(
+    state: Any,
+    settings: Settings,
+    extra: tuple[str, ...] = (),
+    sizes: tuple[int, ...] | None = None,
+) -> tuple[int, int]:
     """Check ``state`` against ``settings`` and return its ``(epoch, offset)``.
 
     A state that describes the same order as ``settings`` is accepted even where a field
     differs (an unshuffled state with another seed, for example). ``extra`` names a sampler's
-    own fields, which must be present and which the sampler checks itself.
+    own fields, which must be present and which the sampler checks itself. ``sizes`` are the
+    lengths of the permutations the sampler's order is made of (by default the one of
+    ``settings.n`` items): the two torch generations permute alike only below 214,748,364
+    items, so a state saved under the other one is refused if any size reaches that.
 
     Raises:
         ValueError: naming the first field that is missing, unknown, malformed, newer than this
@@ -145,7 +154,7 @@ def read(state: Any, settings: Settings, extra: tuple[str, ...] = ()) -> tuple[i
     if not isinstance(permutation, str):
         raise ValueError(f"state field 'permutation' should be a str, got {permutation!r}")
     _same("dataset_length", n, settings.n)
-    _same_order(n, (shuffle, permutation, seed), settings)
+    _same_order((n,) if sizes is None else sizes, (shuffle, permutation, seed), settings)
     _same("drop_last", drop_last, settings.drop_last)
     if replicas < 1:
         raise ValueError(f"state field 'num_replicas' should be >= 1, got {replicas}")

@@ -25,6 +25,11 @@ __all__ = ["LoaderProgress"]
 def _batch_samplers(dataloader: Any) -> list[Any]:
     """The chain of batch samplers of a (prepared) loader, outermost first: accelerate's
     ``SkipBatchSampler``/``BatchSamplerShard`` around the loader's ``BatchSampler``."""
+    if not hasattr(dataloader, "batch_sampler"):
+        raise TypeError(
+            "dataloader should be a DataLoader (as accelerator.prepare() returns it), got "
+            f"{type(dataloader).__name__}"
+        )
     outer = dataloader.batch_sampler
     if outer is None:  # a loader built with sampler=<a BatchSampler> and batch_size=None
         outer = dataloader.sampler
@@ -137,19 +142,26 @@ class LoaderProgress:
             raise ValueError(
                 f"a LoaderProgress state has the keys 'epoch' and 'batches', got {state!r}"
             )
-        self.epoch = _checks.as_int("epoch", state["epoch"])
-        self.batches = _checks.non_negative_int("batches", state["batches"])
+        epoch = _checks.as_int("epoch", state["epoch"])
+        batches = _checks.non_negative_int("batches", state["batches"])
+        self.epoch, self.batches = epoch, batches  # a refused state changes nothing
 
     def iterate(self, epoch: int) -> Iterator[Any]:
         """The batches of ``epoch`` the loop has not trained on yet, counted as they are handed out.
 
         For the epoch restored by :meth:`load_state_dict`, this starts after its trained batches;
         any other epoch is whole. Sets the epoch of the loader (and so of the sampler) first.
+
+        Raises:
+            TypeError: at the call (not at the first batch), if ``epoch`` is not an integer.
         """
-        epoch = _checks.as_int("epoch", epoch)
+        return self._iterate(_checks.as_int("epoch", epoch))
+
+    def _iterate(self, epoch: int) -> Iterator[Any]:
         skip = self.batches if epoch == self.epoch else 0
         self.epoch, self.batches = epoch, skip
-        self.dataloader.set_epoch(epoch)
+        if hasattr(self.dataloader, "set_epoch"):  # accelerate's loaders; a plain one has none
+            self.dataloader.set_epoch(epoch)
         self.sampler.set_epoch(epoch)
         if skip >= len(self.dataloader):
             return  # the checkpoint was taken after the epoch's last batch

@@ -21,10 +21,11 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from resumable_samplers import _cli
 
 # torch is imported where it is used, so that ``resumable-samplers demo --help`` answers at once.
 if TYPE_CHECKING:
@@ -343,12 +344,10 @@ def run_demo(options: DemoOptions, stop_after: int | None) -> int:
     if stop_after is None:
         stop_after = max(1, per_epoch // 2)
     if not 1 <= stop_after < total:
-        print(
-            f"demo: error: --stop-after should be in [1, {total - 1}] "
-            f"({options.epochs} epochs of {per_epoch} batches), got {stop_after}",
-            file=sys.stderr,
+        return _usage_error(
+            f"--stop-after should be in [1, {total - 1}] "
+            f"({options.epochs} epochs of {per_epoch} batches), got {stop_after}"
         )
-        return 2
 
     job = build_job(options)
     reference = train(job, options, Progress([], 0, 0))
@@ -445,8 +444,24 @@ def resume_from_checkpoint(options: DemoOptions, checkpoint: Path, result: Path)
     return 0
 
 
+_PARSER: list[argparse.ArgumentParser] = []  # the demo's parser, for its usage line
+
+
+def _usage_error(message: str) -> int:
+    """Print the usage and ``message`` as argparse does for its own errors; exit status 2."""
+    if _PARSER:
+        _PARSER[-1].print_usage(sys.stderr)
+    print(f"resumable-samplers demo: error: {message}", file=sys.stderr)
+    return 2
+
+
 def run(args: argparse.Namespace) -> int:
     """The ``demo`` command."""
+    if args.seed + args.epochs - 1 >= 2**64:
+        return _usage_error(
+            f"--seed + --epochs - 1 should be below 2**64 (the sampler seeds epoch e with seed "
+            f"+ e), got --seed {args.seed} and --epochs {args.epochs}"
+        )
     options = DemoOptions(
         dataset_size=args.dataset_size,
         batch_size=args.batch_size,
@@ -456,24 +471,10 @@ def run(args: argparse.Namespace) -> int:
         num_workers=args.num_workers,
     )
     if (args.resume_from is None) != (args.result is None):
-        print("demo: error: --resume-from and --result go together", file=sys.stderr)
-        return 2
+        return _usage_error("--resume-from and --result go together")
     if args.resume_from is not None:
         return resume_from_checkpoint(options, args.resume_from, args.result)
     return run_demo(options, args.stop_after)
-
-
-def _int_at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse ``type`` that accepts integers ``>= minimum``."""
-
-    def parse(text: str) -> int:
-        value = int(text)
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"should be at least {minimum}, got {value}")
-        return value
-
-    parse.__name__ = "int"  # argparse names the type in errors: "invalid int value: 'x'"
-    return parse
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -489,9 +490,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
             "what a naive resume would have done."
         ),
     )
-    positive = _int_at_least(1)
+    _PARSER.append(parser)
+    positive = _cli.int_in(1, 10**9)
     parser.add_argument(
-        "--epochs", type=positive, default=2, help="number of epochs (default: %(default)s)"
+        "--epochs",
+        type=_cli.int_in(1, 10**6),
+        default=2,
+        help="number of epochs (default: %(default)s)",
     )
     parser.add_argument(
         "--batch-size", type=positive, default=32, help="samples per batch (default: %(default)s)"
@@ -504,19 +509,19 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--num-workers",
-        type=_int_at_least(0),
+        type=_cli.int_in(0, 1024),
         default=0,
         help="DataLoader worker processes (default: %(default)s)",
     )
     parser.add_argument(
         "--seed",
-        type=int,
+        type=_cli.seed,
         default=0,
         help="seed of the data, model and order (default: %(default)s)",
     )
     parser.add_argument(
         "--dataset-size",
-        type=positive,
+        type=_cli.int_in(1, 10**7),
         default=1000,
         help="number of synthetic samples (default: %(default)s)",
     )

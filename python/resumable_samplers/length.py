@@ -38,7 +38,7 @@ too), or the path of a ``.npy`` file, which is memory-mapped."""
 OVERSIZED = ("error", "alone")
 """The accepted values of ``oversized`` (what to do with a sample longer than ``max_tokens``)."""
 
-_U64_MAX = 2**64 - 1
+_U64_MAX = _checks.U64_MAX
 
 
 class _Lengths:
@@ -102,12 +102,16 @@ def _as_array(lengths: Any) -> npt.NDArray[Any]:
             f".npy file, got {type(lengths).__name__}"
         )
     else:
-        if len(lengths) == 0:
+        try:
+            size = len(lengths)
+        except Exception as e:  # a 0-d tensor, a broken __len__
+            raise TypeError(f"lengths should be a sequence of ints: len() raised {e!r}") from None
+        if size == 0:
             raise ValueError("lengths should not be empty")
         try:
             array = np.asarray(lengths)
-        except (TypeError, ValueError) as e:
-            raise TypeError(f"lengths should hold integers: {e}") from None
+        except Exception as e:  # ragged, or items that cannot be read
+            raise TypeError(f"lengths should hold integers: {e!r}") from None
     if array.ndim != 1:
         raise ValueError(f"lengths should be 1-D, got an array of shape {array.shape}")
     if array.dtype.kind not in "iu":
@@ -135,7 +139,7 @@ def _check_fields(state: Any, ours: dict[str, int]) -> dict[str, Any]:
         raise ValueError(f"state is missing field(s) {missing}")
     for name, value in ours.items():
         saved = rest.pop(name)
-        if saved == value and type(saved) is int:
+        if type(saved) is int and saved == value:
             continue
         if name == "lengths_fingerprint":
             raise ValueError(
@@ -197,12 +201,23 @@ class ResumableLengthGroupedSampler(_ResumableIteration, ResumableSampler):
         self.seed = _checks.as_int("seed", seed)
         _checks.order_key(self.seed, 0, "torch")
         if megabatch_mult is None:
-            megabatch_mult = _core.default_megabatch_mult(n, self._batch_size)
+            # Any batch_size from 2**64 on gives transformers' minimum, 1.
+            batch = min(self._batch_size, _checks.U64_MAX)
+            megabatch_mult = _core.default_megabatch_mult(n, batch)
         self.megabatch_mult = _checks.positive_int("megabatch_mult", megabatch_mult)
         self.num_replicas, self.rank = _replicas(num_replicas, rank)
         self.drop_last = _checks.as_bool("drop_last", drop_last)
-        self.num_samples = _core.shard_len(n, self.num_replicas, self.rank, 0, self.drop_last)
-        self.total_size = self.num_samples * self.num_replicas
+
+    @property
+    def num_samples(self) -> int:
+        """This rank's number of samples per epoch, from the current ``num_replicas``, ``rank``
+        and ``drop_last`` (as ``DistributedSampler.num_samples``)."""
+        return self._rank_len()
+
+    @property
+    def total_size(self) -> int:
+        """The number of samples per epoch over all ranks: ``num_samples * num_replicas``."""
+        return self._rank_len() * self._settings().num_replicas
 
     @property
     def lengths(self) -> npt.NDArray[np.integer[Any]]:
@@ -215,8 +230,9 @@ class ResumableLengthGroupedSampler(_ResumableIteration, ResumableSampler):
         return min(self.megabatch_mult * self._batch_size, self._lengths.n)
 
     def __len__(self) -> int:
-        """This rank's number of samples per epoch (whatever ``start_iter`` is)."""
-        return self.num_samples
+        """This rank's number of samples per epoch (whatever ``start_iter`` is), from the
+        current ``num_replicas``, ``rank`` and ``drop_last``."""
+        return self._rank_len()
 
     def _settings(self) -> _state.Settings:
         num_replicas, rank = _checked_replicas(self.num_replicas, self.rank)
@@ -299,9 +315,9 @@ class ResumableTokenBudgetBatchSampler(_ResumableIteration, tud.Sampler[list[int
         max_tokens: the budget of padded tokens per batch.
         seed: the random seed; ``seed + epoch`` must lie in ``[-2**63, 2**64)``.
         megabatch_mult: megabatches hold ``megabatch_mult`` typical batches, a typical batch
-            being ``max_tokens // mean length`` samples (at least 1, at most
-            ``max_batch_size``); by default ``min(len(lengths) // (4 * typical batch), 50)``,
-            at least 1, transformers' rule.
+            being ``max_tokens // ceil(mean length)`` samples, the mean length rounded up
+            (at least 1, at most ``max_batch_size``); by default
+            ``min(len(lengths) // (4 * typical batch), 50)``, at least 1, transformers' rule.
         max_batch_size: the most samples in a batch; no limit by default.
         num_replicas: the number of processes taking part; defaults to the process group's
             world size, or 1 without a process group.
@@ -328,11 +344,9 @@ class ResumableTokenBudgetBatchSampler(_ResumableIteration, tud.Sampler[list[int
     ) -> None:
         super().__init__()
         self._batch_size = 1  # positions count batches
-        self.max_tokens = _checks.positive_int("max_tokens", max_tokens)
-        if self.max_tokens > _U64_MAX:
-            raise ValueError(f"max_tokens should be below 2**64, got {self.max_tokens}")
+        self.max_tokens = _checks.positive_int("max_tokens", max_tokens, _U64_MAX)
         if max_batch_size is not None:
-            max_batch_size = _checks.positive_int("max_batch_size", max_batch_size)
+            max_batch_size = _checks.positive_int("max_batch_size", max_batch_size, _U64_MAX)
         self.max_batch_size = max_batch_size
         self.oversized = _checks.choice("oversized", oversized, OVERSIZED)
         self._lengths = _Lengths.of(lengths, self.max_tokens)
@@ -347,7 +361,7 @@ class ResumableTokenBudgetBatchSampler(_ResumableIteration, tud.Sampler[list[int
         self.seed = _checks.as_int("seed", seed)
         _checks.order_key(self.seed, 0, "torch")
         n = self._lengths.n
-        cap = _U64_MAX if max_batch_size is None else min(max_batch_size, _U64_MAX)
+        cap = _U64_MAX if max_batch_size is None else max_batch_size
         typical = _core.typical_batch_size(n, self._lengths.total, self.max_tokens, cap)
         if megabatch_mult is None:
             megabatch_mult = _core.default_megabatch_mult(n, typical)
@@ -366,7 +380,7 @@ class ResumableTokenBudgetBatchSampler(_ResumableIteration, tud.Sampler[list[int
 
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch; its batches are seeded with ``seed + epoch``."""
-        self.epoch = epoch
+        self.epoch = _checks.as_int("epoch", epoch)
 
     def _batches_of(self, epoch: int) -> _core.TokenBudgetBatches:
         """Epoch ``epoch``'s batches, built once (one epoch's batches are kept at a time)."""
@@ -401,7 +415,11 @@ class ResumableTokenBudgetBatchSampler(_ResumableIteration, tud.Sampler[list[int
         """The samples of batch ``k`` (a batch id, as :meth:`indices` lists them) of an epoch,
         the current one by default."""
         epoch = self.epoch if epoch is None else epoch
-        return self._batches_of(_checks.as_int("epoch", epoch)).batch(_checks.as_int("k", k))
+        batches = self._batches_of(_checks.as_int("epoch", epoch))
+        k = _checks.as_int("k", k)
+        if not 0 <= k < len(batches):
+            raise ValueError(f"k should be a batch id in [0, {len(batches)}), got {k}")
+        return batches.batch(k)
 
     def indices(self) -> Any:
         """This rank's remaining batch ids of the current epoch (from where :meth:`state_dict`
@@ -409,7 +427,8 @@ class ResumableTokenBudgetBatchSampler(_ResumableIteration, tud.Sampler[list[int
         return super().indices()
 
     def __len__(self) -> int:
-        """This rank's number of batches in the current epoch (whatever ``start_iter`` is)."""
+        """This rank's number of batches in the current epoch (whatever ``start_iter`` is),
+        from the current ``num_replicas``, ``rank`` and ``drop_last``."""
         return self._rank_len()
 
     def _settings(self) -> _state.Settings:
@@ -425,6 +444,10 @@ class ResumableTokenBudgetBatchSampler(_ResumableIteration, tud.Sampler[list[int
             _checks.as_int("seed", self.seed),
             epoch,
         )
+
+    def _permuted_sizes(self) -> tuple[int, ...]:
+        # The samples are permuted (then the batches, fewer of them): the samples decide.
+        return (self._lengths.n,)
 
     def _new_epoch(self, key: tuple[Any, ...]) -> _core.Epoch:
         _n, num_replicas, rank, offset, drop_last, _order, _seed, _epoch = key
@@ -474,10 +497,21 @@ class ResumableTokenBudgetBatchSampler(_ResumableIteration, tud.Sampler[list[int
         rest = _check_fields(state, self._order_fields())
         previous = self.epoch
         epoch = rest.get("epoch")
-        if isinstance(epoch, int) and not isinstance(epoch, bool):
+        if type(epoch) is int:
+            try:
+                _checks.order_key(self.seed, epoch, "torch")
+            except ValueError as e:
+                raise ValueError(f"state field 'epoch' is out of range: {e}") from None
             self.epoch = epoch  # the state's epoch decides its number of batches
         try:
             super().load_state_dict(rest)
         except ValueError:
             self.epoch = previous
             raise
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy (``pickle``, ``copy.deepcopy``, ``torch.save``) continues where this sampler
+        is; the epoch's batches are rebuilt on demand."""
+        state = super().__getstate__()  # reads the position while the batches exist
+        state["_packed"] = None
+        return state

@@ -45,8 +45,12 @@ def integer_weights(weights: Sequence[Any]) -> list[int]:
         raise TypeError(f"weights should be a sequence of numbers, got {type(weights).__name__}")
     # Each weight as an exact fraction num / den (den a power of two for floats), brought to a
     # common denominator with integer arithmetic only.
+    try:
+        items = list(weights)
+    except Exception as e:  # a 0-d array, a broken sequence
+        raise TypeError(f"weights should be a sequence of numbers: {e!r}") from None
     ratios: list[tuple[int, int]] = []
-    for k, w in enumerate(weights):
+    for k, w in enumerate(items):
         if _checks._is_bool(w) or not isinstance(w, numbers.Real | np.integer | np.floating):
             raise TypeError(f"weights[{k}] should be a real number, got {type(w).__name__}")
         if isinstance(w, numbers.Integral | np.integer):
@@ -75,10 +79,14 @@ def _lengths(sources: Sequence[Any]) -> list[int]:
         raise TypeError(
             f"sources should be a sequence of datasets or lengths, got {type(sources).__name__}"
         )
-    if not sources:
+    try:
+        items = list(sources)
+    except Exception as e:  # a broken sequence
+        raise TypeError(f"sources should be a sequence of datasets or lengths: {e!r}") from None
+    if not items:
         raise ValueError("sources should not be empty")
     lengths = []
-    for k, source in enumerate(sources):
+    for k, source in enumerate(items):
         if isinstance(source, Sized) and not isinstance(source, (str, bytes)):
             lengths.append(_checks.dataset_len(f"sources[{k}]", source))
         else:
@@ -91,11 +99,20 @@ def _lengths(sources: Sequence[Any]) -> list[int]:
     return lengths
 
 
+def _u64s(value: Any) -> bool:
+    """Whether ``value`` is a list of ints in ``[0, 2**64 - 1]``."""
+    return isinstance(value, list) and all(
+        type(v) is int and 0 <= v <= _checks.U64_MAX for v in value
+    )
+
+
 def _int_list(state: dict[str, Any], name: str) -> list[int]:
     value = state[name]
-    if not isinstance(value, list) or any(type(v) is not int for v in value):
-        raise ValueError(f"state field {name!r} should be a list of ints, got {value!r}")
-    return value
+    if not _u64s(value):
+        raise ValueError(
+            f"state field {name!r} should be a list of ints in [0, 2**64 - 1], got {value!r}"
+        )
+    return value  # type: ignore[no-any-return]
 
 
 @SAMPLER_REGISTRY.register
@@ -161,6 +178,11 @@ class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
                 f"weights should have one entry per source ({len(self._lengths)}), "
                 f"got {len(self._weights)}"
             )
+        for k, (n, w) in enumerate(zip(self._lengths, self._weights, strict=True)):
+            if n == 0 and w > 0:
+                raise ValueError(
+                    f"sources[{k}] is empty but weights[{k}] is positive; give it weight 0"
+                )
         if num_samples is None:
             num_samples = sum(self._lengths)
         self.num_samples = _checks.non_negative_int("num_samples", num_samples)
@@ -198,17 +220,16 @@ class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
 
     def counts(self, position: int) -> list[int]:
         """How many of the stream positions ``[0, position)`` drew from each source (O(K))."""
-        return self._mix.counts(_checks.non_negative_int("position", position))
+        return self._mix.counts(_checks.non_negative_int("position", position, _checks.U64_MAX))
 
     def __len__(self) -> int:
-        """This rank's number of samples per epoch."""
+        """This rank's number of samples per epoch, from the current ``num_samples``,
+        ``num_replicas``, ``rank`` and ``drop_last``."""
         return self._rank_len()
 
     def _settings(self) -> _state.Settings:
         num_replicas, rank = _checked_replicas(self.num_replicas, self.rank)
-        epoch = _checks.as_int("epoch", self.epoch)
-        if epoch < 0:
-            raise ValueError(f"epoch should be a non-negative integer for a mixture, got {epoch}")
+        epoch = self._checked_epoch(self.epoch)
         return _state.Settings(
             self.num_samples,
             num_replicas,
@@ -220,12 +241,29 @@ class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
             epoch,
         )
 
+    def _checked_epoch(self, value: Any, name: str = "epoch") -> int:
+        """An epoch whose stream positions ``[epoch * num_samples, (epoch + 1) * num_samples)``
+        all lie below ``2**64 - 1``."""
+        epoch = _checks.as_int(name, value)
+        if epoch < 0:
+            raise ValueError(f"{name} should be a non-negative integer for a mixture, got {epoch}")
+        if (epoch + 1) * self.num_samples >= _checks.U64_MAX:
+            raise ValueError(
+                f"{name} should keep (epoch + 1) * num_samples below 2**64 - 1 (num_samples is "
+                f"{self.num_samples}), got {epoch}"
+            )
+        return epoch
+
     def _epoch_key(self, st: _state.Settings, offset: int) -> tuple[Any, ...]:
         return (self._mix, st.n, st.num_replicas, st.rank, offset, st.drop_last, st.epoch)
 
     def _new_epoch(self, key: tuple[Any, ...]) -> _core.Epoch:
         mix, *args = key
         return mix.epoch(*args)  # type: ignore[no-any-return]
+
+    def _permuted_sizes(self) -> tuple[int, ...]:
+        # Each source is permuted on its own, whatever num_samples is.
+        return tuple(self._lengths)
 
     def _extra_state(self) -> dict[str, Any]:
         return {
@@ -248,7 +286,8 @@ class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
                 seed or permutation, or has other weights and ``reweight`` is false.
         """
         reweight = self.reweight if reweight is None else _checks.as_bool("reweight", reweight)
-        epoch, offset = _state.read(state, self._settings(), _FIELDS)
+        epoch, offset = _state.read(state, self._settings(), _FIELDS, self._permuted_sizes())
+        self._checked_epoch(epoch, "state field 'epoch'")
         lengths = _int_list(state, "source_lengths")
         if lengths != self._lengths:
             raise ValueError(
@@ -261,10 +300,11 @@ class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
             not isinstance(weights, list)
             or len(weights) != len(starts)
             or not starts
-            or any(not isinstance(w, list) or any(type(x) is not int for x in w) for w in weights)
+            or not all(_u64s(w) for w in weights)
         ):
             raise ValueError(
-                "state field 'weights' should be one list of ints per entry of 'weight_starts'"
+                "state field 'weights' should be one list of ints in [0, 2**64 - 1] per entry of "
+                "'weight_starts'"
             )
         segments = [(s, list(w)) for s, w in zip(starts, weights, strict=True)]
         try:

@@ -48,7 +48,7 @@ def _replicas(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
 
 def _checked_replicas(num_replicas: Any, rank: Any) -> tuple[int, int]:
     """``num_replicas`` and ``rank`` as ints, checked (torch's wording for the rank)."""
-    num_replicas = _checks.positive_int("num_replicas", num_replicas)
+    num_replicas = _checks.positive_int("num_replicas", num_replicas, _checks.MAX_LEN)
     rank = _checks.as_int("rank", rank)
     _checks.rank(rank, num_replicas)
     return num_replicas, rank
@@ -223,8 +223,19 @@ class _ResumableIteration:
         """
         epoch = _checks.as_int("epoch", epoch)
         batches = _checks.non_negative_int("batches", batches)
-        self.set_epoch(epoch)  # type: ignore[attr-defined]
-        self._pending = _Start(epoch, self._batches_start(batches))
+        # The epoch is each sampler's own attribute (a property of ResumableSampler, torch's
+        # plain attribute on the distributed sampler), read and restored by name.
+        previous = object.__getattribute__(self, "epoch")
+        try:
+            self.set_epoch(epoch)  # type: ignore[attr-defined]
+            st = self._settings()  # an epoch the order cannot have is refused here
+            if st.shuffle:
+                _checks.order_key(st.seed, st.epoch, st.permutation)
+            start = self._batches_start(batches)
+        except BaseException:
+            object.__setattr__(self, "epoch", previous)  # a refused seek changes nothing
+            raise
+        self._pending = _Start(epoch, start)
 
     def indices(self) -> Indices:
         """This epoch's remaining indices (from where :meth:`state_dict` says the epoch is) as a
@@ -256,6 +267,11 @@ class _ResumableIteration:
         """A sampler's own state fields, beyond the shared ones."""
         return {}
 
+    def _permuted_sizes(self) -> tuple[int, ...] | None:
+        """The lengths of the permutations an epoch's order is made of, which decide whether
+        the two torch generations order it alike; ``None``: one of the epoch's length."""
+        return None
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a state saved by :meth:`state_dict`, possibly by a job with another
         number of replicas or batch size.
@@ -271,7 +287,9 @@ class _ResumableIteration:
                 length, seed, permutation, ``shuffle`` or ``drop_last``); the message names the
                 field.
         """
-        epoch, offset = _state.read(state, self._settings(), tuple(self._extra_state()))
+        epoch, offset = _state.read(
+            state, self._settings(), tuple(self._extra_state()), self._permuted_sizes()
+        )
         self.set_epoch(epoch)  # type: ignore[attr-defined]
         self._pending = _Start(epoch, offset)
 
@@ -455,9 +473,7 @@ class ResumableDistributedSampler(_ResumableIteration, tud.DistributedSampler[in
     ) -> None:
         n = _checks.dataset_len("dataset", dataset)
         if num_replicas is not None:
-            num_replicas = _checks.positive_int("num_replicas", num_replicas)
-            if num_replicas > _checks.MAX_LEN:
-                raise ValueError(f"num_replicas should be at most 2**63 - 1, got {num_replicas}")
+            num_replicas = _checks.positive_int("num_replicas", num_replicas, _checks.MAX_LEN)
         if rank is not None:
             rank = _checks.as_int("rank", rank)
             if num_replicas is not None:
@@ -475,6 +491,12 @@ class ResumableDistributedSampler(_ResumableIteration, tud.DistributedSampler[in
         self._dataset_len = n
         self._batch_size = _checks.positive_int("batch_size", batch_size)
         self._permutation = permutation
+
+    def __len__(self) -> int:
+        """This rank's number of samples per epoch (whatever ``start_iter`` is), from the
+        current ``num_replicas``, ``rank`` and ``drop_last``: ``num_samples`` as long as they
+        are the constructor's, and what iteration yields after one of them is set."""
+        return self._rank_len()
 
     def _settings(self) -> _state.Settings:
         # Users set these attributes directly, as with torch's sampler; normalise them so the

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from resumable_samplers import _core
+from resumable_samplers import _cli, _core
 from resumable_samplers._torch_version import torch_order
-from resumable_samplers.bench import Progress, parse_sizes
+from resumable_samplers.bench import Progress
 
 DESCRIPTION = """\
 Check bit parity with the installed torch, and report.
@@ -70,20 +70,9 @@ class _Length:
 
 def parse_seeds(text: str) -> list[int]:
     """Comma-separated integers in torch's seed range ``[-2**63, 2**64)``."""
-    seeds = []
-    for token in text.split(","):
-        token = token.strip()
-        if not token:
-            continue
-        try:
-            seed = int(token)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer seed: {token!r}") from None
-        if not -(2**63) <= seed < 2**64:
-            raise argparse.ArgumentTypeError(f"seed should be in [-2**63, 2**64), got {seed}")
-        seeds.append(seed)
+    seeds = [_cli.seed(token) for token in text.split(",") if token.strip()]
     if not seeds:
-        raise argparse.ArgumentTypeError("no seeds given")
+        raise argparse.ArgumentTypeError(f"no seeds given in {text!r}")
     return seeds
 
 
@@ -211,7 +200,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-sampler-n",
-        type=int,
+        type=_cli.int_in(0, _cli.MAX_LEN),
         default=10**6,
         help="largest n for the distributed-sampler checks (torch builds Python lists)",
     )
@@ -226,10 +215,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _sizes_with_zero(text: str) -> list[int]:
-    tokens = [t for t in text.split(",") if t.strip()]
-    zero = any(t.strip() == "0" for t in tokens)
-    rest = ",".join(t for t in tokens if t.strip() != "0")
-    return ([0] if zero else []) + (parse_sizes(rest) if rest else [])
+    """``--sizes``: comma-separated sizes in ``[0, 2**63 - 1]``, at least one."""
+    return _cli.sizes(text, minimum=0)
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from resumable_samplers import _cli
 from resumable_samplers.bench.plan import Options, available_memory
 from resumable_samplers.bench.spec import (
     AUTO_REPEAT,
@@ -54,37 +55,9 @@ EPILOG = (
 
 
 def parse_sizes(text: str) -> list[int]:
-    """Parse ``--sizes``: comma-separated positive integers, ``1e6`` notation allowed."""
-    sizes: list[int] = []
-    for token in text.split(","):
-        token = token.strip().replace("_", "")
-        if not token:
-            continue
-        try:
-            value = int(token)
-        except ValueError:
-            try:
-                f = float(token)
-            except ValueError:
-                raise argparse.ArgumentTypeError(f"not a size: {token!r}") from None
-            if not f.is_integer():
-                raise argparse.ArgumentTypeError(
-                    f"a size should be a whole number, got {token}"
-                ) from None
-            value = int(f)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"a size should be positive, got {token}")
-        sizes.append(value)
-    if not sizes:
-        raise argparse.ArgumentTypeError("no sizes given")
-    return sorted(set(sizes))
-
-
-def _parse_size(text: str) -> int:
-    sizes = parse_sizes(text)
-    if len(sizes) != 1:
-        raise argparse.ArgumentTypeError(f"expected one size, got {text!r}")
-    return sizes[0]
+    """Parse ``--sizes``: comma-separated integers in ``[1, 2**63 - 1]``, ``1e6`` notation
+    allowed."""
+    return _cli.sizes(text)
 
 
 def _parse_letters(text: str) -> list[str]:
@@ -144,14 +117,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--loader-n",
-        type=_parse_size,
+        type=_cli.one_size,
         help="(d) dataset size of the DataLoader measurement (default: "
         f"{format_n(DEFAULT_LOADER_N)} or the largest of --sizes if smaller; with --quick: "
         f"{format_n(QUICK_LOADER_N)})",
     )
     parser.add_argument(
         "--lazy-randperm-n",
-        type=_parse_size,
+        type=_cli.one_size,
         metavar="N",
         help="(e) size of randperm(N, permutation='lazy') (default: "
         f"{format_n(DEFAULT_LAZY_RANDPERM_N)} or the largest of --sizes if smaller; with --quick: "
@@ -169,7 +142,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--grain-n",
-        type=_parse_size,
+        type=_cli.one_size,
         metavar="N",
         help=f"(e) permutation size of the Grain comparison (default: {format_n(DEFAULT_GRAIN_N)}"
         f" or the largest of --sizes if smaller; with --quick: {format_n(QUICK_GRAIN_N)}); Grain "
@@ -178,7 +151,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=_cli.positive_float(10**7),
         default=DEFAULT_TIMEOUT_S,
         help="seconds allowed for each measurement, interpreter start included "
         f"(default: {DEFAULT_TIMEOUT_S:g})",
@@ -189,16 +162,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=Path("bench-results"),
         help="folder for results.json, results.md and plot.png (default: bench-results)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="permutation seed (default: 0)")
+    parser.add_argument("--seed", type=_cli.seed, default=0, help="permutation seed (default: 0)")
     parser.add_argument(
         "--repeat",
-        type=int,
+        type=_cli.int_in(1, 10**6),
         help="time each operation this many times in its process and keep the best (default: "
         f"{AUTO_REPEAT} up to n={format_n(AUTO_REPEAT_MAX_N)}, 1 above)",
     )
     parser.add_argument(
         "--mem-budget",
-        type=float,
+        type=_cli.positive_float(2**30),
         metavar="GIB",
         help="skip a measurement estimated to need more (default: 90%% of available memory)",
     )
@@ -218,10 +191,6 @@ def options_from(args: argparse.Namespace) -> Options:
     size (``--loader-n``, ``--lazy-randperm-n``, ``--lazy-iter-n`` and ``--grain-n`` still set
     them explicitly).
     """
-    if args.timeout <= 0:
-        raise SystemExit(f"--timeout should be positive, got {args.timeout:g}")
-    if args.repeat is not None and args.repeat < 1:
-        raise SystemExit(f"--repeat should be at least 1, got {args.repeat}")
     if args.mem_budget is not None:
         budget: int | None = int(args.mem_budget * GIB)
     else:

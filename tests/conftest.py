@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
+from collections.abc import Iterator
 
 import torch
 
@@ -32,3 +34,14 @@ def sigint_ignored() -> None:
     non-interactive shell or ``nohup`` starts it: a test that interrupts such a child passes only
     if the child sets its own Ctrl-C handler, wherever the test runner was started."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def ctrl_c_handler() -> Iterator[None]:
+    """Python's Ctrl-C handler in this process for the block, also when the test runner was
+    started with SIGINT ignored (which CI does on purpose, see ``.ci/run``)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

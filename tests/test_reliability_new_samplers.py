@@ -29,7 +29,7 @@ import pytest
 import torch.utils.data as tud
 
 import resumable_samplers as rs
-from conftest import torch_perm
+from conftest import ctrl_c_handler, torch_perm
 
 SCRIPTS = Path(__file__).parent / "scripts"
 
@@ -274,7 +274,7 @@ def test_ctrl_c_stops_a_mixture_computing_a_torch_cycle_within_a_second(how: str
     sender = threading.Thread(target=interrupt)
     sender.start()
     try:
-        with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_handler(), pytest.raises(KeyboardInterrupt):
             if how == "iterator":
                 next(iter(s))
             else:

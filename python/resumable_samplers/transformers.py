@@ -236,6 +236,15 @@ class ResumableTrainerMixin:
         if dataset is None or not _has_len(dataset):
             return super()._get_train_sampler(train_dataset)  # type: ignore[misc]
         args = trainer.args
+        if getattr(super(), "get_resumed_dataloader", None) is None or not hasattr(
+            args, "train_sampling_strategy"
+        ):
+            raise ValueError(
+                "ResumableTrainerMixin needs a transformers Trainer with get_resumed_dataloader "
+                "and TrainingArguments.train_sampling_strategy (transformers 5; tested with "
+                f"5.25), got transformers {_transformers_version()}: its Trainer would resume "
+                "without the mixin"
+            )
         strategy = args.train_sampling_strategy
         if strategy not in STRATEGIES:
             raise ValueError(
@@ -314,6 +323,12 @@ class ResumableTrainerMixin:
             )
         outer.batch_sampler = resumed
         return loader
+
+
+def _transformers_version() -> str:
+    import transformers
+
+    return str(transformers.__version__)
 
 
 def _has_len(dataset: Any) -> bool:

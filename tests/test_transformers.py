@@ -174,15 +174,16 @@ def stock_order(world: int, rank: int, epochs: int = job.EPOCHS) -> Log:
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("world", [1, 2])
+@pytest.mark.parametrize(("world", "args"), [(1, []), (2, []), (2, ["--split-batches"])])
 def test_uninterrupted_run_is_the_stock_trainers(
-    world: int, zygote: Zygote, uninterrupted: Uninterrupted, tmp_path: Path
+    world: int, args: list[str], zygote: Zygote, uninterrupted: Uninterrupted, tmp_path: Path
 ) -> None:
-    ours = uninterrupted.get(world, [])
-    codes = run(zygote, tmp_path, world, ["--stock"])
+    ours = uninterrupted.get(world, args)
+    codes = run(zygote, tmp_path, world, [*args, "--stock"])
     assert set(codes) == {0}, output(tmp_path)
     for rank in range(world):
-        assert batches(tmp_path, rank, 0) == stock_order(world, rank)
+        if not args:
+            assert batches(tmp_path, rank, 0) == stock_order(world, rank)
         assert batches(ours, rank, 0) == batches(tmp_path, rank, 0)
         assert same_weights(ours, tmp_path, rank)
         assert [d[0] for d in draws(ours, rank, 0)] == ["ResumableRandomSampler"] * job.EPOCHS
@@ -204,9 +205,12 @@ CASES = {
         ["--accumulation", "2", "--workers", "2", "--max-steps", "20"],
         [6, 16],
     ),
+    "sequential": (1, ["--strategy", "sequential"], [PER_EPOCH + 3]),
     # 13 batches per process and epoch, the last step padded by accelerate
     "2proc-mid-epoch": (2, ["--workers", "2"], [6, 13 + 4]),
     "2proc-epoch-end": (2, ["--accumulation", "2"], [7]),
+    # accelerate splits each batch of 8 over the 2 processes
+    "2proc-split-batches": (2, ["--split-batches"], [10]),
 }
 
 
@@ -217,8 +221,13 @@ def test_resumes_at_the_next_batch_without_drawing_the_skipped_ones(
 ) -> None:
     world, args, kills = CASES[case]
     ref = uninterrupted.get(world, args)
+    sampler = "ResumableRandomSampler"
+    if "sequential" in args:
+        sampler = "ResumableSequentialSampler"
+        identity = [list(range(i, i + job.B)) for i in range(0, job.N, job.B)]
+        assert batches(ref, 0, 0) == identity * job.EPOCHS  # SequentialSampler's order
     attempts = kill_and_resume(zygote, tmp_path, world, args, kills)
-    assert_resumed_exactly(tmp_path, ref, world, attempts, "ResumableRandomSampler")
+    assert_resumed_exactly(tmp_path, ref, world, attempts, sampler)
 
 
 @pytest.mark.timeout(300)

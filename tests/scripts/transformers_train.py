@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-steps", type=int, default=-1)
     parser.add_argument("--strategy", default="random")
     parser.add_argument("--ignore-data-skip", action="store_true")
+    parser.add_argument("--split-batches", action="store_true")
     opts = parser.parse_args(argv)
 
     from accelerate.data_loader import SeedableRandomSampler
@@ -161,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         dataloader_pin_memory=False,
         train_sampling_strategy=opts.strategy,
         ignore_data_skip=opts.ignore_data_skip,
+        accelerator_config={"split_batches": opts.split_batches},
         disable_tqdm=True,
         ddp_find_unused_parameters=False,
     )

@@ -18,6 +18,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -269,7 +270,7 @@ def test_group_by_length_is_transformers_length_grouped_order_and_resumes(
 # --- what the mixin refuses --------------------------------------------------------------------
 
 
-def make_trainer(tmp_path: Path, **kwargs: object) -> object:
+def make_trainer(tmp_path: Path, dataset: object = None, **kwargs: object) -> object:
     import transformers
     from transformers_train import Items, Model, collate
 
@@ -287,7 +288,8 @@ def make_trainer(tmp_path: Path, **kwargs: object) -> object:
         **kwargs,
     )
     log = job.BatchLog(tmp_path, 0, 0)
-    return Trainer(model=Model(log), args=args, train_dataset=Items(), data_collator=collate)
+    data = Items() if dataset is None else dataset
+    return Trainer(model=Model(log), args=args, train_dataset=data, data_collator=collate)
 
 
 @pytest.mark.parametrize(
@@ -332,3 +334,38 @@ def test_the_package_imports_no_transformers() -> None:
         "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+class Columns:
+    """What the Trainer reads lengths from in a ``datasets.Dataset``: named columns."""
+
+    def __init__(self, **columns: list[Any]) -> None:
+        self.columns = columns
+        self.column_names = list(columns)
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values())))
+
+    def __getitem__(self, key: int | str) -> Any:
+        if isinstance(key, str):
+            return self.columns[key]
+        return {name: column[key] for name, column in self.columns.items()}
+
+
+def test_group_by_length_reads_the_length_column_or_the_model_inputs(tmp_path: Path) -> None:
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    sys.path.insert(0, str(SCRIPT.parent))
+    lengths = [1 + (i * 37) % 23 for i in range(97)]
+    g = torch.Generator().manual_seed(job.SEED)
+    want = list(LengthGroupedSampler(8, lengths=lengths, generator=g))
+    strategy = {"train_sampling_strategy": "group_by_length", "per_device_train_batch_size": 8}
+    for data in (
+        Columns(length=lengths, input_ids=[[0]] * 97),  # the length column wins
+        Columns(input_ids=[[0] * k for k in lengths]),
+    ):
+        trainer: Any = make_trainer(tmp_path, data, **strategy)
+        assert list(trainer._get_train_sampler()) == want
+    trainer = make_trainer(tmp_path, Columns(text=["a"] * 97), **strategy)
+    with pytest.raises(ValueError, match=r"'length'.*'input_ids'"):
+        trainer._get_train_sampler()

@@ -46,37 +46,30 @@ STRATEGIES = ("random", "sequential", "group_by_length")
 
 
 def _dataset_lengths(trainer: Any, dataset: Any) -> npt.NDArray[np.int64]:
-    """The length of every training sample, for ``group_by_length``: the dataset's
-    ``length_column_name`` column when it has one, else ``len`` of each sample's first model input
-    (as transformers computes them), read once; a ``datasets.Dataset`` is read a column at a
-    time."""
+    """The length of every training sample, for ``group_by_length``, as transformers takes them:
+    a ``datasets.Dataset``'s ``length_column_name`` column when it has one, else ``len`` of each
+    sample's first model input (``input_ids`` without a processing class). A dataset with
+    ``column_names`` (a ``datasets.Dataset``) is read a column at a time."""
     args = trainer.args
-    columns = getattr(dataset, "column_names", None)
-    if isinstance(columns, list) and args.length_column_name in columns:
-        column = dataset[args.length_column_name]
-        return np.asarray(column, dtype=np.int64)
     processing = getattr(trainer, "processing_class", None)
     names = getattr(processing, "model_input_names", None)
     name = names[0] if names else "input_ids"
+    columns = getattr(dataset, "column_names", None)
     if isinstance(columns, list):
-        if name not in columns:
-            raise ValueError(
-                f"train_sampling_strategy='group_by_length' needs the length of every sample: the "
-                f"training dataset has neither a {args.length_column_name!r} column "
-                f"(length_column_name) nor a {name!r} column; its columns are {columns}"
-            )
-        column = dataset.with_format("arrow")[name] if hasattr(dataset, "with_format") else None
-        if column is not None and hasattr(column, "combine_chunks"):
-            import pyarrow.compute as pc  # type: ignore[import-untyped,import-not-found,unused-ignore]
-
-            return np.asarray(pc.list_value_length(column), dtype=np.int64)
-        return np.fromiter(map(len, dataset[name]), dtype=np.int64, count=len(dataset))
+        if args.length_column_name in columns:
+            return np.asarray(dataset[args.length_column_name], dtype=np.int64)
+        if name in columns:
+            return np.fromiter(map(len, dataset[name]), dtype=np.int64, count=len(dataset))
+        raise ValueError(
+            "train_sampling_strategy='group_by_length' needs the length of every sample: the "
+            f"training dataset has neither a {args.length_column_name!r} column "
+            f"(length_column_name) nor a {name!r} column; its columns are {columns}"
+        )
     first = dataset[0]
     if not hasattr(first, "keys") or name not in first:
         raise ValueError(
             "train_sampling_strategy='group_by_length' can only compute lengths for a dataset "
-            f"whose items are dicts with a {name!r} key; give the dataset a "
-            f"{args.length_column_name!r} column (length_column_name) instead"
+            f"whose items are dicts with a {name!r} key"
         )
     return np.fromiter((len(dataset[i][name]) for i in range(len(dataset))), np.int64, len(dataset))
 

@@ -270,14 +270,20 @@ def test_group_by_length_is_transformers_length_grouped_order_and_resumes(
 # --- what the mixin refuses --------------------------------------------------------------------
 
 
-def make_trainer(tmp_path: Path, dataset: object = None, **kwargs: object) -> object:
+def make_trainer(
+    tmp_path: Path, dataset: object = None, sampler: Any = None, **kwargs: object
+) -> object:
+    """A Trainer with the mixin; ``sampler(dataset)``, if given, is a subclass's own sampler."""
     import transformers
     from transformers_train import Items, Model, collate
 
     from resumable_samplers.transformers import ResumableTrainerMixin
 
     class Trainer(ResumableTrainerMixin, transformers.Trainer):  # type: ignore[misc]
-        pass
+        if sampler is not None:
+
+            def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+                return sampler(self.train_dataset)
 
     args = transformers.TrainingArguments(
         output_dir=str(tmp_path),
@@ -306,6 +312,38 @@ def test_refuses_a_set_up_it_cannot_resume_exactly(
     trainer = make_trainer(tmp_path, **kwargs)
     with pytest.raises(ValueError, match=message):
         trainer.get_train_dataloader()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("sampler", "message"),
+    [
+        ("torch", "got a SeedableRandomSampler"),
+        ("mismatched", "batch_size=4"),
+        ("budget", "batch_size=1"),
+    ],
+)
+def test_refuses_a_subclass_sampler_it_cannot_resume(
+    sampler: str, message: str, tmp_path: Path
+) -> None:
+    import torch.utils.data as tud
+
+    from resumable_samplers import ResumableRandomSampler, ResumableTokenBudgetBatchSampler
+
+    samplers = {
+        "torch": tud.RandomSampler,
+        "mismatched": lambda data: ResumableRandomSampler(data, batch_size=4),
+        "budget": lambda data: ResumableTokenBudgetBatchSampler([3] * len(data), 8),
+    }
+    sys.path.insert(0, str(SCRIPT.parent))
+    trainer: Any = make_trainer(tmp_path, sampler=samplers[sampler])
+    with pytest.raises(ValueError, match=message):
+        trainer.get_train_dataloader()
+    # a loader made without the check (a subclass's get_train_dataloader) is refused at resume
+    import transformers
+
+    loader = transformers.Trainer.get_train_dataloader(trainer)
+    with pytest.raises(ValueError, match=message):
+        trainer.get_resumed_dataloader(loader, 3)
 
 
 def test_lazy_order_is_opt_in(tmp_path: Path) -> None:

@@ -291,21 +291,27 @@ class ResumableTrainerMixin:
             dataset, seed=seed, batch_size=batch_size, permutation=permutation
         )
 
+    def get_train_dataloader(self) -> Any:
+        """The stock ``Trainer``'s training loader, checked: a map-style dataset must be sampled
+        by a resumable sampler with the loader's batch size, not sharded twice.
+
+        Raises:
+            ValueError: if the loader (for example from a subclass's ``_get_train_sampler``)
+                samples with a sampler that cannot resume in O(1), or with a resumable one that
+                it cannot resume exactly.
+        """
+        loader = super().get_train_dataloader()  # type: ignore[misc]
+        if not _is_iterable(getattr(loader, "dataset", None)):
+            ResumedBatchSampler(_checked_batch_sampler(loader))  # raises what it cannot resume
+        return loader
+
     def get_resumed_dataloader(self, dataloader: Any, num_batches: int) -> Any:
         """The training loader of the resumed epoch, starting after its first ``num_batches``
         batches (of this process): the stock ``Trainer``'s loader, whose sampler seeks there in
         O(1) instead of replaying the batches before it."""
-        chain = _batch_chain(getattr(dataloader, "batch_sampler", None))
-        sampler = getattr(chain[-1], "sampler", None)
-        if not isinstance(sampler, _ResumableIteration):
-            for batch_sampler in chain:
-                if isinstance(batch_sampler, _ResumableIteration):
-                    raise ValueError(
-                        f"ResumableTrainerMixin cannot resume a DataLoader whose batch_sampler is "
-                        f"a {type(batch_sampler).__name__}: the Trainer counts batches of "
-                        "per_device_train_batch_size; give the DataLoader a resumable sampler"
-                    )
+        if _is_iterable(getattr(dataloader, "dataset", None)):  # no sampler to seek
             return super().get_resumed_dataloader(dataloader, num_batches)  # type: ignore[misc]
+        _checked_batch_sampler(dataloader)
         resumed = ResumedBatchSampler(dataloader.batch_sampler, num_batches)
         loader = skip_first_batches(dataloader, 0)  # accelerate's loader of a resumed epoch
         outer = loader.batch_sampler
@@ -316,6 +322,32 @@ class ResumableTrainerMixin:
             )
         outer.batch_sampler = resumed
         return loader
+
+
+def _checked_batch_sampler(loader: Any) -> Any:
+    """The batch sampler of a training loader of a map-style dataset, checked to draw from a
+    resumable sampler.
+
+    Raises:
+        ValueError: naming the sampler (or batch sampler) that cannot resume in O(1).
+    """
+    chain = _batch_chain(getattr(loader, "batch_sampler", None))
+    sampler = getattr(chain[-1], "sampler", None)
+    if not isinstance(sampler, _ResumableIteration):
+        found = next((b for b in chain if isinstance(b, _ResumableIteration)), sampler)
+        raise ValueError(
+            "ResumableTrainerMixin resumes a training DataLoader whose sampler is a resumable "
+            f"sampler with the loader's batch size, got a {type(found).__name__} (the Trainer "
+            "counts batches of per_device_train_batch_size); return one from "
+            "_get_train_sampler (or leave it to the mixin), or remove the mixin"
+        )
+    return loader.batch_sampler
+
+
+def _is_iterable(dataset: Any) -> bool:
+    import torch.utils.data as tud
+
+    return isinstance(dataset, tud.IterableDataset)
 
 
 def _transformers_version() -> str:

@@ -14,6 +14,7 @@ from its first index).
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -60,12 +61,15 @@ def run(
     args: list[str],
     attempt: int = 0,
     kill: int | None = None,
+    save_steps: int | None = None,
 ) -> list[int]:
-    """One attempt of the job on ``world`` forked ranks (killed at global step ``kill``)."""
+    """One attempt of the job on ``world`` forked ranks (killed right after the checkpoint at
+    global step ``kill``, saved every ``save_steps``)."""
     port = free_port()
     envs = [torchrun_env(r, world, port) if world > 1 else {} for r in range(world)]
     for env in envs:
         env["KILL_AFTER"] = str(kill or "")
+        env["SAVE_STEPS"] = str(save_steps or "")
     argv = ["--workdir", str(workdir), "--attempt", str(attempt), *args]
     if attempt:
         argv.append("--resume")
@@ -122,9 +126,13 @@ def kill_and_resume(
     zygote: Zygote, workdir: Path, world: int, args: list[str], kills: list[int]
 ) -> list[int]:
     """Kill the job right after the checkpoint at each global step of ``kills``, resuming each
-    time from that checkpoint in fresh processes, then let it finish. The attempts made."""
+    time from that checkpoint in fresh processes, then let it finish. The attempts made.
+
+    The job saves every ``save_steps`` steps, their greatest common divisor (the Trainer keeps
+    a checkpoint's ``save_steps`` when it resumes from it)."""
+    every = math.gcd(*kills)
     for attempt, step in enumerate(kills):
-        codes = run(zygote, workdir, world, args, attempt=attempt, kill=step)
+        codes = run(zygote, workdir, world, args, attempt=attempt, kill=step, save_steps=every)
         assert set(codes) == {-9}, f"attempt {attempt} not killed ({codes}):\n{output(workdir)}"
         assert (workdir / f"checkpoint-{step}").is_dir()
     codes = run(zygote, workdir, world, args, attempt=len(kills))
@@ -198,8 +206,8 @@ def test_uninterrupted_run_is_the_stock_trainers(
 CASES = {
     # name: (processes, arguments, global steps of the kills)
     "mid-epoch": (1, [], [PER_EPOCH // 2]),
-    # right after the checkpoint at the end of epoch 0, then mid epoch 1
-    "epoch-end": (1, ["--workers", "2"], [PER_EPOCH, PER_EPOCH + 7]),
+    # right after the checkpoint at the end of epoch 0, then mid epoch 1 (saved every 5 steps)
+    "epoch-end": (1, ["--workers", "2"], [PER_EPOCH, PER_EPOCH + 10]),
     # 13 optimizer steps an epoch (the last of one batch); max_steps ends mid epoch 1
     "accumulation-workers": (
         1,
@@ -208,7 +216,7 @@ CASES = {
     ),
     "sequential": (1, ["--strategy", "sequential"], [PER_EPOCH + 3]),
     # 13 batches per process and epoch, the last step padded by accelerate
-    "2proc-mid-epoch": (2, ["--workers", "2"], [6, 13 + 4]),
+    "2proc-mid-epoch": (2, ["--workers", "2"], [6, 13 + 5]),
     "2proc-epoch-end": (2, ["--accumulation", "2"], [7]),
     # accelerate splits each batch of 8 over the 2 processes
     "2proc-split-batches": (2, ["--split-batches"], [10]),

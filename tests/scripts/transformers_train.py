@@ -7,7 +7,8 @@ the log and the kill switch.
 
 ``--stock`` trains with transformers' own ``Trainer``; otherwise with
 ``class Trainer(ResumableTrainerMixin, transformers.Trainer)``. With ``KILL_AFTER=k`` the run
-saves a checkpoint at global step ``k`` and SIGKILLs itself on every rank; ``--resume`` resumes
+saves checkpoints every ``SAVE_STEPS`` steps (``save_steps``; ``k`` by default) and SIGKILLs
+itself on every rank right after the one at global step ``k``; ``--resume`` resumes
 from the newest checkpoint in the work directory.
 
 Besides the batches, every rank writes ``draws<rank>-<attempt>.txt``: one line per iteration of
@@ -36,6 +37,7 @@ class Trainer(ResumableTrainerMixin, transformers.Trainer):
 
 import argparse
 import functools
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,15 +98,10 @@ def record_draws(cls: type, path: Path) -> None:
 
 
 class KillSwitch(transformers.TrainerCallback):
-    """Saves a checkpoint at global step ``at`` and SIGKILLs the process right after."""
+    """SIGKILLs the process right after the checkpoint of global step ``at`` is saved."""
 
     def __init__(self, at: int | None) -> None:
         self.at = at
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-        if state.global_step == self.at:
-            control.should_save = True
-        return control
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         if state.global_step == self.at:
@@ -132,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import resumable_samplers
 
-    rank = int(__import__("os").environ.get("RANK", "0"))
+    rank = int(os.environ.get("RANK", "0"))
     log = job.BatchLog(opts.workdir, rank, opts.attempt)
     draws = opts.workdir / f"draws{rank}-{opts.attempt}.txt"
     for cls in (
@@ -145,6 +142,8 @@ def main(argv: list[str] | None = None) -> None:
 
     transformers.set_seed(job.SEED)
     model = Model(log)
+    kill = job.kill_after()  # a global step at which the Trainer saves (save_steps)
+    every = int(os.environ.get("SAVE_STEPS") or kill or 0)
     args = transformers.TrainingArguments(
         output_dir=str(opts.workdir),
         per_device_train_batch_size=job.B,
@@ -154,7 +153,8 @@ def main(argv: list[str] | None = None) -> None:
         learning_rate=0.01,
         lr_scheduler_type="constant",
         seed=job.SEED,
-        save_strategy="no",
+        save_strategy="no" if kill is None else "steps",
+        save_steps=every or 500,
         logging_strategy="no",
         report_to=[],
         use_cpu=True,
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
         args=args,
         train_dataset=Items(),
         data_collator=collate,
-        callbacks=[KillSwitch(job.kill_after())],
+        callbacks=[KillSwitch(kill)],
     )
     checkpoint = None
     if opts.resume:

@@ -547,3 +547,33 @@ def test_without_matplotlib_the_plot_note_says_how_to_get_it(
     note = plot.plot([outcome], tmp_path / "plot.png")
     assert note is not None and "pip install matplotlib" in note
     assert not (tmp_path / "plot.png").exists()
+
+
+def test_trainer_section_times_the_stock_trainer_and_the_mixin_in_the_same_order() -> None:
+    pytest.importorskip("transformers")
+    pytest.importorskip("accelerate")
+    from conftest import torch_perm
+
+    n = 2000
+    outcomes = []
+    for impl in ("ours", "stock", "lazy"):
+        report = child.measure(spec.Spec("f", "trainer", impl, n, seed=3))
+        assert report["status"] == "ok", report
+        outcomes.append(spec.Outcome(spec.Spec("f", "trainer", impl, n, 3), "ok", **_parts(report)))
+    perm = torch_perm(n, 3)
+    half = n // spec.TRAINER_BATCH_SIZE // 2 * spec.TRAINER_BATCH_SIZE
+    for o in outcomes[:2]:  # accelerate's SeedableRandomSampler order, both ways
+        assert o.metrics["first_index"] == perm[0]
+        assert o.metrics["resume_first_index"] == perm[half]
+    assert checks.checks(outcomes)["same_first_index"]["passed"] is True
+    text = table("f", outcomes)
+    assert "resume x ours" in text and "| 2e3 | stock |" in text
+
+
+def test_trainer_section_is_asked_for_by_name_and_skips_the_stock_trainer_at_1e9() -> None:
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    assert "f" not in cli.options_from(parser.parse_args([])).sections
+    assert cli.options_from(parser.parse_args(["--only", "f"])).sections == ["f"]
+    assert plan.estimate_bytes("trainer", "stock", 10**9) > 24 * spec.GIB
+    assert plan.estimate_bytes("trainer", "lazy", 10**9) == plan.estimate_bytes("epoch", "lazy", 1)

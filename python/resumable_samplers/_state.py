@@ -103,6 +103,29 @@ def _same_order(sizes: tuple[int, ...], saved: tuple[bool, str, int], ours: Sett
         _same("seed", seed, ours.seed)
 
 
+TORCHDATA_YIELDED = "yielded"
+"""The one field of a torchdata ``StatefulDistributedSampler`` state (torchdata 0.11)."""
+
+
+def torchdata_yielded(state: Any) -> int | None:
+    """The ``yielded`` count of a torchdata ``StatefulDistributedSampler`` state
+    (``{"yielded": k}``: this rank's indices handed out by the epoch's iterator), or ``None`` if
+    ``state`` is not one.
+
+    Raises:
+        ValueError: if ``yielded`` is not a non-negative int.
+    """
+    if not isinstance(state, Mapping) or set(state) != {TORCHDATA_YIELDED}:
+        return None
+    value = state[TORCHDATA_YIELDED]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(
+            "state field 'yielded' (a torchdata StatefulDistributedSampler state) should be a "
+            f"non-negative int, got {value!r}"
+        )
+    return value
+
+
 def read(
     state: Any,
     settings: Settings,

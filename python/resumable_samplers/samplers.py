@@ -282,11 +282,22 @@ class _ResumableIteration:
         A loop that saves the epoch in progress with this state and resumes from that epoch
         continues exactly: mid-epoch, after its last batch, or between epochs.
 
+        The state of torchdata's ``StatefulDistributedSampler`` (``{"yielded": k}``, alone or as
+        the sampler's part of a ``StatefulDataLoader`` state) is accepted too, with torchdata's
+        meaning: the next iterator, whatever its epoch, starts after this rank's first ``k``
+        indices. That state names no order: a run switched from torchdata's sampler to this one
+        continues at exactly the next batch when both have the same order (the same dataset,
+        ``num_replicas``, ``shuffle``, ``seed`` and ``drop_last``, the ``"torch"`` permutation).
+
         Raises:
             ValueError: if the state is malformed or describes another order (another dataset
                 length, seed, permutation, ``shuffle`` or ``drop_last``); the message names the
                 field.
         """
+        yielded = _state.torchdata_yielded(state)
+        if yielded is not None:
+            self._pending = _Start(None, yielded * self._settings().num_replicas)
+            return
         epoch, offset = _state.read(
             state, self._settings(), tuple(self._extra_state()), self._permuted_sizes()
         )

@@ -9,14 +9,22 @@ from typing import Any
 
 from resumable_samplers.bench.spec import Outcome
 
+# (case, metric): the first indices every implementation of the torch order must agree on.
+_FIRST_INDICES = (
+    ("epoch", "first_index"),
+    ("resume", "first_index"),
+    ("trainer", "first_index"),
+    ("trainer", "resume_first_index"),
+)
+
 
 def checks(outcomes: list[Outcome]) -> dict[str, Any]:
     """Correctness checks gathered from the run.
 
     - ``bit_identity``: ours equals ``torch.randperm`` at every size both ran.
     - ``sampler_identity``: our distributed sampler yields exactly what torch's does.
-    - ``same_first_index``: in ``b`` and ``c`` every implementation of the torch order yielded
-      the same first index at each size.
+    - ``same_first_index``: in ``b``, ``c`` and ``f`` every implementation of the torch order
+      yielded the same first index at each size (in ``f``, of the epoch and after the resume).
     - ``lazy_agreement``: in ``b`` and ``c`` the lazy sampler yielded the indices that ``a``'s
       ``randperm(n, seed, permutation="lazy")`` has at its positions (see ``cases._lazy_probes``),
       and in ``e`` every first index was in range.
@@ -42,16 +50,16 @@ def checks(outcomes: list[Outcome]) -> dict[str, Any]:
 
     mismatches = []
     compared = 0
-    for case in ("epoch", "resume"):
+    for case, metric in _FIRST_INDICES:
         firsts: dict[int, dict[str, Any]] = {}
         for o in outcomes:
             if o.spec.case == case and o.status == "ok" and o.spec.impl != "lazy":
-                firsts.setdefault(o.spec.n, {})[o.spec.impl] = o.metrics.get("first_index")
+                firsts.setdefault(o.spec.n, {})[o.spec.impl] = o.metrics.get(metric)
         for n, values in sorted(firsts.items()):
             if len(values) > 1:
                 compared += 1
                 if len(set(values.values())) > 1:
-                    mismatches.append({"case": case, "n": n, "first_index": values})
+                    mismatches.append({"case": case, "n": n, metric: values})
     return {
         "bit_identity": summary("verify"),
         "sampler_identity": summary("verify_sampler"),

@@ -21,6 +21,7 @@ from resumable_samplers.bench.spec import (
     DEFAULT_LAZY_ITER_NS,
     DEFAULT_LAZY_RANDPERM_N,
     DEFAULT_LOADER_N,
+    DEFAULT_SECTIONS,
     DEFAULT_SIZES,
     DEFAULT_TIMEOUT_S,
     GIB,
@@ -101,11 +102,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--only",
         type=_parse_letters,
-        default=list(SECTIONS),
-        metavar="a,b,c,d,e",
+        default=list(DEFAULT_SECTIONS),
+        metavar="a,b,c,d,e,f",
         help="measurements to run: "
         + "; ".join(f"{k}: {v}" for k, v in SECTIONS.items()).replace("%", "%%")
-        + " (default: all)",
+        + f" (default: {','.join(DEFAULT_SECTIONS)}; f needs transformers)",
     )
     parser.add_argument(
         "--exclude",

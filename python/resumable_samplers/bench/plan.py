@@ -38,6 +38,9 @@ _BYTES_PER_INDEX: dict[tuple[str, str], float] = {
     ("verify", "torch"): 8,
     ("verify_sampler", "torch"): 49,
     ("loader", "list"): 44,
+    # the stock Trainer: accelerate's RandomSampler, `torch.randperm(n).tolist()`
+    ("trainer", "stock"): 49,
+    ("trainer", "lazy"): 0,
     # the lazy order keeps no epoch: a distributed sampler holds one chunk of Python ints
     ("epoch", "lazy"): 0,
     ("resume", "lazy"): 0,

@@ -43,6 +43,12 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
     ],
     "c": [("first index (s)", "first_index_s")],
     "d": [("time (s)", "time_s"), ("M indices/s", "indices_per_s")],
+    "f": [("first batch (s)", "first_batch_s"), ("resume at 50% (s)", "resume_s")],
+}
+# A second ratio column: (header, metric).
+_SECOND_RATIO: dict[str, tuple[str, str]] = {
+    "b": ("first x ours", "first_index_s"),
+    "f": ("resume x ours", "resume_s"),
 }
 # Memory ratios are shown only when ours needed at least this much (smaller is noise).
 _RSS_FLOOR = 1 * MIB
@@ -55,8 +61,9 @@ def table(section: str, outcomes: list[Outcome]) -> str:
     key = RATIO_OF[section]
     header = ["n", "impl", *(h for h, _ in columns)]
     header += ["time x ours", "extra RSS (MiB)", "RSS x ours", "base RSS (MiB)"]
-    if section == "b":
-        header.insert(header.index("time x ours") + 1, "first x ours")
+    second = _SECOND_RATIO.get(section)
+    if second is not None:
+        header.insert(header.index("time x ours") + 1, second[0])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     ours_by_n = {o.spec.n: o for o in rows if o.spec.impl == "ours" and o.status == "ok"}
     for o in rows:
@@ -75,8 +82,8 @@ def table(section: str, outcomes: list[Outcome]) -> str:
                 cells.append(format_seconds(value))
         om = ours.metrics if ours else {}
         cells.append(_ratio(o.metrics.get(key), om.get(key)))
-        if section == "b":
-            cells.append(_ratio(o.metrics.get("first_index_s"), om.get("first_index_s")))
+        if second is not None:
+            cells.append(_ratio(o.metrics.get(second[1]), om.get(second[1])))
         extra = o.rss.get("extra")
         cells.append(format_mib(extra))
         cells.append(_ratio(extra, ours.rss.get("extra") if ours else None, _RSS_FLOOR))
@@ -122,7 +129,7 @@ def sizes_text(meta: dict[str, Any]) -> str:
     sizes = ", ".join(map(format_n, meta["sizes"]))
     parts = []
     for section in meta["sections"]:
-        if section in "abc":
+        if section in "abcf":
             parts.append(f"({section}) n = {sizes}")
         elif section == "d":
             parts.append(f"(d) n = {format_n(meta['loader_n'])}")

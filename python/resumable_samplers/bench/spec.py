@@ -15,8 +15,12 @@ SECTIONS: dict[str, str] = {
     "c": "resume at 50% (W=8, rank 3, batch_size=1)",
     "d": "DataLoader index throughput (batch_size=256, num_workers=0)",
     "e": "lazy order at scale",
+    "f": "transformers Trainer: first batch, and after a resume at 50% (1 process, batch 8)",
 }
 """The measurements, by the letter ``--only`` selects them with."""
+
+DEFAULT_SECTIONS: tuple[str, ...] = ("a", "b", "c", "d", "e")
+"""What runs without ``--only``; ``f`` (it needs transformers) is asked for by name."""
 
 IMPLS: dict[str, tuple[str, ...]] = {
     "a": ("ours", "lazy", "torch", "numpy"),
@@ -24,15 +28,25 @@ IMPLS: dict[str, tuple[str, ...]] = {
     "c": ("ours", "lazy", "helios", "torch"),
     "d": ("ours", "list"),
     "e": ("lazy", "grain"),
+    "f": ("ours", "lazy", "stock"),
 }
 """The implementations compared in each measurement; ``ours`` (the torch order) comes first.
 
 ``lazy`` is ours with ``permutation="lazy"``; in ``e``, ``grain`` is the Grain comparison (which
-times ours too) and ``lazy`` everything else.
+times ours too) and ``lazy`` everything else. In ``f``, ``stock`` is transformers' ``Trainer`` and
+``ours``/``lazy`` the same ``Trainer`` with ``ResumableTrainerMixin``.
 """
 
-CASES: dict[str, str] = {"a": "perm", "b": "epoch", "c": "resume", "d": "loader"}
-"""The case each of the sections ``a`` to ``d`` times at every size (``e`` has several)."""
+CASES: dict[str, str] = {
+    "a": "perm",
+    "b": "epoch",
+    "c": "resume",
+    "d": "loader",
+    "f": "trainer",
+}
+"""The case each of the sections ``a`` to ``d`` and ``f`` times at every size (``e`` has
+several)."""
+TRAINER_BATCH_SIZE = 8
 
 # 2.2e8 is past n = 214,748,364, where torch.randperm switches to 64-bit draws.
 DEFAULT_SIZES: tuple[int, ...] = (10**6, 10**7, 5 * 10**7, 22 * 10**7, 10**9)
@@ -68,9 +82,9 @@ class Spec:
     """One measurement: what a child process runs.
 
     Args:
-        section: the measurement letter, ``a`` to ``e``.
-        case: ``perm``, ``epoch``, ``resume``, ``loader``, ``verify`` or ``verify_sampler``;
-            in ``e``: ``first``, ``randperm``, ``iterate`` or ``grain``.
+        section: the measurement letter, ``a`` to ``f``.
+        case: ``perm``, ``epoch``, ``resume``, ``loader``, ``verify``, ``verify_sampler`` or
+            ``trainer``; in ``e``: ``first``, ``randperm``, ``iterate`` or ``grain``.
         impl: the implementation measured, e.g. ``ours``, ``lazy`` or ``torch``.
         n: the dataset size (for ``first``, the largest of :data:`LAZY_FIRST_NS`, which it
             measures all of).

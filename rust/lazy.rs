@@ -313,6 +313,12 @@ impl LazyPermutation {
     }
 
     /// [`Self::fill`] with the round count hoisted out of the loop.
+    ///
+    /// Positions are encrypted `W` at a time. The lanes whose value left `[0, n)` (about
+    /// `1 - n / 2^k` of them) are compacted into a queue, and the queue is re-encrypted `W` lanes
+    /// at a time whenever it holds `W`, so cycle-walking runs in the same vector lanes as the
+    /// first pass instead of one dependent chain per lane. Each lane's value is still
+    /// `walk(position)`: the order in which lanes are walked does not change any value.
     #[inline(always)]
     fn fill_r<const R: usize, const W: usize, T: IndexElem>(
         &self,
@@ -332,33 +338,72 @@ impl LazyPermutation {
             offsets[j] = add(offsets[j - 1], step);
         }
         let chunk_step = add(offsets[W - 1], step);
-        let mut chunks = out.chunks_exact_mut(W);
-        for chunk in &mut chunks {
+        let mut queue = WalkQueue::<W>::new();
+        let full = out.len() - out.len() % W;
+        let mut base = 0;
+        while base < full {
             let xs: [u64; W] = std::array::from_fn(|j| add(pos, offsets[j]));
             let ys = self.encrypt_lanes::<R, W>(xs);
             let mut outside = false;
-            for (slot, &y) in chunk.iter_mut().zip(&ys) {
+            for (slot, &y) in out[base..base + W].iter_mut().zip(&ys) {
                 outside |= y >= n;
                 *slot = T::from_u64(y);
             }
             if outside {
-                // Cycle-walk the lanes that left [0, n) (fewer than 1 in 2 on average).
-                for (slot, &y) in chunk.iter_mut().zip(&ys) {
-                    let mut y = y;
-                    if y >= n {
-                        while y >= n {
-                            y = self.encrypt::<R>(y);
-                        }
-                        *slot = T::from_u64(y);
-                    }
+                queue.push_outside(base, &ys, n);
+                while queue.len >= W {
+                    self.walk_queue::<R, W, T>(&mut queue, W, out);
                 }
             }
             pos = add(pos, chunk_step);
+            base += W;
         }
-        for slot in chunks.into_remainder() {
+        for slot in &mut out[full..] {
             *slot = T::from_u64(self.walk::<R>(pos));
             pos = add(pos, step);
         }
+        // The last lanes: in vectors while there are enough of them, then one at a time.
+        while queue.len >= W.div_ceil(4) {
+            let live = queue.len.min(W);
+            self.walk_queue::<R, W, T>(&mut queue, live, out);
+        }
+        let (at, value) = (queue.at.as_flattened(), queue.value.as_flattened());
+        for (&slot, &y) in at.iter().zip(value).take(queue.len) {
+            let mut y = y;
+            while y >= n {
+                y = self.encrypt::<R>(y);
+            }
+            out[slot] = T::from_u64(y);
+        }
+    }
+
+    /// One cycle-walking step of the first `live` queued lanes (`live <= W`, `live <= len`):
+    /// each is encrypted again; a value now in `[0, n)` is written to its slot of `out`, the
+    /// others stay queued (in front of the lanes after `live`, order kept).
+    #[inline(always)]
+    fn walk_queue<const R: usize, const W: usize, T: IndexElem>(
+        &self,
+        queue: &mut WalkQueue<W>,
+        live: usize,
+        out: &mut [T],
+    ) {
+        let n = self.n;
+        // Lanes past `live` hold values of the domain too; their results are ignored.
+        let ys = self.encrypt_lanes::<R, W>(queue.value[0]);
+        let len = queue.len;
+        let (at, value) = (queue.at.as_flattened_mut(), queue.value.as_flattened_mut());
+        let mut kept = 0;
+        for (j, &y) in ys.iter().enumerate().take(live) {
+            let slot = at[j];
+            // A value still outside is overwritten when its walk ends.
+            out[slot] = T::from_u64(y);
+            at[kept] = slot;
+            value[kept] = y;
+            kept += usize::from(y >= n);
+        }
+        at.copy_within(live..len, kept);
+        value.copy_within(live..len, kept);
+        queue.len = len - (live - kept);
     }
 
     /// Same result as [`Self::fill`], computed by splitting `out` into
@@ -400,6 +445,40 @@ impl LazyPermutation {
             })
             .collect();
         crate::thread::run_all(tasks);
+    }
+}
+
+/// Lanes still cycle-walking in [`LazyPermutation::fill`]: slot `at[i]` of the output waits
+/// for the walk of `value[i]` (a value in `[n, 2^k)`). Room for `2W - 1` lanes: fewer than `W`
+/// are queued before a chunk of `W` adds its lanes.
+struct WalkQueue<const W: usize> {
+    at: [[usize; W]; 2],
+    value: [[u64; W]; 2],
+    len: usize,
+}
+
+impl<const W: usize> WalkQueue<W> {
+    fn new() -> Self {
+        Self {
+            at: [[0; W]; 2],
+            value: [[0; W]; 2],
+            len: 0,
+        }
+    }
+
+    /// Queues the lanes of the chunk at `base` whose value `ys[j]` is `>= n`.
+    #[inline(always)]
+    fn push_outside(&mut self, base: usize, ys: &[u64; W], n: u64) {
+        debug_assert!(self.len < W);
+        let (at, value) = (self.at.as_flattened_mut(), self.value.as_flattened_mut());
+        let mut len = self.len;
+        for (j, &y) in ys.iter().enumerate() {
+            // Written for every lane, kept for those outside: no branch per lane.
+            at[len] = base + j;
+            value[len] = y;
+            len += usize::from(y >= n);
+        }
+        self.len = len;
     }
 }
 

@@ -344,13 +344,12 @@ impl LazyPermutation {
         while base < full {
             let xs: [u64; W] = std::array::from_fn(|j| add(pos, offsets[j]));
             let ys = self.encrypt_lanes::<R, W>(xs);
-            let mut outside = false;
             for (slot, &y) in out[base..base + W].iter_mut().zip(&ys) {
-                outside |= y >= n;
                 *slot = T::from_u64(y);
             }
-            if outside {
-                queue.push_outside(base, &ys, n);
+            let outside = outside_mask(&ys, n);
+            if outside != 0 {
+                queue.push(base, &ys, outside);
                 while queue.len >= W {
                     self.walk_queue::<R, W, T>(&mut queue, W, out);
                 }
@@ -392,14 +391,19 @@ impl LazyPermutation {
         let ys = self.encrypt_lanes::<R, W>(queue.value[0]);
         let len = queue.len;
         let (at, value) = (queue.at.as_flattened_mut(), queue.value.as_flattened_mut());
-        let mut kept = 0;
-        for (j, &y) in ys.iter().enumerate().take(live) {
-            let slot = at[j];
+        for (&slot, &y) in at.iter().zip(&ys).take(live) {
             // A value still outside is overwritten when its walk ends.
             out[slot] = T::from_u64(y);
-            at[kept] = slot;
-            value[kept] = y;
-            kept += usize::from(y >= n);
+        }
+        debug_assert!((1..=W).contains(&live) && live <= len);
+        let mut outside = outside_mask(&ys, n) & (u64::MAX >> (64 - live));
+        let mut kept = 0;
+        while outside != 0 {
+            let j = outside.trailing_zeros() as usize;
+            at[kept] = at[j];
+            value[kept] = ys[j];
+            kept += 1;
+            outside &= outside - 1;
         }
         at.copy_within(live..len, kept);
         value.copy_within(live..len, kept);
@@ -466,20 +470,32 @@ impl<const W: usize> WalkQueue<W> {
         }
     }
 
-    /// Queues the lanes of the chunk at `base` whose value `ys[j]` is `>= n`.
+    /// Queues lane `j` of the chunk at `base` (value `ys[j]`) for every bit `j` of `lanes`.
     #[inline(always)]
-    fn push_outside(&mut self, base: usize, ys: &[u64; W], n: u64) {
+    fn push(&mut self, base: usize, ys: &[u64; W], mut lanes: u64) {
         debug_assert!(self.len < W);
         let (at, value) = (self.at.as_flattened_mut(), self.value.as_flattened_mut());
         let mut len = self.len;
-        for (j, &y) in ys.iter().enumerate() {
-            // Written for every lane, kept for those outside: no branch per lane.
+        while lanes != 0 {
+            let j = lanes.trailing_zeros() as usize;
             at[len] = base + j;
-            value[len] = y;
-            len += usize::from(y >= n);
+            value[len] = ys[j];
+            len += 1;
+            lanes &= lanes - 1;
         }
         self.len = len;
     }
+}
+
+/// Bit `j` set when `ys[j] >= n` (`W <= 64`).
+#[inline(always)]
+fn outside_mask<const W: usize>(ys: &[u64; W], n: u64) -> u64 {
+    const { assert!(W <= 64) };
+    let mut mask = 0u64;
+    for (j, &y) in ys.iter().enumerate() {
+        mask |= u64::from(y >= n) << j;
+    }
+    mask
 }
 
 #[cfg(test)]
@@ -964,6 +980,29 @@ mod tests {
             _ => "n/a".to_string(),
         };
         println!("{label}: {wall:.2} ns/index wall, {cpu} ns/index on-CPU (this thread)");
+    }
+
+    /// Per-index time of `fill` on one thread on both sides of powers of two (best of 5):
+    /// `cargo test --release --lib timing_walk -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn timing_walk() {
+        let count = 1usize << 22;
+        let mut out = vec![0u32; count];
+        for n in [1u64 << 24, (1 << 24) + 1, 10_000_000, 100_000_000, 1 << 27, (1 << 27) + 1] {
+            let p = LazyPermutation::new(n, 1, 2);
+            let (mut wall, mut cpu) = (f64::INFINITY, f64::INFINITY);
+            for _ in 0..5 {
+                let cpu0 = thread_cpu_ns();
+                let t = std::time::Instant::now();
+                p.fill(0, 1, &mut out);
+                wall = wall.min(t.elapsed().as_nanos() as f64 / count as f64);
+                if let (Some(a), Some(b)) = (cpu0, thread_cpu_ns()) {
+                    cpu = cpu.min((b - a) as f64 / count as f64);
+                }
+            }
+            println!("fill u32, n = {n}: {wall:.2} ns/index wall, {cpu:.2} on-CPU (best of 5)");
+        }
     }
 
     #[test]

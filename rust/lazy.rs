@@ -501,6 +501,7 @@ fn outside_mask<const W: usize>(ys: &[u64; W], n: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use std::collections::HashSet;
 
     /// splitmix64 stream for test inputs.
@@ -945,6 +946,128 @@ mod tests {
                         assert_eq!(par, want, "n={n} threads={threads}");
                     }
                 }
+            }
+        }
+    }
+
+    /// `n` near a power of two or of four (where the walk is longest or shortest), a power of
+    /// ten, or anything in `1..=2^63 - 1`.
+    fn awkward_n() -> impl Strategy<Value = u64> {
+        let near = |base: u64, max_exp: u32| {
+            (1..=max_exp, -3i64..=3).prop_map(move |(e, d)| {
+                let v = i128::from(base).pow(e) + i128::from(d);
+                v.clamp(1, (1 << 63) - 1) as u64
+            })
+        };
+        prop_oneof![near(2, 63), near(4, 31), near(10, 18), 1u64..=(1 << 63) - 1, 1u64..5000]
+    }
+
+    fn widths_equal_reference(p: &LazyPermutation, start: u64, stride: u64, len: usize) {
+        let want = reference(p, start, stride, len);
+        let n = p.len();
+        let mut one = vec![0u64; len];
+        p.fill_lanes::<1, u64>(start, stride, &mut one);
+        assert_eq!(one, want, "1 lane, n={n} start={start} stride={stride}");
+        let mut four = vec![0u64; len];
+        p.fill_lanes::<4, u64>(start, stride, &mut four);
+        assert_eq!(four, want, "4 lanes, n={n} start={start} stride={stride}");
+        let mut wide = vec![0i64; len];
+        p.fill_lanes::<64, i64>(start, stride, &mut wide);
+        assert!(wide.iter().zip(&want).all(|(&a, &b)| a as u64 == b), "64 lanes, n={n}");
+        let mut got = vec![0u64; len];
+        p.fill(start, stride, &mut got);
+        assert_eq!(got, want, "fill, n={n} start={start} stride={stride}");
+        if n <= 1 << 32 {
+            let mut got32 = vec![0u32; len];
+            p.fill_parallel(start, stride, &mut got32, 3);
+            assert!(got32.iter().zip(&want).all(|(&a, &b)| u64::from(a) == b), "u32, n={n}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// The vector walk (every lane width, both index types, several threads) equals the
+        /// scalar single-position walk `index` for any size, key, start, stride and length
+        /// (lengths past several chunks, so lanes queue, walk and drain at every point).
+        #[test]
+        fn vector_walk_equals_scalar_walk(
+            n in awkward_n(),
+            seed: u64,
+            epoch: u64,
+            start: u64,
+            stride in prop_oneof![Just(1u64), 1u64..10, any::<u64>()],
+            len in 0usize..700,
+        ) {
+            let p = LazyPermutation::new(n, seed, epoch);
+            widths_equal_reference(&p, start, stride, len);
+        }
+    }
+
+    #[test]
+    fn vector_walk_equals_scalar_walk_on_long_runs() {
+        // Long enough for the queue to fill and walk many times within one fill.
+        for n in [3u64, 5, 17, 4097, (1 << 20) + 1, 1_000_000, (1 << 32) + 1, (1 << 62) + 1] {
+            let p = LazyPermutation::new(n, 0xFEED, n);
+            widths_equal_reference(&p, n / 3, 1, 20_000);
+            widths_equal_reference(&p, 7, 3, 5_000);
+        }
+    }
+
+    /// `fill` over all of `[0, n)`, a chunk at a time, hits every value of `[0, n)` exactly once
+    /// (a bitmap, so the check needs n / 8 bytes), and agrees with `index` at sampled positions.
+    fn check_fill_bijection(n: u64, seed: u64, epoch: u64) {
+        let p = LazyPermutation::new(n, seed, epoch);
+        let mut seen = vec![0u64; n.div_ceil(64) as usize];
+        let mut buf = vec![0u32; 1 << 20];
+        let mut done = 0u64;
+        while done < n {
+            let len = (n - done).min(buf.len() as u64) as usize;
+            let chunk = &mut buf[..len];
+            p.fill(done, 1, chunk);
+            for &y in chunk.iter() {
+                let y = u64::from(y);
+                assert!(y < n, "n={n} seed={seed}: value {y} out of range");
+                let (word, bit) = ((y / 64) as usize, 1u64 << (y % 64));
+                assert_eq!(seen[word] & bit, 0, "n={n} seed={seed}: value {y} twice");
+                seen[word] |= bit;
+            }
+            assert_eq!(u64::from(chunk[0]), p.index(done), "n={n} x={done}");
+            assert_eq!(u64::from(chunk[len - 1]), p.index(done + len as u64 - 1));
+            done += len as u64;
+        }
+    }
+
+    /// Sizes where walking is longest (`2^k + 1`, `4^k + 1`), shortest (`2^k - 1`) or neither
+    /// (powers of ten), up to `limit`.
+    fn awkward_sizes(limit: u64) -> Vec<u64> {
+        let mut sizes: Vec<u64> = (1..=26)
+            .flat_map(|k| [(1u64 << k) - 1, (1 << k) + 1])
+            .chain((1..=13).map(|k| 4u64.pow(k) + 1))
+            .chain((1..=7).map(|k| 10u64.pow(k)))
+            .filter(|&n| n <= limit)
+            .collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        sizes
+    }
+
+    #[test]
+    fn fill_is_a_bijection_at_awkward_sizes() {
+        for n in awkward_sizes(1 << 18) {
+            for &(s, e) in &KEYS[..2] {
+                check_fill_bijection(n, s, e);
+            }
+        }
+    }
+
+    /// Up to `4^13 + 1 = 2^26 + 1` (a few seconds in release builds; skipped in debug builds).
+    #[test]
+    #[cfg_attr(debug_assertions, ignore)]
+    fn fill_is_a_bijection_at_awkward_sizes_up_to_2_pow_26() {
+        for n in awkward_sizes((1 << 26) + 1) {
+            if n > 1 << 18 {
+                check_fill_bijection(n, 0xC0FFEE, 3);
             }
         }
     }

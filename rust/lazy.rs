@@ -276,16 +276,28 @@ impl LazyPermutation {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512dq,avx512vl")]
     fn fill_avx512<T: IndexElem>(&self, start: u64, stride: u64, out: &mut [T]) {
-        self.fill_lanes::<WIDE_LANES, T>(start, stride, out);
+        // The walking lanes are queued with AVX-512 compress instructions.
+        self.fill_lanes_with::<WIDE_LANES, true, T>(start, stride, out);
     }
 
     #[inline(always)]
     fn fill_lanes<const W: usize, T: IndexElem>(&self, start: u64, stride: u64, out: &mut [T]) {
+        self.fill_lanes_with::<W, false, T>(start, stride, out);
+    }
+
+    /// `V`: queue the walking lanes with AVX-512 instructions (only where the CPU has them).
+    #[inline(always)]
+    fn fill_lanes_with<const W: usize, const V: bool, T: IndexElem>(
+        &self,
+        start: u64,
+        stride: u64,
+        out: &mut [T],
+    ) {
         match self.rounds {
-            8 => self.fill_r::<8, W, T>(start, stride, out),
-            12 => self.fill_r::<12, W, T>(start, stride, out),
-            16 => self.fill_r::<16, W, T>(start, stride, out),
-            _ => self.fill_r::<32, W, T>(start, stride, out),
+            8 => self.fill_r::<8, W, V, T>(start, stride, out),
+            12 => self.fill_r::<12, W, V, T>(start, stride, out),
+            16 => self.fill_r::<16, W, V, T>(start, stride, out),
+            _ => self.fill_r::<32, W, V, T>(start, stride, out),
         }
     }
 
@@ -320,7 +332,7 @@ impl LazyPermutation {
     /// first pass instead of one dependent chain per lane. Each lane's value is still
     /// `walk(position)`: the order in which lanes are walked does not change any value.
     #[inline(always)]
-    fn fill_r<const R: usize, const W: usize, T: IndexElem>(
+    fn fill_r<const R: usize, const W: usize, const V: bool, T: IndexElem>(
         &self,
         start: u64,
         stride: u64,
@@ -349,9 +361,9 @@ impl LazyPermutation {
             }
             let outside = outside_mask(&ys, n);
             if outside != 0 {
-                queue.push(base, &ys, outside);
+                queue.push::<V>(base, &ys, outside);
                 while queue.len >= W {
-                    self.walk_queue::<R, W, T>(&mut queue, W, out);
+                    self.walk_queue::<R, W, V, T>(&mut queue, W, out);
                 }
             }
             pos = add(pos, chunk_step);
@@ -364,7 +376,7 @@ impl LazyPermutation {
         // The last lanes: in vectors while there are enough of them, then one at a time.
         while queue.len >= W.div_ceil(4) {
             let live = queue.len.min(W);
-            self.walk_queue::<R, W, T>(&mut queue, live, out);
+            self.walk_queue::<R, W, V, T>(&mut queue, live, out);
         }
         let (at, value) = (queue.at.as_flattened(), queue.value.as_flattened());
         for (&slot, &y) in at.iter().zip(value).take(queue.len) {
@@ -380,7 +392,7 @@ impl LazyPermutation {
     /// when draining): each is encrypted again; a value now in `[0, n)` is written to its slot
     /// of `out`, the others stay queued. Taking the last lanes leaves the earlier ones in place.
     #[inline(always)]
-    fn walk_queue<const R: usize, const W: usize, T: IndexElem>(
+    fn walk_queue<const R: usize, const W: usize, const V: bool, T: IndexElem>(
         &self,
         queue: &mut WalkQueue<W>,
         live: usize,
@@ -399,16 +411,8 @@ impl LazyPermutation {
             // A value still outside is overwritten when its walk ends.
             out[slot] = T::from_u64(y);
         }
-        let mut outside = outside_mask(&ys, n) & (u64::MAX >> (64 - live));
-        let mut kept = first;
-        while outside != 0 {
-            let j = outside.trailing_zeros() as usize;
-            at[kept] = at[first + j];
-            value[kept] = ys[j];
-            kept += 1;
-            outside &= outside - 1;
-        }
-        queue.len = kept;
+        let outside = outside_mask(&ys, n) & (u64::MAX >> (64 - live));
+        queue.len = queue.keep::<V>(first, &ys, outside);
     }
 
     /// Same result as [`Self::fill`], computed by splitting `out` into
@@ -471,10 +475,19 @@ impl<const W: usize> WalkQueue<W> {
         }
     }
 
-    /// Queues lane `j` of the chunk at `base` (value `ys[j]`) for every bit `j` of `lanes`.
+    /// Queues lane `j` of the chunk at `base` (value `ys[j]`) for every bit `j` of `lanes`
+    /// (the lanes with `ys[j] >= n`). `V`: with AVX-512 (the caller runs on a CPU that has it).
     #[inline(always)]
-    fn push(&mut self, base: usize, ys: &[u64; W], mut lanes: u64) {
+    fn push<const V: bool>(&mut self, base: usize, ys: &[u64; W], mut lanes: u64) {
         debug_assert!(self.len < W);
+        #[cfg(target_arch = "x86_64")]
+        if V && W.is_multiple_of(8) {
+            // SAFETY: `V` is set only under `fill_avx512`, which runs on AVX-512 CPUs.
+            self.len = unsafe {
+                compress_avx512(&mut self.at, &mut self.value, self.len, 0, ys, lanes, base)
+            };
+            return;
+        }
         let (at, value) = (self.at.as_flattened_mut(), self.value.as_flattened_mut());
         let mut len = self.len;
         while lanes != 0 {
@@ -486,6 +499,85 @@ impl<const W: usize> WalkQueue<W> {
         }
         self.len = len;
     }
+
+    /// After a walk step of the queued lanes `first..first + W` (or `first..len`) to values
+    /// `ys`: keeps lane `first + j` with its new value `ys[j]` for every bit `j` of `lanes`,
+    /// packed from `first` on; returns the new queue length.
+    #[inline(always)]
+    fn keep<const V: bool>(&mut self, first: usize, ys: &[u64; W], mut lanes: u64) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        if V && W.is_multiple_of(8) {
+            // SAFETY: as in `push`.
+            return unsafe {
+                compress_avx512(
+                    &mut self.at,
+                    &mut self.value,
+                    first,
+                    first,
+                    ys,
+                    lanes,
+                    usize::MAX,
+                )
+            };
+        }
+        let (at, value) = (self.at.as_flattened_mut(), self.value.as_flattened_mut());
+        let mut kept = first;
+        while lanes != 0 {
+            let j = lanes.trailing_zeros() as usize;
+            at[kept] = at[first + j];
+            value[kept] = ys[j];
+            kept += 1;
+            lanes &= lanes - 1;
+        }
+        kept
+    }
+}
+
+/// Appends, from queue slot `to`, lane `j` of `ys` for every bit `j` of `lanes`, eight lanes per
+/// instruction; returns the new length. The slot of lane `j` is `base + j`, or, when `base` is
+/// `usize::MAX`, the queue's slot at `from + j` (a walk step re-queueing its own lanes; `to <=
+/// from`, and each group of eight is read before anything is written over it).
+///
+/// Stores write whole groups of eight (lanes past the kept ones hold leftovers), so they need
+/// `to + 8 * (groups so far) + 8 <= 2W`, which holds because fewer than `W` lanes were queued
+/// before a chunk is appended, and `from + W <= 2W` for a walk step.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn compress_avx512<const W: usize>(
+    at: &mut [[usize; W]; 2],
+    value: &mut [[u64; W]; 2],
+    to: usize,
+    from: usize,
+    ys: &[u64; W],
+    lanes: u64,
+    base: usize,
+) -> usize {
+    use std::arch::x86_64::*;
+    let at = at.as_flattened_mut();
+    let value = value.as_flattened_mut();
+    let mut len = to;
+    let lane_ids = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+    for g in 0..W / 8 {
+        let m = (lanes >> (8 * g)) as u8;
+        let y = _mm512_loadu_si512(ys[8 * g..].as_ptr().cast());
+        let slots = if base == usize::MAX {
+            assert!(from + 8 * g + 8 <= at.len());
+            _mm512_loadu_si512(at[from + 8 * g..].as_ptr().cast())
+        } else {
+            _mm512_add_epi64(lane_ids, _mm512_set1_epi64((base + 8 * g) as i64))
+        };
+        assert!(len + 8 <= at.len() && len + 8 <= value.len());
+        _mm512_storeu_si512(
+            value[len..].as_mut_ptr().cast(),
+            _mm512_maskz_compress_epi64(m, y),
+        );
+        _mm512_storeu_si512(
+            at[len..].as_mut_ptr().cast(),
+            _mm512_maskz_compress_epi64(m, slots),
+        );
+        len += m.count_ones() as usize;
+    }
+    len
 }
 
 /// Bit `j` set when `ys[j] >= n` (`W <= 64`).
@@ -960,7 +1052,13 @@ mod tests {
                 v.clamp(1, (1 << 63) - 1) as u64
             })
         };
-        prop_oneof![near(2, 63), near(4, 31), near(10, 18), 1u64..=(1 << 63) - 1, 1u64..5000]
+        prop_oneof![
+            near(2, 63),
+            near(4, 31),
+            near(10, 18),
+            1u64..=(1 << 63) - 1,
+            1u64..5000
+        ]
     }
 
     fn widths_equal_reference(p: &LazyPermutation, start: u64, stride: u64, len: usize) {
@@ -974,14 +1072,20 @@ mod tests {
         assert_eq!(four, want, "4 lanes, n={n} start={start} stride={stride}");
         let mut wide = vec![0i64; len];
         p.fill_lanes::<64, i64>(start, stride, &mut wide);
-        assert!(wide.iter().zip(&want).all(|(&a, &b)| a as u64 == b), "64 lanes, n={n}");
+        assert!(
+            wide.iter().zip(&want).all(|(&a, &b)| a as u64 == b),
+            "64 lanes, n={n}"
+        );
         let mut got = vec![0u64; len];
         p.fill(start, stride, &mut got);
         assert_eq!(got, want, "fill, n={n} start={start} stride={stride}");
         if n <= 1 << 32 {
             let mut got32 = vec![0u32; len];
             p.fill_parallel(start, stride, &mut got32, 3);
-            assert!(got32.iter().zip(&want).all(|(&a, &b)| u64::from(a) == b), "u32, n={n}");
+            assert!(
+                got32.iter().zip(&want).all(|(&a, &b)| u64::from(a) == b),
+                "u32, n={n}"
+            );
         }
     }
 
@@ -1008,7 +1112,16 @@ mod tests {
     #[test]
     fn vector_walk_equals_scalar_walk_on_long_runs() {
         // Long enough for the queue to fill and walk many times within one fill.
-        for n in [3u64, 5, 17, 4097, (1 << 20) + 1, 1_000_000, (1 << 32) + 1, (1 << 62) + 1] {
+        for n in [
+            3u64,
+            5,
+            17,
+            4097,
+            (1 << 20) + 1,
+            1_000_000,
+            (1 << 32) + 1,
+            (1 << 62) + 1,
+        ] {
             let p = LazyPermutation::new(n, 0xFEED, n);
             widths_equal_reference(&p, n / 3, 1, 20_000);
             widths_equal_reference(&p, 7, 3, 5_000);

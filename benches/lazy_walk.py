@@ -67,6 +67,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="2**24,2**24+1,1e7,1e8,2**27+1")
     parser.add_argument("--big", default="1e9", help="n of randperm(n, lazy); 0 to skip")
     parser.add_argument("--torch-n", default="1e8", help="n of torch.randperm in the same run")
+    parser.add_argument("--iterate", default="1e9", help="n of the iteration overhead; 0 to skip")
     args = parser.parse_args()
 
     import resumable_samplers as rs
@@ -93,6 +94,46 @@ def main() -> None:
             f"randperm({args.big}, lazy): {ours:.2f} s; torch.randperm({args.torch_n}): "
             f"{theirs:.2f} s; ratio {ours / theirs:.2f}, best of {args.repeat}  [{_load()}]"
         )
+    n = _size(args.iterate)
+    if n:
+        iterate(n, args.repeat)
+
+
+class _Sized:
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def iterate(n: int, repeat: int) -> None:
+    """Rank 3 of 8 iterated with ``for i in sampler: pass``, against a loop making as many
+    Python ints of the same size (the benchmark's iteration-overhead target), and the core's
+    fill of the same indices alone (``indices()``, all cores)."""
+    import resumable_samplers as rs
+
+    def make() -> Any:
+        return rs.ResumableDistributedSampler(_Sized(n), 8, 3, permutation="lazy")
+
+    count = len(make())
+    low = n - count
+    ours = baseline = fill = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        for _i in make():
+            pass
+        ours = min(ours, time.perf_counter() - t)
+        t = time.perf_counter()
+        for _i in range(low, n):
+            pass
+        baseline = min(baseline, time.perf_counter() - t)
+        fill = min(fill, best_of(1, lambda: make().indices()))
+    print(
+        f"iterate rank 3/8 at n = {n:.3g} ({count} indices): sampler {ours:.2f} s, "
+        f"as many ints {baseline:.2f} s, overhead {ours - baseline:.2f} s; "
+        f"the fill alone (indices(), all cores) {fill:.2f} s; best of {repeat}  [{_load()}]"
+    )
 
 
 if __name__ == "__main__":

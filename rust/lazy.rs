@@ -43,6 +43,16 @@
 //!   `[0, n)`. Because `2^k < 2n` (for `n >= 2`), the expected number of
 //!   Feistel evaluations per index is `2^k / n < 2`. `n == 1` needs no special
 //!   case: it uses `k = 1` and always returns 0.
+//! * **Walking in vector lanes.** `fill` encrypts `W` positions at a time. A
+//!   lane whose value is `>= n` (a fraction `1 - n / 2^k` of them, up to
+//!   one half) is queued with its output slot, and the queue is encrypted
+//!   again `W` lanes at a time whenever it holds `W` (the lanes still
+//!   outside stay queued; the last few of a fill are walked one at a time).
+//!   So the walk runs at the speed of the first pass, at most `2^k / n`
+//!   vector evaluations per index plus the queueing, instead of a serial chain
+//!   of multiplies per walking lane. Every lane still follows its own cycle,
+//!   so each value is `walk(position)`, whatever order lanes are walked in:
+//!   the values are those of [`LazyPermutation::index`] (pinned by tests).
 //!
 //! # Why these round counts
 //!
@@ -187,6 +197,8 @@ impl LazyPermutation {
     /// One pass of the `R`-round Feistel network over `[0, 2^k)`.
     #[inline(always)]
     fn encrypt<const R: usize>(&self, x: u64) -> u64 {
+        #[cfg(test)]
+        tests::SINGLE_LANE_EVALS.with(|c| c.set(c.get() + 1));
         let mut l = x >> self.b;
         let mut r = x & self.mask_b;
         let mut i = 0;
@@ -260,9 +272,11 @@ impl LazyPermutation {
     /// any `start` and `stride` (a stride that is a multiple of `n` repeats
     /// the same position).
     ///
-    /// On x86-64 CPUs with AVX-512DQ the lanes run eight wide in vector
-    /// registers (selected at run time); elsewhere four scalar lanes overlap
-    /// their multiply chains. Both compute the same values.
+    /// On x86-64 CPUs with AVX-512DQ 64 lanes run in vector registers (eight
+    /// per register, selected at run time) and the walking lanes are queued
+    /// with compress instructions; elsewhere four lanes overlap their multiply
+    /// chains. Both walk in lanes (see the module docs) and compute the same
+    /// values as [`Self::index`].
     pub fn fill<T: IndexElem>(&self, start: u64, stride: u64, out: &mut [T]) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx512dq") {
@@ -595,7 +609,41 @@ fn outside_mask<const W: usize>(ys: &[u64; W], n: u64) -> u64 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::cell::Cell;
     use std::collections::HashSet;
+
+    thread_local! {
+        /// Feistel evaluations of one position at a time (`encrypt`) on this thread.
+        pub(super) static SINGLE_LANE_EVALS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    fn single_lane_evals() -> u64 {
+        SINGLE_LANE_EVALS.with(Cell::get)
+    }
+
+    /// Off a power of two about half the lanes of a fill walk (`n = 2^k + 1`); they must walk in
+    /// vector lanes, not one position at a time: only a fill's last few positions and lanes may.
+    #[test]
+    fn fill_walks_in_lanes_not_one_position_at_a_time() {
+        for n in [(1u64 << 20) + 1, 1_000_000, (1 << 32) + 1] {
+            let p = LazyPermutation::new(n, 5, 6);
+            let mut out = vec![0u64; 100_000];
+            for i in 0..3 {
+                let before = single_lane_evals();
+                match i {
+                    0 => p.fill(3, 1, &mut out),
+                    1 => p.fill_lanes::<4, u64>(3, 1, &mut out),
+                    _ => p.fill_lanes::<64, u64>(3, 1, &mut out),
+                }
+                let single = single_lane_evals() - before;
+                assert!(
+                    single < 4 * 64,
+                    "n={n} fill {i}: {single} single-lane evaluations"
+                );
+            }
+            assert_eq!(out, reference(&p, 3, 1, out.len()));
+        }
+    }
 
     /// splitmix64 stream for test inputs.
     fn sm(state: &mut u64) -> u64 {

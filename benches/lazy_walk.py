@@ -109,30 +109,48 @@ class _Sized:
 
 def iterate(n: int, repeat: int) -> None:
     """Rank 3 of 8 iterated with ``for i in sampler: pass``, against a loop making as many
-    Python ints of the same size (the benchmark's iteration-overhead target), and the core's
-    fill of the same indices alone (``indices()``, all cores)."""
+    Python ints of the same size (the benchmark's iteration-overhead target). To tell where the
+    overhead lies, also: the core's reader without its helper thread (the chunks computed in the
+    loop), and the fill of the same indices alone, with the process pinned to one CPU."""
     import resumable_samplers as rs
+    from resumable_samplers import _core
 
     def make() -> Any:
         return rs.ResumableDistributedSampler(_Sized(n), 8, 3, permutation="lazy")
 
+    def epoch() -> Any:
+        return _core.Epoch(n, 8, 3, 0, False, "lazy", 0, 0)
+
     count = len(make())
     low = n - count
-    ours = baseline = fill = float("inf")
+    best = dict.fromkeys(("sampler", "ints", "no helper", "fill"), float("inf"))
+    affinity = getattr(os, "sched_getaffinity", None)
     for _ in range(repeat):
         t = time.perf_counter()
         for _i in make():
             pass
-        ours = min(ours, time.perf_counter() - t)
+        best["sampler"] = min(best["sampler"], time.perf_counter() - t)
         t = time.perf_counter()
         for _i in range(low, n):
             pass
-        baseline = min(baseline, time.perf_counter() - t)
-        fill = min(fill, best_of(1, lambda: make().indices()))
+        best["ints"] = min(best["ints"], time.perf_counter() - t)
+        t = time.perf_counter()
+        for _i in epoch().reader(0, False):
+            pass
+        best["no helper"] = min(best["no helper"], time.perf_counter() - t)
+        if affinity is not None:
+            cpus = affinity(0)
+            os.sched_setaffinity(0, {min(cpus)})
+            try:
+                best["fill"] = min(best["fill"], best_of(1, lambda: epoch().array()))
+            finally:
+                os.sched_setaffinity(0, cpus)
+    fill = f"{best['fill']:.2f} s" if best["fill"] < float("inf") else "n/a"
     print(
-        f"iterate rank 3/8 at n = {n:.3g} ({count} indices): sampler {ours:.2f} s, "
-        f"as many ints {baseline:.2f} s, overhead {ours - baseline:.2f} s; "
-        f"the fill alone (indices(), all cores) {fill:.2f} s; best of {repeat}  [{_load()}]"
+        f"iterate rank 3/8 at n = {n:.3g} ({count} indices), best of {repeat}: sampler "
+        f"{best['sampler']:.2f} s, as many ints {best['ints']:.2f} s, overhead "
+        f"{best['sampler'] - best['ints']:.2f} s; reader without its helper thread "
+        f"{best['no helper']:.2f} s; the fill alone on one CPU {fill}  [{_load()}]"
     )
 
 

@@ -419,7 +419,7 @@ impl LazyPermutation {
         let (at, value) = (queue.at.as_flattened_mut(), queue.value.as_flattened_mut());
         // `first + W <= 2W`: lanes past `live` hold values of the domain too (earlier walks or
         // the initial zeros); their results are ignored.
-        let xs: [u64; W] = std::array::from_fn(|j| value[first + j]);
+        let xs: [u64; W] = value[first..first + W].try_into().expect("W lanes");
         let ys = self.encrypt_lanes::<R, W>(xs);
         for (&slot, &y) in at[first..len].iter().zip(&ys) {
             // A value still outside is overwritten when its walk ends.
@@ -557,6 +557,7 @@ impl<const W: usize> WalkQueue<W> {
 /// before a chunk is appended, and `from + W <= 2W` for a walk step.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
+#[inline]
 unsafe fn compress_avx512<const W: usize>(
     at: &mut [[usize; W]; 2],
     value: &mut [[u64; W]; 2],

@@ -43,6 +43,16 @@
 //!   `[0, n)`. Because `2^k < 2n` (for `n >= 2`), the expected number of
 //!   Feistel evaluations per index is `2^k / n < 2`. `n == 1` needs no special
 //!   case: it uses `k = 1` and always returns 0.
+//! * **Walking in vector lanes.** `fill` encrypts `W` positions at a time. A
+//!   lane whose value is `>= n` (a fraction `1 - n / 2^k` of them, up to
+//!   one half) is queued with its output slot, and the queue is encrypted
+//!   again `W` lanes at a time whenever it holds `W` (the lanes still
+//!   outside stay queued; the last few of a fill are walked one at a time).
+//!   So the walk runs at the speed of the first pass, at most `2^k / n`
+//!   vector evaluations per index plus the queueing, instead of a serial chain
+//!   of multiplies per walking lane. Every lane still follows its own cycle,
+//!   so each value is `walk(position)`, whatever order lanes are walked in:
+//!   the values are those of [`LazyPermutation::index`] (pinned by tests).
 //!
 //! # Why these round counts
 //!
@@ -200,6 +210,8 @@ impl LazyPermutation {
     /// One pass of the `R`-round Feistel network over `[0, 2^k)`.
     #[inline(always)]
     fn encrypt<const R: usize>(&self, x: u64) -> u64 {
+        #[cfg(test)]
+        tests::SINGLE_LANE_EVALS.with(|c| c.set(c.get() + 1));
         let mut l = x >> self.b;
         let mut r = x & self.mask_b;
         let mut i = 0;
@@ -273,9 +285,11 @@ impl LazyPermutation {
     /// any `start` and `stride` (a stride that is a multiple of `n` repeats
     /// the same position).
     ///
-    /// On x86-64 CPUs with AVX-512DQ the lanes run eight wide in vector
-    /// registers (selected at run time); elsewhere four scalar lanes overlap
-    /// their multiply chains. Both compute the same values.
+    /// On x86-64 CPUs with AVX-512DQ 64 lanes run in vector registers (eight
+    /// per register, selected at run time) and the walking lanes are queued
+    /// with compress instructions; elsewhere four lanes overlap their multiply
+    /// chains. Both walk in lanes (see the module docs) and compute the same
+    /// values as [`Self::index`].
     pub fn fill<T: IndexElem>(&self, start: u64, stride: u64, out: &mut [T]) {
         #[cfg(target_arch = "x86_64")]
         if has_avx512_fill() {
@@ -290,16 +304,28 @@ impl LazyPermutation {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512dq,avx512vl")]
     fn fill_avx512<T: IndexElem>(&self, start: u64, stride: u64, out: &mut [T]) {
-        self.fill_lanes::<WIDE_LANES, T>(start, stride, out);
+        // The walking lanes are queued with AVX-512 compress instructions.
+        self.fill_lanes_with::<WIDE_LANES, true, T>(start, stride, out);
     }
 
     #[inline(always)]
     fn fill_lanes<const W: usize, T: IndexElem>(&self, start: u64, stride: u64, out: &mut [T]) {
+        self.fill_lanes_with::<W, false, T>(start, stride, out);
+    }
+
+    /// `V`: queue the walking lanes with AVX-512 instructions (only where the CPU has them).
+    #[inline(always)]
+    fn fill_lanes_with<const W: usize, const V: bool, T: IndexElem>(
+        &self,
+        start: u64,
+        stride: u64,
+        out: &mut [T],
+    ) {
         match self.rounds {
-            8 => self.fill_r::<8, W, T>(start, stride, out),
-            12 => self.fill_r::<12, W, T>(start, stride, out),
-            16 => self.fill_r::<16, W, T>(start, stride, out),
-            _ => self.fill_r::<32, W, T>(start, stride, out),
+            8 => self.fill_r::<8, W, V, T>(start, stride, out),
+            12 => self.fill_r::<12, W, V, T>(start, stride, out),
+            16 => self.fill_r::<16, W, V, T>(start, stride, out),
+            _ => self.fill_r::<32, W, V, T>(start, stride, out),
         }
     }
 
@@ -327,8 +353,14 @@ impl LazyPermutation {
     }
 
     /// [`Self::fill`] with the round count hoisted out of the loop.
+    ///
+    /// Positions are encrypted `W` at a time. The lanes whose value left `[0, n)` (about
+    /// `1 - n / 2^k` of them) are compacted into a queue, and the queue is re-encrypted `W` lanes
+    /// at a time whenever it holds `W`, so cycle-walking runs in the same vector lanes as the
+    /// first pass instead of one dependent chain per lane. Each lane's value is still
+    /// `walk(position)`: the order in which lanes are walked does not change any value.
     #[inline(always)]
-    fn fill_r<const R: usize, const W: usize, T: IndexElem>(
+    fn fill_r<const R: usize, const W: usize, const V: bool, T: IndexElem>(
         &self,
         start: u64,
         stride: u64,
@@ -346,33 +378,69 @@ impl LazyPermutation {
             offsets[j] = add(offsets[j - 1], step);
         }
         let chunk_step = add(offsets[W - 1], step);
-        let mut chunks = out.chunks_exact_mut(W);
-        for chunk in &mut chunks {
+        let mut queue = WalkQueue::<W>::new();
+        let full = out.len() - out.len() % W;
+        let mut base = 0;
+        while base < full {
             let xs: [u64; W] = std::array::from_fn(|j| add(pos, offsets[j]));
             let ys = self.encrypt_lanes::<R, W>(xs);
-            let mut outside = false;
-            for (slot, &y) in chunk.iter_mut().zip(&ys) {
-                outside |= y >= n;
+            for (slot, &y) in out[base..base + W].iter_mut().zip(&ys) {
                 *slot = T::from_u64(y);
             }
-            if outside {
-                // Cycle-walk the lanes that left [0, n) (fewer than 1 in 2 on average).
-                for (slot, &y) in chunk.iter_mut().zip(&ys) {
-                    let mut y = y;
-                    if y >= n {
-                        while y >= n {
-                            y = self.encrypt::<R>(y);
-                        }
-                        *slot = T::from_u64(y);
-                    }
+            let outside = outside_mask(&ys, n);
+            if outside != 0 {
+                queue.push::<V>(base, &ys, outside);
+                while queue.len >= W {
+                    self.walk_queue::<R, W, V, T>(&mut queue, W, out);
                 }
             }
             pos = add(pos, chunk_step);
+            base += W;
         }
-        for slot in chunks.into_remainder() {
+        for slot in &mut out[full..] {
             *slot = T::from_u64(self.walk::<R>(pos));
             pos = add(pos, step);
         }
+        // The last lanes: in vectors while there are enough of them, then one at a time.
+        while queue.len >= W.div_ceil(4) {
+            let live = queue.len.min(W);
+            self.walk_queue::<R, W, V, T>(&mut queue, live, out);
+        }
+        let (at, value) = (queue.at.as_flattened(), queue.value.as_flattened());
+        for (&slot, &y) in at.iter().zip(value).take(queue.len) {
+            let mut y = y;
+            while y >= n {
+                y = self.encrypt::<R>(y);
+            }
+            out[slot] = T::from_u64(y);
+        }
+    }
+
+    /// One cycle-walking step of the last `live` queued lanes (`live == W`, or `live == len`
+    /// when draining): each is encrypted again; a value now in `[0, n)` is written to its slot
+    /// of `out`, the others stay queued. Taking the last lanes leaves the earlier ones in place.
+    #[inline(always)]
+    fn walk_queue<const R: usize, const W: usize, const V: bool, T: IndexElem>(
+        &self,
+        queue: &mut WalkQueue<W>,
+        live: usize,
+        out: &mut [T],
+    ) {
+        let n = self.n;
+        let len = queue.len;
+        debug_assert!((1..=W).contains(&live) && (live == W || live == len) && live <= len);
+        let first = len - live;
+        let (at, value) = (queue.at.as_flattened_mut(), queue.value.as_flattened_mut());
+        // `first + W <= 2W`: lanes past `live` hold values of the domain too (earlier walks or
+        // the initial zeros); their results are ignored.
+        let xs: [u64; W] = value[first..first + W].try_into().expect("W lanes");
+        let ys = self.encrypt_lanes::<R, W>(xs);
+        for (&slot, &y) in at[first..len].iter().zip(&ys) {
+            // A value still outside is overwritten when its walk ends.
+            out[slot] = T::from_u64(y);
+        }
+        let outside = outside_mask(&ys, n) & (u64::MAX >> (64 - live));
+        queue.len = queue.keep::<V>(first, &ys, outside);
     }
 
     /// Same result as [`Self::fill`], computed by splitting `out` into
@@ -462,10 +530,180 @@ mod avx512_tests {
     }
 }
 
+/// Lanes still cycle-walking in [`LazyPermutation::fill`]: slot `at[i]` of the output waits
+/// for the walk of `value[i]` (a value in `[n, 2^k)`). Room for `2W - 1` lanes: fewer than `W`
+/// are queued before a chunk of `W` adds its lanes.
+struct WalkQueue<const W: usize> {
+    at: [[usize; W]; 2],
+    value: [[u64; W]; 2],
+    len: usize,
+}
+
+impl<const W: usize> WalkQueue<W> {
+    fn new() -> Self {
+        Self {
+            at: [[0; W]; 2],
+            value: [[0; W]; 2],
+            len: 0,
+        }
+    }
+
+    /// Queues lane `j` of the chunk at `base` (value `ys[j]`) for every bit `j` of `lanes`
+    /// (the lanes with `ys[j] >= n`). `V`: with AVX-512 (the caller runs on a CPU that has it).
+    #[inline(always)]
+    fn push<const V: bool>(&mut self, base: usize, ys: &[u64; W], mut lanes: u64) {
+        debug_assert!(self.len < W);
+        #[cfg(target_arch = "x86_64")]
+        if V && W.is_multiple_of(8) {
+            // SAFETY: `V` is set only under `fill_avx512`, which runs on AVX-512 CPUs.
+            self.len = unsafe {
+                compress_avx512(&mut self.at, &mut self.value, self.len, 0, ys, lanes, base)
+            };
+            return;
+        }
+        let (at, value) = (self.at.as_flattened_mut(), self.value.as_flattened_mut());
+        let mut len = self.len;
+        while lanes != 0 {
+            let j = lanes.trailing_zeros() as usize;
+            at[len] = base + j;
+            value[len] = ys[j];
+            len += 1;
+            lanes &= lanes - 1;
+        }
+        self.len = len;
+    }
+
+    /// After a walk step of the queued lanes `first..first + W` (or `first..len`) to values
+    /// `ys`: keeps lane `first + j` with its new value `ys[j]` for every bit `j` of `lanes`,
+    /// packed from `first` on; returns the new queue length.
+    #[inline(always)]
+    fn keep<const V: bool>(&mut self, first: usize, ys: &[u64; W], mut lanes: u64) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        if V && W.is_multiple_of(8) {
+            // SAFETY: as in `push`.
+            return unsafe {
+                compress_avx512(
+                    &mut self.at,
+                    &mut self.value,
+                    first,
+                    first,
+                    ys,
+                    lanes,
+                    usize::MAX,
+                )
+            };
+        }
+        let (at, value) = (self.at.as_flattened_mut(), self.value.as_flattened_mut());
+        let mut kept = first;
+        while lanes != 0 {
+            let j = lanes.trailing_zeros() as usize;
+            at[kept] = at[first + j];
+            value[kept] = ys[j];
+            kept += 1;
+            lanes &= lanes - 1;
+        }
+        kept
+    }
+}
+
+/// Appends, from queue slot `to`, lane `j` of `ys` for every bit `j` of `lanes`, eight lanes per
+/// instruction; returns the new length. The slot of lane `j` is `base + j`, or, when `base` is
+/// `usize::MAX`, the queue's slot at `from + j` (a walk step re-queueing its own lanes; `to <=
+/// from`, and each group of eight is read before anything is written over it).
+///
+/// Stores write whole groups of eight (lanes past the kept ones hold leftovers), so they need
+/// `to + 8 * (groups so far) + 8 <= 2W`, which holds because fewer than `W` lanes were queued
+/// before a chunk is appended, and `from + W <= 2W` for a walk step.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn compress_avx512<const W: usize>(
+    at: &mut [[usize; W]; 2],
+    value: &mut [[u64; W]; 2],
+    to: usize,
+    from: usize,
+    ys: &[u64; W],
+    lanes: u64,
+    base: usize,
+) -> usize {
+    use std::arch::x86_64::*;
+    let at = at.as_flattened_mut();
+    let value = value.as_flattened_mut();
+    let mut len = to;
+    let lane_ids = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+    for g in 0..W / 8 {
+        let m = (lanes >> (8 * g)) as u8;
+        let y = _mm512_loadu_si512(ys[8 * g..].as_ptr().cast());
+        let slots = if base == usize::MAX {
+            assert!(from + 8 * g + 8 <= at.len());
+            _mm512_loadu_si512(at[from + 8 * g..].as_ptr().cast())
+        } else {
+            _mm512_add_epi64(lane_ids, _mm512_set1_epi64((base + 8 * g) as i64))
+        };
+        assert!(len + 8 <= at.len() && len + 8 <= value.len());
+        _mm512_storeu_si512(
+            value[len..].as_mut_ptr().cast(),
+            _mm512_maskz_compress_epi64(m, y),
+        );
+        _mm512_storeu_si512(
+            at[len..].as_mut_ptr().cast(),
+            _mm512_maskz_compress_epi64(m, slots),
+        );
+        len += m.count_ones() as usize;
+    }
+    len
+}
+
+/// Bit `j` set when `ys[j] >= n` (`W <= 64`).
+#[inline(always)]
+fn outside_mask<const W: usize>(ys: &[u64; W], n: u64) -> u64 {
+    const { assert!(W <= 64) };
+    let mut mask = 0u64;
+    for (j, &y) in ys.iter().enumerate() {
+        mask |= u64::from(y >= n) << j;
+    }
+    mask
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::cell::Cell;
     use std::collections::HashSet;
+
+    thread_local! {
+        /// Feistel evaluations of one position at a time (`encrypt`) on this thread.
+        pub(super) static SINGLE_LANE_EVALS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    fn single_lane_evals() -> u64 {
+        SINGLE_LANE_EVALS.with(Cell::get)
+    }
+
+    /// Off a power of two about half the lanes of a fill walk (`n = 2^k + 1`); they must walk in
+    /// vector lanes, not one position at a time: only a fill's last few positions and lanes may.
+    #[test]
+    fn fill_walks_in_lanes_not_one_position_at_a_time() {
+        for n in [(1u64 << 20) + 1, 1_000_000, (1 << 32) + 1] {
+            let p = LazyPermutation::new(n, 5, 6);
+            let mut out = vec![0u64; 100_000];
+            for i in 0..3 {
+                let before = single_lane_evals();
+                match i {
+                    0 => p.fill(3, 1, &mut out),
+                    1 => p.fill_lanes::<4, u64>(3, 1, &mut out),
+                    _ => p.fill_lanes::<64, u64>(3, 1, &mut out),
+                }
+                let single = single_lane_evals() - before;
+                assert!(
+                    single < 4 * 64,
+                    "n={n} fill {i}: {single} single-lane evaluations"
+                );
+            }
+            assert_eq!(out, reference(&p, 3, 1, out.len()));
+        }
+    }
 
     /// splitmix64 stream for test inputs.
     fn sm(state: &mut u64) -> u64 {
@@ -913,6 +1151,149 @@ mod tests {
         }
     }
 
+    /// `n` near a power of two or of four (where the walk is longest or shortest), a power of
+    /// ten, or anything in `1..=2^63 - 1`.
+    fn awkward_n() -> impl Strategy<Value = u64> {
+        let near = |base: u64, max_exp: u32| {
+            (1..=max_exp, -3i64..=3).prop_map(move |(e, d)| {
+                let v = i128::from(base).pow(e) + i128::from(d);
+                v.clamp(1, (1 << 63) - 1) as u64
+            })
+        };
+        prop_oneof![
+            near(2, 63),
+            near(4, 31),
+            near(10, 18),
+            1u64..=(1 << 63) - 1,
+            1u64..5000
+        ]
+    }
+
+    fn widths_equal_reference(p: &LazyPermutation, start: u64, stride: u64, len: usize) {
+        let want = reference(p, start, stride, len);
+        let n = p.len();
+        let mut one = vec![0u64; len];
+        p.fill_lanes::<1, u64>(start, stride, &mut one);
+        assert_eq!(one, want, "1 lane, n={n} start={start} stride={stride}");
+        let mut four = vec![0u64; len];
+        p.fill_lanes::<4, u64>(start, stride, &mut four);
+        assert_eq!(four, want, "4 lanes, n={n} start={start} stride={stride}");
+        let mut wide = vec![0i64; len];
+        p.fill_lanes::<64, i64>(start, stride, &mut wide);
+        assert!(
+            wide.iter().zip(&want).all(|(&a, &b)| a as u64 == b),
+            "64 lanes, n={n}"
+        );
+        let mut got = vec![0u64; len];
+        p.fill(start, stride, &mut got);
+        assert_eq!(got, want, "fill, n={n} start={start} stride={stride}");
+        if n <= 1 << 32 {
+            let mut got32 = vec![0u32; len];
+            p.fill_parallel(start, stride, &mut got32, 3);
+            assert!(
+                got32.iter().zip(&want).all(|(&a, &b)| u64::from(a) == b),
+                "u32, n={n}"
+            );
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        /// The vector walk (every lane width, both index types, several threads) equals the
+        /// scalar single-position walk `index` for any size, key, start, stride and length
+        /// (lengths past several chunks, so lanes queue, walk and drain at every point).
+        #[test]
+        fn vector_walk_equals_scalar_walk(
+            n in awkward_n(),
+            seed: u64,
+            epoch: u64,
+            start: u64,
+            stride in prop_oneof![Just(1u64), 1u64..10, any::<u64>()],
+            len in 0usize..700,
+        ) {
+            let p = LazyPermutation::new(n, seed, epoch);
+            widths_equal_reference(&p, start, stride, len);
+        }
+    }
+
+    #[test]
+    fn vector_walk_equals_scalar_walk_on_long_runs() {
+        // Long enough for the queue to fill and walk many times within one fill.
+        for n in [
+            3u64,
+            5,
+            17,
+            4097,
+            (1 << 20) + 1,
+            1_000_000,
+            (1 << 32) + 1,
+            (1 << 62) + 1,
+        ] {
+            let p = LazyPermutation::new(n, 0xFEED, n);
+            widths_equal_reference(&p, n / 3, 1, 20_000);
+            widths_equal_reference(&p, 7, 3, 5_000);
+        }
+    }
+
+    /// `fill` over all of `[0, n)`, a chunk at a time, hits every value of `[0, n)` exactly once
+    /// (a bitmap, so the check needs n / 8 bytes), and agrees with `index` at sampled positions.
+    fn check_fill_bijection(n: u64, seed: u64, epoch: u64) {
+        let p = LazyPermutation::new(n, seed, epoch);
+        let mut seen = vec![0u64; n.div_ceil(64) as usize];
+        let mut buf = vec![0u32; 1 << 20];
+        let mut done = 0u64;
+        while done < n {
+            let len = (n - done).min(buf.len() as u64) as usize;
+            let chunk = &mut buf[..len];
+            p.fill(done, 1, chunk);
+            for &y in chunk.iter() {
+                let y = u64::from(y);
+                assert!(y < n, "n={n} seed={seed}: value {y} out of range");
+                let (word, bit) = ((y / 64) as usize, 1u64 << (y % 64));
+                assert_eq!(seen[word] & bit, 0, "n={n} seed={seed}: value {y} twice");
+                seen[word] |= bit;
+            }
+            assert_eq!(u64::from(chunk[0]), p.index(done), "n={n} x={done}");
+            assert_eq!(u64::from(chunk[len - 1]), p.index(done + len as u64 - 1));
+            done += len as u64;
+        }
+    }
+
+    /// Sizes where walking is longest (`2^k + 1`, `4^k + 1`), shortest (`2^k - 1`) or neither
+    /// (powers of ten), up to `limit`.
+    fn awkward_sizes(limit: u64) -> Vec<u64> {
+        let mut sizes: Vec<u64> = (1..=26)
+            .flat_map(|k| [(1u64 << k) - 1, (1 << k) + 1])
+            .chain((1..=13).map(|k| 4u64.pow(k) + 1))
+            .chain((1..=7).map(|k| 10u64.pow(k)))
+            .filter(|&n| n <= limit)
+            .collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        sizes
+    }
+
+    #[test]
+    fn fill_is_a_bijection_at_awkward_sizes() {
+        for n in awkward_sizes(1 << 18) {
+            for &(s, e) in &KEYS[..2] {
+                check_fill_bijection(n, s, e);
+            }
+        }
+    }
+
+    /// Up to `4^13 + 1 = 2^26 + 1` (a few seconds in release builds; skipped in debug builds).
+    #[test]
+    #[cfg_attr(debug_assertions, ignore)]
+    fn fill_is_a_bijection_at_awkward_sizes_up_to_2_pow_26() {
+        for n in awkward_sizes((1 << 26) + 1) {
+            if n > 1 << 18 {
+                check_fill_bijection(n, 0xC0FFEE, 3);
+            }
+        }
+    }
+
     #[test]
     fn fill_parallel_any_thread_count() {
         let p = LazyPermutation::new(1_000_003, 5, 6);
@@ -944,6 +1325,34 @@ mod tests {
             _ => "n/a".to_string(),
         };
         println!("{label}: {wall:.2} ns/index wall, {cpu} ns/index on-CPU (this thread)");
+    }
+
+    /// Per-index time of `fill` on one thread on both sides of powers of two (best of 25 runs
+    /// of 2^20 positions, so a busy machine still leaves some runs undisturbed):
+    /// `cargo test --release --lib timing_walk -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn timing_walk() {
+        let count = 1usize << 20;
+        let mut out = vec![0u32; count];
+        for n in [
+            1u64 << 24,
+            (1 << 24) + 1,
+            10_000_000,
+            100_000_000,
+            1 << 27,
+            (1 << 27) + 1,
+            1_000_000_000,
+        ] {
+            let p = LazyPermutation::new(n, 1, 2);
+            let mut wall = f64::INFINITY;
+            for _ in 0..25 {
+                let t = std::time::Instant::now();
+                p.fill(0, 1, &mut out);
+                wall = wall.min(t.elapsed().as_nanos() as f64 / count as f64);
+            }
+            println!("fill u32, n = {n}: {wall:.2} ns/index (one thread, best of 25)");
+        }
     }
 
     #[test]

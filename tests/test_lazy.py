@@ -176,3 +176,16 @@ def test_lazy_seed_and_epoch_ranges() -> None:
         iter(s)
     with pytest.raises(ValueError, match="seed"):
         rs.ResumableRandomSampler(Sized(5), seed=2**64, permutation="lazy")
+
+
+@pytest.mark.parametrize("n", [2**26 - 1, 4**13 + 1, 10**7, 2**24 + 1, 3 * 2**22 + 7])
+def test_randperm_lazy_is_a_permutation_at_awkward_sizes(n: int) -> None:
+    # Off a power of two about half the values cycle-walk. All n values land in [0, n) and
+    # each is hit once (n values and no value missed): np.sort(p) == arange(n), checked with n
+    # bytes of flags instead of a sorted copy.
+    p = rs.randperm(n, 2**64 - 1, permutation="lazy")
+    assert p.dtype == np.uint32 and p.shape == (n,)
+    assert int(p.max()) < n
+    hit = np.zeros(n, dtype=np.bool_)
+    hit[p] = True
+    assert hit.all()

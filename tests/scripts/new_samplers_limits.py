@@ -30,11 +30,11 @@ import json
 import os
 import resource
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from helper_threads import status, wait_for_one_thread
 
 from resumable_samplers import _core
 
@@ -43,21 +43,6 @@ LENGTHS = ((np.arange(N, dtype=np.uint64) * 2654435761) % 5000).astype(np.uint16
 LENGTHS.flags.writeable = False  # read in place
 MIXTURE = ([1 << 20, 1 << 19, 3000], [0], [[5, 3, 1]], "lazy", 5)
 READ = 300_000  # chunks of 8192 indices and more are computed ahead on helper threads
-
-
-def status(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(field)
-
-
-def wait_for_one_thread() -> None:
-    """Until the helper threads that ran have ended (their stacks are then cached)."""
-    deadline = time.monotonic() + 30
-    while status("Threads") > 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
 
 
 # Each case works under the limit and returns what `value` turns into lists once the limit is

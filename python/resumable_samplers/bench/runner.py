@@ -26,7 +26,13 @@ from resumable_samplers.bench.spec import Outcome, Spec, format_n
 BENCH_EXTRA = 'pip install "resumable-samplers[bench]" (in a checkout: pip install -e ".[bench]")'
 """How to install every peer, tqdm and matplotlib at once."""
 
-PEERS: dict[str, tuple[str, str]] = {"helios": ("helios", "helios-ml"), "grain": ("grain", "grain")}
+PEERS: dict[str, tuple[str, str]] = {
+    "helios": ("helios", "helios-ml"),
+    "grain": ("grain", "grain"),
+    "megatron": ("megatron", "megatron-core"),
+    "torchdata": ("torchdata", "torchdata"),
+    "transformers": ("transformers", "transformers"),
+}
 """The optional peers: implementation name -> (module to find, distribution to install)."""
 
 

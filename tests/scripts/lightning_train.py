@@ -77,7 +77,12 @@ def make_trainer(**kwargs: Any) -> pl.Trainer:
 # [end:recipe]
 
 # [start:stateful]
+import warnings
+
 from torchdata.stateful_dataloader import StatefulDataLoader
+
+# torchdata's loader calls torch.set_vital, which recent torch deprecates with a warning
+warnings.filterwarnings("ignore", message="'set_vital' is deprecated")
 
 
 class StatefulRegression(Regression):

@@ -120,6 +120,15 @@ def test_the_tagged_scripts_are_the_ones_the_suite_runs() -> None:
         assert Path(path).name in suite.replace(Path(__file__).read_text(), ""), path
 
 
+def test_install_commands_work_from_a_clone() -> None:
+    # The package is not on PyPI: an extra is installed from a clone (pip install ".[extra]"),
+    # never as "resumable-samplers[extra]", which pip cannot find.
+    texts = [ROOT / "README.md", ROOT / "benches" / "README.md", *PAGES]
+    texts += sorted((ROOT / "python" / "resumable_samplers").rglob("*.py"))
+    offending = [p.relative_to(ROOT) for p in texts if "resumable-samplers[" in p.read_text()]
+    assert not offending, offending
+
+
 def test_the_api_reference_covers_the_public_names() -> None:
     text = (DOCS / "api.md").read_text()
     documented = set(re.findall(r"^::: resumable_samplers\.(\w+)$", text, flags=re.MULTILINE))

@@ -123,14 +123,19 @@ def report_text(outcomes: list[Outcome], result: dict[str, Any]) -> str:
         f"- lazy sampler agrees with lazy randperm: {_check_text(c['lazy_agreement'])}",
     ]
     parts.append("### checks\n\n" + "\n".join(check_lines))
-    parts.append(
+    notes = (
         f"Times are wall seconds inside the child (best of {meta['repeat']}). *extra RSS* is "
         "the child's peak resident memory while measuring minus its *base RSS* after imports "
         "and setup (torch imported; helios children also import helios-ml; the list loader "
-        "holds its prebuilt list). Ratios are row / ours, where ours is the torch order; the "
-        "lazy row is ours with permutation='lazy' (a different order); memory ratios are n/a "
-        "when ours needed under 1 MiB."
+        "holds its prebuilt list)."
     )
+    if any(o.spec.section not in JUDGED for o in outcomes):
+        notes += (
+            " In the tables, ratios are row / ours, where ours is the torch order; the lazy row "
+            "is ours with permutation='lazy' (a different order); memory ratios are n/a when "
+            "ours needed under 1 MiB."
+        )
+    parts.append(notes)
     missing = sorted({f"{o.spec.impl} ({o.reason})" for o in outcomes if o.status == "unavailable"})
     if missing:
         parts.append(f"Not measured: {', '.join(missing)}. To measure every peer: {BENCH_EXTRA}.")

@@ -10,8 +10,8 @@ A run stopped after step ``s`` resumes from its last checkpoint (step ``c <= s``
 steps from ``c`` on, so the stopped run's steps before ``c`` followed by the resumed run's steps
 must be the uninterrupted run's steps, and the final weights must match.
 
-The runs of ``ddp_train.py`` are the commands ``docs/examples.md`` lists, run as listed, in order,
-in one folder: the page's sequence must work as a reader runs it.
+The commands ``docs/examples.md`` lists run as listed, in order, in one folder per script: the
+page's sequences must work as a reader runs them (each resumed run trains from its checkpoint).
 
 To keep the runs short on small machines, torchrun forks the workers from its own process, which
 has imported torch already (``--run-path --start-method fork``), instead of starting a new
@@ -241,3 +241,22 @@ def test_ddp_stateful_dataloader_resumes_exactly(
     want = model_weights(final)
     for name in want:
         assert torch.equal(got[name], want[name]), name
+
+
+@pytest.mark.timeout(300)
+def test_the_documented_stateful_dataloader_runs_resume_exactly(
+    uninterrupted: tuple[Batches, dict[str, Any]], tmp_path: Path
+) -> None:
+    pytest.importorskip("torchdata")
+    reference, _ = uninterrupted
+    runs = documented_runs("ddp_stateful_dataloader.py")
+    assert [("--resume" in argv, option(argv, "--stop-after")) for argv in runs] == [
+        (False, "7"),
+        (True, None),
+    ]
+    stopped_out, resumed_out = (run_documented(argv, tmp_path) for argv in runs)
+    assert "stopped after step 7" in stopped_out
+    assert "resumed at epoch 0, step 4" in resumed_out  # its last checkpoint, every 4 steps
+    stopped, resumed = (logs(tmp_path, argv) for argv in runs)
+    assert sorted(resumed) == list(range(4, STEPS))
+    assert combined(stopped, resumed, checkpoint_step=4) == reference

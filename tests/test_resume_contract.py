@@ -35,9 +35,6 @@ from conftest import Sized, torch_perm
 sys.path.insert(0, str(Path(__file__).parent))
 from _workers import IndexDataset
 
-pytestmark = pytest.mark.filterwarnings("ignore:'set_vital' is deprecated")
-
-
 # -- named rules -------------------------------------------------------------------------------
 
 

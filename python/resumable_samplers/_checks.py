@@ -63,12 +63,20 @@ def non_negative_int(name: str, value: Any, at_most: int | None = None) -> int:
     return v
 
 
-def rank(value: int, num_replicas: int) -> None:
+def check_rank(value: int, num_replicas: int) -> None:
     """Check ``0 <= rank < num_replicas``, with torch's wording."""
     if not 0 <= value < num_replicas:
         raise ValueError(
             f"Invalid rank {value}, rank should be in the interval [0, {num_replicas - 1}]"
         )
+
+
+def replicas(num_replicas: Any, rank: Any) -> tuple[int, int]:
+    """``num_replicas`` and ``rank`` as ints, checked (torch's wording for the rank)."""
+    num_replicas = positive_int("num_replicas", num_replicas, MAX_LEN)
+    rank = as_int("rank", rank)
+    check_rank(rank, num_replicas)
+    return num_replicas, rank
 
 
 def as_bool(name: str, value: Any) -> bool:

@@ -10,14 +10,13 @@ from typing import Any
 import numpy as np
 
 from resumable_samplers import _checks, _core, _state
+from resumable_samplers._resume import EpochKey
 from resumable_samplers.permutation import core_order
 from resumable_samplers.samplers import (
     SAMPLER_REGISTRY,
     ResumableSampler,
-    _checked_replicas,
     _replicas,
-    _ResumableIteration,
-    _Start,
+    _ResumableOrder,
 )
 
 MIXTURE_PERMUTATIONS: tuple[str, ...] = ("lazy", "torch", "identity")
@@ -25,9 +24,6 @@ MIXTURE_PERMUTATIONS: tuple[str, ...] = ("lazy", "torch", "identity")
 
 MAX_WEIGHT_SUM = 2**62
 """Integer weights up to this sum are used exactly; others are scaled to it."""
-
-# The state fields a mixture adds to the shared ones.
-_FIELDS = ("source_lengths", "weight_starts", "weights")
 
 
 def integer_weights(weights: Sequence[Any]) -> list[int]:
@@ -116,7 +112,7 @@ def _int_list(state: dict[str, Any], name: str) -> list[int]:
 
 
 @SAMPLER_REGISTRY.register
-class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
+class ResumableMixtureSampler(_ResumableOrder, ResumableSampler):
     """A weighted mixture of datasets: a deterministic stream that draws from source ``k`` in
     proportion ``weights[k]``, resumes exactly, shards like ``DistributedSampler`` and can be
     reweighted at a resume.
@@ -228,16 +224,15 @@ class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
         return self._rank_len()
 
     def _settings(self) -> _state.Settings:
-        num_replicas, rank = _checked_replicas(self.num_replicas, self.rank)
         epoch = self._checked_epoch(self.epoch)
-        return _state.Settings(
+        return _state.Settings.of(
             self.num_samples,
-            num_replicas,
-            rank,
+            self.num_replicas,
+            self.rank,
             True,
-            _checks.as_bool("drop_last", self.drop_last),
+            self.drop_last,
             self._order(),
-            _checks.as_int("seed", self.seed),
+            self.seed,
             epoch,
         )
 
@@ -254,12 +249,11 @@ class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
             )
         return epoch
 
-    def _epoch_key(self, st: _state.Settings, offset: int) -> tuple[Any, ...]:
-        return (self._mix, st.n, st.num_replicas, st.rank, offset, st.drop_last, st.epoch)
-
-    def _new_epoch(self, key: tuple[Any, ...]) -> _core.Epoch:
-        mix, *args = key
-        return mix.epoch(*args)  # type: ignore[no-any-return]
+    def _build_epoch(self, key: EpochKey) -> _core.Epoch:
+        # The stream positions [epoch * n, (epoch + 1) * n) of the current schedule.
+        return self._mix.epoch(
+            key.n, key.num_replicas, key.rank, key.offset, key.drop_last, key.epoch
+        )
 
     def _permuted_sizes(self) -> tuple[int, ...]:
         # Each source is permuted on its own, whatever num_samples is.
@@ -286,7 +280,9 @@ class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
                 seed or permutation, or has other weights and ``reweight`` is false.
         """
         reweight = self.reweight if reweight is None else _checks.as_bool("reweight", reweight)
-        epoch, offset = _state.read(state, self._settings(), _FIELDS, self._permuted_sizes())
+        epoch, offset = _state.read(
+            state, self._settings(), tuple(self._extra_state()), self._permuted_sizes()
+        )
         self._checked_epoch(epoch, "state field 'epoch'")
         lengths = _int_list(state, "source_lengths")
         if lengths != self._lengths:
@@ -330,9 +326,9 @@ class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
                 )
             mix = self._core_mixture(segments)
         self._segments, self._mix = segments, mix
-        self._cached, self._run = None, None
+        self._resume.forget()  # the epochs of the previous schedule
         self.set_epoch(epoch)
-        self._pending = _Start(epoch, offset)
+        self._resume.restore(epoch, offset)
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()

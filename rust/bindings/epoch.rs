@@ -1,0 +1,160 @@
+//! The epoch functions and class: `randperm`, sharding arithmetic, and `Epoch`, one rank's
+//! share of an epoch read as NumPy arrays or through the C-level reader.
+
+use std::sync::Arc;
+
+use numpy::ndarray::ArrayView1;
+use numpy::{Element, PyArray1, PyArrayMethods};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use crate::bindings::convert::{check_signals, owned_array, owned_readonly_array};
+use crate::bindings::reader::new_reader;
+use crate::epoch::indices::{lazy_randperm, EpochIndices, Order};
+use crate::epoch::shard::{resume_point as core_resume_point, Shard};
+use crate::orders::torch::randperm as core_randperm;
+use crate::util::buffer::IndexVec;
+
+/// A read-only NumPy view of `data` whose base object is `owner`, which keeps it alive.
+fn readonly_view<'py, T: Element>(data: &[T], owner: &Bound<'py, Epoch>) -> Bound<'py, PyAny> {
+    let view = ArrayView1::from(data);
+    // SAFETY: `data` lives in the `Arc<EpochIndices>` of the frozen `owner`, which is never
+    // mutated and is the array's base, so the memory outlives the array.
+    let arr = unsafe { PyArray1::borrow_from_array(&view, owner.clone().into_any()) };
+    arr.readwrite().make_nonwriteable();
+    arr.into_any()
+}
+
+/// A permutation of `[0, n)` as a NumPy array: `torch.randperm(n)` for the generator seeded
+/// with `seed` (`"torch"`: torch 2.6 and later; `"torch-legacy"`: torch up to 2.5), or the lazy
+/// bijection keyed by `(seed, 0)`.
+#[pyfunction]
+#[pyo3(signature = (n, seed, permutation="torch"))]
+pub(crate) fn randperm<'py>(
+    py: Python<'py>,
+    n: u64,
+    seed: u64,
+    permutation: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let perm = match Order::parse(permutation, seed, 0)? {
+        Order::Lazy { seed, epoch } => {
+            py.detach(|| lazy_randperm::<PyErr>(n, seed, epoch, &mut check_signals))?
+        }
+        Order::Torch {
+            seed, generation, ..
+        } => py.detach(|| core_randperm::<PyErr>(n, seed, generation, &mut check_signals))?,
+        Order::Identity => {
+            return Err(PyValueError::new_err(
+                "permutation should be one of 'torch', 'torch-legacy', 'lazy', got 'identity'",
+            ))
+        }
+    };
+    Ok(owned_array(py, perm))
+}
+
+/// How many indices rank `rank` of `num_replicas` reads after the global positions
+/// `[0, offset)` of an epoch of `n` items were consumed (torch's padding rule, exactly).
+#[pyfunction]
+pub(crate) fn shard_len(
+    n: u64,
+    num_replicas: u64,
+    rank: u64,
+    offset: u64,
+    drop_last: bool,
+) -> PyResult<u64> {
+    Ok(Shard::new(n, num_replicas, rank, offset, drop_last)?.len())
+}
+
+/// Where a job of `num_replicas` ranks resumes after the global positions `[0, consumed)`:
+/// `(offset, position)`, the shard offset to build the epoch with and the position to read from.
+#[pyfunction]
+pub(crate) fn resume_point(consumed: u64, num_replicas: u64) -> PyResult<(u64, u64)> {
+    Ok(core_resume_point(consumed, num_replicas)?)
+}
+
+/// Whether the orders named `a` and `b` give the same permutation of `n` items for every seed
+/// and epoch.
+#[pyfunction]
+pub(crate) fn same_order(a: &str, b: &str, n: u64) -> PyResult<bool> {
+    Ok(Order::same_permutation(a, b, n)?)
+}
+
+/// One rank's indices for one epoch.
+#[pyclass(frozen, module = "resumable_samplers._core")]
+pub struct Epoch {
+    inner: Arc<EpochIndices>,
+    shard: Shard,
+}
+
+impl Epoch {
+    /// An epoch over indices computed elsewhere in the core (e.g. a length-grouped order).
+    pub(crate) fn from_parts(inner: EpochIndices, shard: Shard) -> Self {
+        Self {
+            inner: Arc::new(inner),
+            shard,
+        }
+    }
+}
+
+#[pymethods]
+impl Epoch {
+    #[new]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        n: u64,
+        num_replicas: u64,
+        rank: u64,
+        offset: u64,
+        drop_last: bool,
+        permutation: &str,
+        seed: u64,
+        epoch: u64,
+    ) -> PyResult<Self> {
+        let shard = Shard::new(n, num_replicas, rank, offset, drop_last)?;
+        let order = Order::parse(permutation, seed, epoch)?;
+        let inner = py.detach(|| EpochIndices::build::<PyErr>(shard, order, &mut check_signals))?;
+        Ok(Self {
+            inner: Arc::new(inner),
+            shard,
+        })
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len() as usize
+    }
+
+    /// The global position consumed once every rank has read `position` indices of this
+    /// epoch (the inverse of `resume_point`).
+    fn consumed(&self, position: u64) -> u128 {
+        self.shard.consumed(position)
+    }
+
+    /// An iterator over the indices from position `start` on, as Python ints; `position()`
+    /// tells how far it got. With `ahead`, a lazy epoch's next chunk is computed on a helper
+    /// thread while the current one is read.
+    #[pyo3(signature = (start=0, ahead=true))]
+    fn reader<'py>(slf: &Bound<'py, Self>, start: u64, ahead: bool) -> PyResult<Bound<'py, PyAny>> {
+        new_reader(slf.py(), Arc::clone(&slf.get().inner), start, ahead)
+    }
+
+    /// The indices from position `start` on, as a read-only NumPy array (a view when stored).
+    #[pyo3(signature = (start=0))]
+    fn array<'py>(slf: &Bound<'py, Self>, start: u64) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let inner = &slf.get().inner;
+        let from = start.min(inner.len()) as usize;
+        Ok(match &**inner {
+            EpochIndices::Stored(IndexVec::U32(v)) => readonly_view(&v[from..], slf),
+            EpochIndices::Stored(IndexVec::I64(v)) => readonly_view(&v[from..], slf),
+            EpochIndices::Streamed(st) => {
+                let share = py.detach(|| st.wait_share::<PyErr>(&mut check_signals))?;
+                readonly_view(&share[from.min(share.len())..], slf)
+            }
+            computed => {
+                let v = py.detach(|| computed.to_vec_from::<PyErr>(start, &mut check_signals))?;
+                owned_readonly_array(py, v)
+            }
+        })
+    }
+}

@@ -1,0 +1,35 @@
+//! Python bindings, one file per group of Python-facing names: argument conversion, the GIL
+//! released around the work, buffers handed to NumPy without a copy. No algorithm lives here;
+//! this file only registers the module.
+
+mod convert;
+mod epoch;
+mod length;
+mod mixture;
+mod reader;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+mod _core {
+    #[pymodule_export]
+    use super::epoch::{randperm, resume_point, same_order, shard_len, Epoch};
+    #[pymodule_export]
+    use super::mixture::Mixture;
+    #[pymodule_export]
+    use crate::bindings::length::{
+        default_megabatch_mult, length_grouped_epoch, lengths_scan, typical_batch_size,
+        TokenBudgetBatches,
+    };
+
+    #[pymodule_init]
+    fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
+        use pyo3::types::PyModuleMethods;
+        m.add("SWAP_REGIME_LIMIT", crate::orders::torch::SWAP_REGIME_LIMIT)?;
+        m.add(
+            "ORDER_NAMES",
+            pyo3::types::PyTuple::new(m.py(), crate::epoch::indices::ORDER_NAMES)?,
+        )?;
+        m.add("Reader", super::reader::reader_type(m.py())?)
+    }
+}

@@ -1,0 +1,8 @@
+//! The orders: permutations of `[0, n)` and the sequences built from them, as pure functions of
+//! their keys. Nothing here knows about ranks, readers or Python.
+
+pub mod lazy;
+pub mod length;
+pub mod mixture;
+pub mod mt19937;
+pub mod torch;

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from resumable_samplers import _core
+
 SEED_MIN = -(2**63)
 SEED_END = 2**64
 MAX_LEN = 2**63 - 1
@@ -63,19 +65,12 @@ def non_negative_int(name: str, value: Any, at_most: int | None = None) -> int:
     return v
 
 
-def check_rank(value: int, num_replicas: int) -> None:
-    """Check ``0 <= rank < num_replicas``, with torch's wording."""
-    if not 0 <= value < num_replicas:
-        raise ValueError(
-            f"Invalid rank {value}, rank should be in the interval [0, {num_replicas - 1}]"
-        )
-
-
 def replicas(num_replicas: Any, rank: Any) -> tuple[int, int]:
-    """``num_replicas`` and ``rank`` as ints, checked (torch's wording for the rank)."""
+    """``num_replicas`` and ``rank`` as ints; the core checks that ``rank`` is one of the
+    ``num_replicas`` ranks (``ValueError`` in torch's wording)."""
     num_replicas = positive_int("num_replicas", num_replicas, MAX_LEN)
-    rank = as_int("rank", rank)
-    check_rank(rank, num_replicas)
+    rank = non_negative_int("rank", rank, U64_MAX)
+    _core.shard_len(0, num_replicas, rank, 0, False)
     return num_replicas, rank
 
 

@@ -241,8 +241,9 @@ def read(
     _same("drop_last", drop_last, settings.drop_last)
     if replicas < 1:
         raise ValueError(f"state field 'num_replicas' should be >= 1, got {replicas}")
-    # The end of an epoch of ``num_replicas`` ranks lies below ``n + num_replicas``.
-    end = n + replicas - 1 if n else 0
+    if replicas > _checks.MAX_LEN:
+        raise ValueError(f"state field 'num_replicas' should be at most 2**63 - 1, got {replicas}")
+    end = epoch_end(n, replicas, drop_last)
     if not 0 <= offset <= end:
         raise ValueError(
             f"state field 'offset' should be in [0, {end}] (the end of an epoch of "

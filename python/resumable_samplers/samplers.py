@@ -447,7 +447,7 @@ class ResumableDistributedSampler(_ResumableOrder, tud.DistributedSampler[int]):
         if rank is not None:
             rank = _checks.as_int("rank", rank)
             if num_replicas is not None:
-                _checks.check_rank(rank, num_replicas)
+                num_replicas, rank = _checks.replicas(num_replicas, rank)
         shuffle = _checks.as_bool("shuffle", shuffle)
         drop_last = _checks.as_bool("drop_last", drop_last)
         seed = _checks.as_int("seed", seed)

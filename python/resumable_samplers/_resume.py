@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
-from resumable_samplers import _checks, _core, _state
+from resumable_samplers import _checks, _core, _limits, _state
 
 
 class Pending(NamedTuple):
@@ -67,7 +67,7 @@ class EpochKey:
             seed, epoch = _checks.order_key(st.seed, st.epoch, st.permutation)
             order = st.permutation
         else:
-            order, seed, epoch = "identity", 0, 0
+            order, seed, epoch = _limits.IDENTITY, 0, 0
         return cls(st.n, st.num_replicas, st.rank, offset, st.drop_last, order, seed, epoch)
 
     def build(self) -> _core.Epoch:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from resumable_samplers import _checks, _core
+from resumable_samplers._limits import SEED_RANGE, text
 from resumable_samplers.permutation import same_order
 
 FORMAT = "resumable-samplers"
@@ -232,7 +233,7 @@ def read(
     shuffle = _field_bool(state, "shuffle")
     drop_last = _field_bool(state, "drop_last")
     if not _checks.SEED_MIN <= seed < _checks.SEED_END:
-        raise ValueError(f"state field 'seed' should be in [-2**63, 2**64), got {seed}")
+        raise ValueError(f"state field 'seed' should be in {SEED_RANGE}, got {seed}")
     permutation = state["permutation"]
     if not isinstance(permutation, str):
         raise ValueError(f"state field 'permutation' should be a str, got {permutation!r}")
@@ -242,7 +243,9 @@ def read(
     if replicas < 1:
         raise ValueError(f"state field 'num_replicas' should be >= 1, got {replicas}")
     if replicas > _checks.MAX_LEN:
-        raise ValueError(f"state field 'num_replicas' should be at most 2**63 - 1, got {replicas}")
+        raise ValueError(
+            f"state field 'num_replicas' should be at most {text(_checks.MAX_LEN)}, got {replicas}"
+        )
     end = epoch_end(n, replicas, drop_last)
     if not 0 <= offset <= end:
         raise ValueError(

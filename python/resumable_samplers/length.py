@@ -74,6 +74,12 @@ class _Lengths:
         return (_Lengths, (array, self.limit))
 
 
+def _megabatch_size(n: int, batch_size: int, megabatch_mult: int) -> int:
+    """Samples per megabatch, by the core's rule (``megabatch_mult * batch_size``, capped at
+    ``n``); both factors are positive, and any factor from ``2**64`` on caps it at ``n``."""
+    return _core.megabatch_size(n, min(batch_size, _U64_MAX), min(megabatch_mult, _U64_MAX))
+
+
 def _reopen(where: tuple[str, str, int, int], limit: int, fingerprint: int) -> _Lengths:
     filename, dtype, offset, n = where
     array = np.memmap(filename, dtype=np.dtype(dtype), mode="r", offset=offset, shape=(n,))
@@ -202,7 +208,7 @@ class ResumableLengthGroupedSampler(_ResumableOrder, ResumableSampler):
     @property
     def megabatch_size(self) -> int:
         """Samples per megabatch: ``megabatch_mult * batch_size``, at most ``len(lengths)``."""
-        return min(self.megabatch_mult * self.batch_size, self._lengths.n)
+        return _megabatch_size(self._lengths.n, self.batch_size, self.megabatch_mult)
 
     def __len__(self) -> int:
         """This rank's number of samples per epoch (whatever ``start_iter`` is), from the
@@ -340,7 +346,7 @@ class ResumableTokenBudgetBatchSampler(_ResumableOrder, tud.Sampler[list[int]]):
         if megabatch_mult is None:
             megabatch_mult = _core.default_megabatch_mult(n, typical)
         self.megabatch_mult = _checks.positive_int("megabatch_mult", megabatch_mult)
-        self.megabatch_size = min(self.megabatch_mult * typical, n)
+        self.megabatch_size = _megabatch_size(n, typical, self.megabatch_mult)
         """Samples per megabatch: ``megabatch_mult`` typical batches, at most ``len(lengths)``."""
         self.num_replicas, self.rank = _replicas(num_replicas, rank)
         self.drop_last = _checks.as_bool("drop_last", drop_last)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from resumable_samplers import _checks, _core, _state
+from resumable_samplers import _checks, _core, _limits, _state
 from resumable_samplers._resume import EpochKey
 from resumable_samplers.permutation import core_order
 from resumable_samplers.samplers import (
@@ -19,11 +19,12 @@ from resumable_samplers.samplers import (
     _ResumableOrder,
 )
 
-MIXTURE_PERMUTATIONS: tuple[str, ...] = ("lazy", "torch", "identity")
+MIXTURE_PERMUTATIONS: tuple[str, ...] = (_limits.LAZY, _limits.TORCH, _limits.IDENTITY)
 """The accepted values of a mixture's ``permutation``: each source's order within a cycle."""
 
-MAX_WEIGHT_SUM = 2**62
-"""Integer weights up to this sum are used exactly; others are scaled to it."""
+MAX_WEIGHT_SUM = _limits.MAX_WEIGHT_SUM
+"""Integer weights up to this sum (``2**62``, the core's limit) are used exactly; others are
+scaled to it."""
 
 
 def integer_weights(weights: Sequence[Any]) -> list[int]:
@@ -88,10 +89,12 @@ def _lengths(sources: Sequence[Any]) -> list[int]:
         else:
             n = _checks.as_int(f"sources[{k}]", source)
             if not 0 <= n <= _checks.MAX_LEN:
-                raise ValueError(f"sources[{k}] should be a length in [0, 2**63 - 1], got {n}")
+                raise ValueError(f"sources[{k}] should be a length in {_limits.LEN_RANGE}, got {n}")
             lengths.append(n)
     if sum(lengths) > _checks.MAX_LEN:
-        raise ValueError("the sources' lengths should sum to at most 2**63 - 1")
+        raise ValueError(
+            f"the sources' lengths should sum to at most {_limits.text(_checks.MAX_LEN)}"
+        )
     return lengths
 
 
@@ -181,9 +184,7 @@ class ResumableMixtureSampler(_ResumableOrder, ResumableSampler):
                 )
         if num_samples is None:
             num_samples = sum(self._lengths)
-        self.num_samples = _checks.non_negative_int("num_samples", num_samples)
-        if self.num_samples > _checks.MAX_LEN:
-            raise ValueError(f"num_samples should be at most 2**63 - 1, got {self.num_samples}")
+        self.num_samples = _checks.non_negative_int("num_samples", num_samples, _checks.MAX_LEN)
         self.num_replicas, self.rank = _replicas(num_replicas, rank)
         self.drop_last = _checks.as_bool("drop_last", drop_last)
         self.seed = _checks.as_int("seed", seed)

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import torch.utils.data as tud
 
-from resumable_samplers import _checks, _core, _state
+from resumable_samplers import _checks, _core, _limits, _state
 from resumable_samplers._resume import EpochKey, Resume
 from resumable_samplers.permutation import PERMUTATIONS, core_order
 from resumable_samplers.registry import Registry
@@ -405,7 +405,8 @@ class ResumableSequentialSampler(_ResumableOrder, ResumableSampler):
         return self._num_samples
 
     def _settings(self) -> _state.Settings:
-        return _state.Settings.of(self._num_samples, 1, 0, False, False, "identity", 0, self.epoch)
+        order = _limits.IDENTITY
+        return _state.Settings.of(self._num_samples, 1, 0, False, False, order, 0, self.epoch)
 
 
 @SAMPLER_REGISTRY.register

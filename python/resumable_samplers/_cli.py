@@ -14,7 +14,7 @@ from collections.abc import Callable
 from resumable_samplers._limits import MAX_LEN as MAX_LEN
 from resumable_samplers._limits import SEED_END as SEED_END
 from resumable_samplers._limits import SEED_MIN as SEED_MIN
-from resumable_samplers._limits import SEED_RANGE
+from resumable_samplers._limits import SEED_RANGE as SEED_RANGE
 from resumable_samplers._limits import text as _text
 
 

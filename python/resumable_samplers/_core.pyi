@@ -149,10 +149,10 @@ class Mixture:
     def depth(self) -> int:
         """The largest depth of the schedule's tree (the proportion bound is half of it)."""
 
-# Length grouping and token-budget batches (rust/orders/length.rs). ``lengths`` is a 1-D C-contiguous
-# NumPy array of any integer type in native byte order; it is read with the GIL released, in
-# place (``lengths_scan``, and builds over an array nothing can write) or, for a build over a
-# writable array, through a copy taken when the build starts.
+# Length grouping and token-budget batches (rust/orders/length.rs). ``lengths`` is a 1-D
+# C-contiguous NumPy array of any integer type in native byte order; it is read with the GIL
+# released, in place (``lengths_scan``, and builds over an array nothing can write) or, for a
+# build over a writable array, through a copy taken when the build starts.
 
 _Lengths = npt.NDArray[np.integer[Any]]
 

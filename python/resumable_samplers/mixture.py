@@ -22,6 +22,8 @@ from resumable_samplers.samplers import (
 MIXTURE_PERMUTATIONS: tuple[str, ...] = (_limits.LAZY, _limits.TORCH, _limits.IDENTITY)
 """The accepted values of a mixture's ``permutation``: each source's order within a cycle."""
 
+_U64 = _limits.text(_checks.U64_MAX)  # the core's unsigned 64-bit arguments, as messages write it
+
 MAX_WEIGHT_SUM = _limits.MAX_WEIGHT_SUM
 """Integer weights up to this sum (``2**62``, the core's limit) are used exactly; others are
 scaled to it."""
@@ -109,7 +111,7 @@ def _int_list(state: dict[str, Any], name: str) -> list[int]:
     value = state[name]
     if not _u64s(value):
         raise ValueError(
-            f"state field {name!r} should be a list of ints in [0, 2**64 - 1], got {value!r}"
+            f"state field {name!r} should be a list of ints in [0, {_U64}], got {value!r}"
         )
     return value  # type: ignore[no-any-return]
 
@@ -245,7 +247,7 @@ class ResumableMixtureSampler(_ResumableOrder, ResumableSampler):
             raise ValueError(f"{name} should be a non-negative integer for a mixture, got {epoch}")
         if (epoch + 1) * self.num_samples >= _checks.U64_MAX:
             raise ValueError(
-                f"{name} should keep (epoch + 1) * num_samples below 2**64 - 1 (num_samples is "
+                f"{name} should keep (epoch + 1) * num_samples below {_U64} (num_samples is "
                 f"{self.num_samples}), got {epoch}"
             )
         return epoch
@@ -300,7 +302,7 @@ class ResumableMixtureSampler(_ResumableOrder, ResumableSampler):
             or not all(_u64s(w) for w in weights)
         ):
             raise ValueError(
-                "state field 'weights' should be one list of ints in [0, 2**64 - 1] per entry of "
+                f"state field 'weights' should be one list of ints in [0, {_U64}] per entry of "
                 "'weight_starts'"
             )
         segments = [(s, list(w)) for s, w in zip(starts, weights, strict=True)]

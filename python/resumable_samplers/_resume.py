@@ -243,5 +243,7 @@ class Resume:
         return {"batch_size": self.batch_size, "pending": self.pending}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["batch_size"])  # type: ignore[misc]
+        self.batch_size = state["batch_size"]
         self.pending = state["pending"]
+        self.run = None
+        self.cache = None

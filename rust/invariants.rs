@@ -5,11 +5,11 @@
 use proptest::prelude::*;
 
 use crate::epoch::indices::{EpochIndices, Order};
-use crate::util::error::Error;
+use crate::epoch::shard::Shard;
 use crate::orders::lazy::LazyPermutation;
 use crate::orders::mt19937::TorchMt;
 use crate::orders::torch::{torch_randperm, SWAP_REGIME_LIMIT};
-use crate::epoch::shard::Shard;
+use crate::util::error::Error;
 use crate::util::limits::MAX_LEN;
 
 fn build(shard: Shard, order: Order) -> EpochIndices {

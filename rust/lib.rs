@@ -1,7 +1,7 @@
-//! Core of `resumable-samplers`, in layers that use only the ones below them: [`util`] (errors,
-//! limits, buffers, threads), [`orders`] (the permutations and sequences, pure functions of their
-//! keys), [`epoch`] (one rank's share of an epoch: sharding, streaming, reading) and, behind the
-//! `python` feature, `bindings` (the Python module).
+//! Core of `resumable-samplers`: seeded permutations, replica sharding, padding and offset
+//! slicing, written into plain buffers. Layers, lowest first: `util` (errors, limits, buffers,
+//! threads), `orders` (pure orders), `epoch` (one rank's share, streams, readers) and the
+//! Python `bindings` behind the `python` feature.
 
 pub mod epoch;
 pub mod orders;

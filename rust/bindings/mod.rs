@@ -28,7 +28,7 @@ mod _core {
         m.add("SWAP_REGIME_LIMIT", crate::orders::torch::SWAP_REGIME_LIMIT)?;
         m.add(
             "ORDER_NAMES",
-            pyo3::types::PyTuple::new(m.py(), crate::epoch::indices::ORDER_NAMES)?,
+            pyo3::types::PyTuple::new(m.py(), crate::epoch::named::ORDER_NAMES)?,
         )?;
         m.add("Reader", super::reader::reader_type(m.py())?)
     }

@@ -12,7 +12,7 @@
 //!   batches are then shuffled by `torch.randperm(num_batches)` drawn from the same generator,
 //!   continuing after the sample permutation.
 //!
-//! Megabatches are sorted on all cores in chunks, with the caller's `check` between chunks;
+//! Megabatches are sorted on all cores in chunks, with the caller's `interrupted` between chunks;
 //! the result never depends on the number of threads.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +21,7 @@ use crate::orders::mt19937::TorchMt;
 use crate::orders::torch::randperm;
 use crate::orders::torch::Generation;
 use crate::util::buffer::{IndexElem, IndexVec};
-use crate::util::error::{invalid, Error};
+use crate::util::error::{invalid, poll, Error};
 
 /// An element of a lengths buffer (any NumPy integer type).
 pub trait LengthElem: Copy + Send + Sync + 'static {
@@ -59,7 +59,7 @@ pub struct Stats {
     pub first_above: Option<(u64, u64)>,
 }
 
-/// Elements read between two calls of the caller's `check`.
+/// Elements read between two calls of the caller's `interrupted`.
 const SCAN_CHUNK: usize = 1 << 22;
 const FP_MUL: u64 = 0x9E37_79B9_7F4A_7C15;
 
@@ -77,11 +77,11 @@ fn fp_mix(mut z: u64) -> u64 {
 
 /// Checks that every length is non-negative and computes [`Stats`]; `limit` sets what
 /// `first_above` looks for. Changing any one value always changes the fingerprint.
-pub fn scan<L: LengthElem, E: From<Error>>(
+pub fn scan<L: LengthElem>(
     lengths: &[L],
     limit: u64,
-    check: &mut dyn FnMut() -> Result<(), E>,
-) -> Result<Stats, E> {
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Result<Stats, Error> {
     let mut lanes = [0u64; 4];
     let mut max = 0u64;
     let mut sum = 0u128;
@@ -92,8 +92,7 @@ pub fn scan<L: LengthElem, E: From<Error>>(
             let (i, v) = (base + k, chunk[k].wide());
             return Err(invalid(format!(
                 "lengths should hold non-negative integers, got lengths[{i}] = {v}"
-            ))
-            .into());
+            )));
         }
         let mut quads = chunk.chunks_exact(4);
         for q in &mut quads {
@@ -117,7 +116,7 @@ pub fn scan<L: LengthElem, E: From<Error>>(
             }
         }
         base += chunk.len();
-        check()?;
+        poll(interrupted)?;
     }
     let n = lengths.len() as u64;
     let mut h = fp_mix(n);
@@ -159,21 +158,21 @@ pub fn typical_batch_size(stats: &Stats, max_tokens: u64, max_batch_size: u64) -
     b as u64
 }
 
-/// Megabatches sorted between two calls of `check` (about this many samples).
+/// Megabatches sorted between two calls of `interrupted` (about this many samples).
 const SORT_CHUNK: usize = 1 << 20;
 /// Orders shorter than this are sorted on the calling thread only.
 const PARALLEL_SORT: usize = 1 << 16;
 
 /// Sorts each run of `size` consecutive elements of `order` (the last run shorter) by length,
 /// longest first, keeping the order of equal lengths.
-fn sort_megabatches<T: IndexElem, L: LengthElem, E: From<Error>>(
+fn sort_megabatches<T: IndexElem, L: LengthElem>(
     order: &mut [T],
     lengths: &[L],
     size: usize,
     max_len: u64,
     threads: usize,
-    check: &mut dyn FnMut() -> Result<(), E>,
-) -> Result<(), E> {
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Result<(), Error> {
     let size = size.max(1);
     let threads = if order.len() >= PARALLEL_SORT {
         threads.max(1)
@@ -204,7 +203,7 @@ fn sort_megabatches<T: IndexElem, L: LengthElem, E: From<Error>>(
                 sort_part(part, lengths, size, max_len)?;
             }
         }
-        check()?;
+        poll(interrupted)?;
     }
     Ok(())
 }
@@ -354,36 +353,36 @@ fn threads() -> usize {
 
 /// transformers' `get_length_grouped_indices` for a megabatch of `megabatch` samples and the
 /// generator seeded with `seed`. `max_len` is [`Stats::max`].
-pub fn length_grouped<L: LengthElem, E: From<Error>>(
+pub fn length_grouped<L: LengthElem>(
     lengths: &[L],
     max_len: u64,
     megabatch: u64,
     seed: u64,
     generation: Generation,
-    check: &mut dyn FnMut() -> Result<(), E>,
-) -> Result<IndexVec, E> {
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Result<IndexVec, Error> {
     let n = lengths.len() as u64;
-    let mut order = randperm(n, seed, generation, check)?;
+    let mut order = randperm(n, seed, generation, interrupted)?;
     let size = usize::try_from(megabatch.clamp(1, n.max(1))).unwrap_or(usize::MAX);
     match &mut order {
-        IndexVec::U32(o) => group(o, lengths, size, max_len, threads(), check)?,
-        IndexVec::I64(o) => group(o, lengths, size, max_len, threads(), check)?,
+        IndexVec::U32(o) => group(o, lengths, size, max_len, threads(), interrupted)?,
+        IndexVec::I64(o) => group(o, lengths, size, max_len, threads(), interrupted)?,
     }
     Ok(order)
 }
 
-fn group<T: IndexElem, L: LengthElem, E: From<Error>>(
+fn group<T: IndexElem, L: LengthElem>(
     order: &mut [T],
     lengths: &[L],
     size: usize,
     max_len: u64,
     threads: usize,
-    check: &mut dyn FnMut() -> Result<(), E>,
-) -> Result<(), E> {
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Result<(), Error> {
     if order.is_empty() {
         return Ok(());
     }
-    sort_megabatches(order, lengths, size, max_len, threads, check)?;
+    sort_megabatches(order, lengths, size, max_len, threads, interrupted)?;
     let len_of = |i: T| lengths[i.to_u64() as usize].get();
     let (mut best, mut best_len) = (0, len_of(order[0]));
     for start in (size..order.len()).step_by(size) {
@@ -498,7 +497,7 @@ fn pack<T: IndexElem, L: LengthElem>(
 /// `megabatch` samples, batches of at most `max_tokens` padded tokens (a longer sample alone)
 /// and at most `max_batch_size` samples, in a shuffled order.
 #[allow(clippy::too_many_arguments)]
-pub fn token_budget<L: LengthElem, E: From<Error>>(
+pub fn token_budget<L: LengthElem>(
     lengths: &[L],
     max_len: u64,
     megabatch: u64,
@@ -506,8 +505,8 @@ pub fn token_budget<L: LengthElem, E: From<Error>>(
     max_batch_size: u64,
     seed: u64,
     generation: Generation,
-    check: &mut dyn FnMut() -> Result<(), E>,
-) -> Result<Packing, E> {
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Result<Packing, Error> {
     let n = lengths.len() as u64;
     // The batch order continues the generator after the sample permutation; its draws are
     // skipped on another core while this one shuffles.
@@ -528,7 +527,7 @@ pub fn token_budget<L: LengthElem, E: From<Error>>(
     // The draws are skipped on a helper thread (or here, after the shuffle, if the OS refuses
     // one; `util/thread.rs`), which stops early once the shuffle has failed.
     let (rng, samples) = crate::util::thread::join(advance, || {
-        let samples = randperm(n, seed, generation, check);
+        let samples = randperm(n, seed, generation, interrupted);
         if samples.is_err() {
             stop.store(true, Ordering::Relaxed); // interrupted: the stream is not needed
         }
@@ -539,11 +538,11 @@ pub fn token_budget<L: LengthElem, E: From<Error>>(
     let size = usize::try_from(megabatch.clamp(1, n.max(1))).unwrap_or(usize::MAX);
     let starts = match &mut samples {
         IndexVec::U32(o) => {
-            sort_megabatches(o, lengths, size, max_len, threads(), check)?;
+            sort_megabatches(o, lengths, size, max_len, threads(), interrupted)?;
             pack(o, lengths, size, max_tokens, max_batch_size)?
         }
         IndexVec::I64(o) => {
-            sort_megabatches(o, lengths, size, max_len, threads(), check)?;
+            sort_megabatches(o, lengths, size, max_len, threads(), interrupted)?;
             pack(o, lengths, size, max_tokens, max_batch_size)?
         }
     };
@@ -553,7 +552,7 @@ pub fn token_budget<L: LengthElem, E: From<Error>>(
         IndexVec::U32(o) => randperm_continuing(o, &mut rng, generation),
         IndexVec::I64(o) => randperm_continuing(o, &mut rng, generation),
     }
-    check()?;
+    poll(interrupted)?;
     Ok(Packing {
         samples,
         starts,
@@ -567,12 +566,12 @@ mod tests {
     use proptest::prelude::*;
     use std::cmp::Reverse;
 
-    fn ok() -> Result<(), Error> {
-        Ok(())
+    fn ok() -> bool {
+        false
     }
 
     fn perm(n: u64, seed: u64) -> Vec<u64> {
-        let p = randperm::<Error>(n, seed, Generation::Current, &mut || Ok(())).unwrap();
+        let p = randperm(n, seed, Generation::Current, &mut ok).unwrap();
         (0..p.len()).map(|k| p.get(k)).collect()
     }
 
@@ -597,7 +596,7 @@ mod tests {
     fn grouped<L: LengthElem>(lengths: &[L], b: u64, mult: u64, seed: u64, t: usize) -> Vec<u64> {
         let n = lengths.len() as u64;
         let max = scan(lengths, u64::MAX, &mut ok).unwrap().max;
-        let mut order = randperm::<Error>(n, seed, Generation::Current, &mut || Ok(())).unwrap();
+        let mut order = randperm(n, seed, Generation::Current, &mut ok).unwrap();
         let size = megabatch_size(n, b, mult).unwrap() as usize;
         match &mut order {
             IndexVec::U32(o) => group(o, lengths, size, max, t, &mut ok).unwrap(),
@@ -616,7 +615,7 @@ mod tests {
 
     #[test]
     fn negative_lengths_are_named() {
-        let e = scan(&[3i64, 0, -2, 5], 10, &mut || Ok::<(), Error>(())).unwrap_err();
+        let e = scan(&[3i64, 0, -2, 5], 10, &mut ok).unwrap_err();
         assert_eq!(
             e,
             invalid("lengths should hold non-negative integers, got lengths[2] = -2")

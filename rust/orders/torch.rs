@@ -17,7 +17,7 @@
 
 use crate::orders::mt19937::TorchMt;
 use crate::util::buffer::{IndexElem, IndexVec};
-use crate::util::error::{invalid, Error};
+use crate::util::error::{invalid, poll, Error};
 use crate::util::limits::MAX_LEN;
 
 /// torch (from 2.6) uses the swap loop for `n` below this and the inside-out loop from here on.
@@ -42,25 +42,31 @@ impl Generation {
     }
 }
 
+/// The seed of torch's generator for epoch `epoch` of a sampler seeded with `seed`:
+/// `seed + epoch`, modulo 2**64 (negative Python seeds arrive as their two's complement).
+pub fn epoch_seed(seed: u64, epoch: u64) -> u64 {
+    seed.wrapping_add(epoch)
+}
+
 /// How many steps ahead swap targets are drawn and prefetched (a power of two).
 const AHEAD: usize = 64;
 
-/// Steps between two calls of the caller's `check` (a few tens of milliseconds of work).
+/// Steps between two calls of the caller's `interrupted` (a few tens of milliseconds of work).
 pub const CHECK_EVERY: usize = 1 << 22;
 
 /// Fills `out` (its length is `n`) with `torch.randperm(n)` of the torch `generation` for the
-/// generator seeded with `seed`. `check` runs every [`CHECK_EVERY`] steps; an error from it
-/// stops the work and is returned (the buffer is then unspecified).
-pub fn torch_randperm<T: IndexElem, E>(
+/// generator seeded with `seed`. `interrupted` runs every [`CHECK_EVERY`] steps; `true` stops
+/// the work with [`Error::Interrupted`] (the buffer is then unspecified).
+pub fn torch_randperm<T: IndexElem>(
     out: &mut [T],
     seed: u64,
     generation: Generation,
-    check: &mut dyn FnMut() -> Result<(), E>,
-) -> Result<(), E> {
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Result<(), Error> {
     if generation.swap_regime(out.len() as u64) {
-        swap_regime(out, seed, check)
+        swap_regime(out, seed, interrupted)
     } else {
-        inside_out_regime(out, seed, check)
+        inside_out_regime(out, seed, interrupted)
     }
 }
 
@@ -76,30 +82,32 @@ fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
-fn swap_regime<T: IndexElem, E>(
+fn swap_regime<T: IndexElem>(
     out: &mut [T],
     seed: u64,
-    check: &mut dyn FnMut() -> Result<(), E>,
-) -> Result<(), E> {
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Result<(), Error> {
     let n = out.len();
     // The first pass over a fresh buffer takes its page faults (seconds for hundreds of MB):
-    // check between chunks of it too.
+    // ask `interrupted` between chunks of it too.
     for (c, chunk) in out.chunks_mut(CHECK_EVERY).enumerate() {
         let base = c * CHECK_EVERY;
         for (k, v) in chunk.iter_mut().enumerate() {
             *v = T::from_u64((base + k) as u64);
         }
-        check()?;
+        poll(interrupted)?;
     }
-    let mut failed = Ok(());
     // SAFETY: `out` is an exclusive slice of `n` elements.
-    unsafe {
+    let finished = unsafe {
         swap_loop::<T, false>(out.as_mut_ptr(), n, seed, CHECK_EVERY, &mut |_| {
-            failed = check();
-            failed.is_ok()
+            !interrupted()
         })
     };
-    failed
+    if finished {
+        Ok(())
+    } else {
+        Err(Error::Interrupted)
+    }
 }
 
 /// torch's first regime on the `n` elements at `out`, which hold the identity: for `i` in
@@ -208,11 +216,11 @@ unsafe fn swap_loop_in<T: IndexElem, const XOR_CODED: bool, W: Width>(
     true
 }
 
-fn inside_out_regime<T: IndexElem, E>(
+fn inside_out_regime<T: IndexElem>(
     out: &mut [T],
     seed: u64,
-    check: &mut dyn FnMut() -> Result<(), E>,
-) -> Result<(), E> {
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Result<(), Error> {
     let n = out.len();
     let mut rng = TorchMt::new(seed);
     let mut ring = [0u64; AHEAD];
@@ -239,26 +247,26 @@ fn inside_out_regime<T: IndexElem, E>(
             out[z] = me;
             i += 1;
         }
-        check()?;
+        poll(interrupted)?;
     }
     Ok(())
 }
 
 /// `torch.randperm(n)` of the torch `generation` for the generator seeded with `seed`, in the
-/// narrowest buffer.
-pub fn randperm<E: From<Error>>(
+/// narrowest buffer (`interrupted` as for [`torch_randperm`]).
+pub fn randperm(
     n: u64,
     seed: u64,
     generation: Generation,
-    check: &mut dyn FnMut() -> Result<(), E>,
-) -> Result<IndexVec, E> {
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Result<IndexVec, Error> {
     if n > MAX_LEN {
-        return Err(invalid(format!("n should be at most 2**63 - 1, got {n}")).into());
+        return Err(invalid(format!("n should be at most 2**63 - 1, got {n}")));
     }
     let mut perm = IndexVec::zeroed(n, n)?;
     match &mut perm {
-        IndexVec::U32(p) => torch_randperm(p, seed, generation, check)?,
-        IndexVec::I64(p) => torch_randperm(p, seed, generation, check)?,
+        IndexVec::U32(p) => torch_randperm(p, seed, generation, interrupted)?,
+        IndexVec::I64(p) => torch_randperm(p, seed, generation, interrupted)?,
     }
     Ok(perm)
 }
@@ -266,10 +274,9 @@ pub fn randperm<E: From<Error>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::convert::Infallible;
 
-    fn no_check() -> Result<(), Infallible> {
-        Ok(())
+    fn no_check() -> bool {
+        false
     }
 
     /// torch's loops written plainly, as the reference for the prefetching versions.
@@ -370,18 +377,18 @@ mod tests {
     }
 
     #[test]
-    fn check_error_stops_the_work() {
+    fn interruption_stops_the_work() {
         let mut out = vec![0u32; CHECK_EVERY + 10];
         let mut calls = 0;
         let r = torch_randperm(&mut out, 0, Generation::Current, &mut || {
             calls += 1;
-            Err("stop")
+            true
         });
-        assert_eq!(r, Err("stop"));
+        assert_eq!(r, Err(Error::Interrupted));
         assert_eq!(calls, 1);
         // The legacy generation (the swap loop for every n) too.
         let mut out = vec![0u32; CHECK_EVERY + 10];
-        let r = torch_randperm(&mut out, 0, Generation::Legacy, &mut || Err("stop"));
-        assert_eq!(r, Err("stop"));
+        let r = torch_randperm(&mut out, 0, Generation::Legacy, &mut || true);
+        assert_eq!(r, Err(Error::Interrupted));
     }
 }

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use crate::epoch::order::RankOrder;
 use crate::epoch::shard::Shard;
+use crate::orders::mt19937::TorchMt;
 use crate::orders::torch::randperm;
 use crate::orders::torch::{swap_loop, Generation};
 use crate::util::buffer::{zeroed_vec, IndexSlice, IndexVec};
@@ -328,10 +329,16 @@ impl Inner {
         let full = self.full.ptr;
         // SAFETY: only this thread writes `full`; readers read positions below `progress`.
         let finished = unsafe {
-            swap_loop::<u32, true>(full, n, self.seed, PUBLISH_EVERY, &mut |i| {
-                self.progress.store(i, Ordering::Release);
-                !self.cancel.load(Ordering::Relaxed)
-            })
+            swap_loop::<u32, true>(
+                full,
+                n,
+                &mut TorchMt::new(self.seed),
+                PUBLISH_EVERY,
+                &mut |i| {
+                    self.progress.store(i, Ordering::Release);
+                    !self.cancel.load(Ordering::Relaxed)
+                },
+            )
         };
         if !finished {
             return; // dropped: `Inner::drop` frees the buffers

@@ -15,11 +15,8 @@
 //! Megabatches are sorted on all cores in chunks, with the caller's `interrupted` between chunks;
 //! the result never depends on the number of threads.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use crate::orders::mt19937::TorchMt;
-use crate::orders::torch::randperm;
-use crate::orders::torch::Generation;
+use crate::orders::torch::{randperm, randperm_from, Generation};
 use crate::util::buffer::{IndexElem, IndexVec};
 use crate::util::error::{invalid, poll, Error};
 
@@ -418,41 +415,6 @@ impl Packing {
     }
 }
 
-/// How many 32-bit draws `torch.randperm(n)` of `generation` takes from its generator: `n - 1`
-/// in the swap regime, `2n` in the inside-out one (the regime `epoch::randperm` runs).
-fn randperm_draws(n: u64, generation: Generation) -> u64 {
-    if n < 2 {
-        0
-    } else if generation.swap_regime(n) {
-        n - 1
-    } else {
-        2 * n
-    }
-}
-
-/// `torch.randperm(out.len())` drawn from `rng` where it is (the two regimes of
-/// `orders/torch.rs`, written plainly: the batch orders are short, and `orders/torch.rs` only
-/// starts from a fresh seed).
-fn randperm_continuing<T: IndexElem>(out: &mut [T], rng: &mut TorchMt, generation: Generation) {
-    let n = out.len();
-    if generation.swap_regime(n as u64) {
-        for (i, v) in out.iter_mut().enumerate() {
-            *v = T::from_u64(i as u64);
-        }
-        for i in 0..n.saturating_sub(1) {
-            let z = rng.next_u32() as usize % (n - i);
-            out.swap(i, i + z);
-        }
-    } else {
-        for i in 0..n {
-            let z = (rng.next_u64() % (i as u64 + 1)) as usize;
-            let me = T::from_u64(i as u64);
-            out[i] = if z == i { me } else { out[z] };
-            out[z] = me;
-        }
-    }
-}
-
 /// Packs `samples` (megabatches of `size`, each sorted longest first) into batches and returns
 /// their boundaries.
 fn pack<T: IndexElem, L: LengthElem>(
@@ -508,33 +470,9 @@ pub fn token_budget<L: LengthElem>(
     interrupted: &mut dyn FnMut() -> bool,
 ) -> Result<Packing, Error> {
     let n = lengths.len() as u64;
-    // The batch order continues the generator after the sample permutation; its draws are
-    // skipped on another core while this one shuffles.
-    let skip = randperm_draws(n, generation);
-    let stop = AtomicBool::new(false);
-    let advance = || {
-        let mut rng = TorchMt::new(seed);
-        let mut left = skip;
-        while left > 0 && !stop.load(Ordering::Relaxed) {
-            let step = left.min(1 << 20);
-            for _ in 0..step {
-                rng.next_u32();
-            }
-            left -= step;
-        }
-        rng
-    };
-    // The draws are skipped on a helper thread (or here, after the shuffle, if the OS refuses
-    // one; `util/thread.rs`), which stops early once the shuffle has failed.
-    let (rng, samples) = crate::util::thread::join(advance, || {
-        let samples = randperm(n, seed, generation, interrupted);
-        if samples.is_err() {
-            stop.store(true, Ordering::Relaxed); // interrupted: the stream is not needed
-        }
-        samples
-    });
-    let mut samples = samples?;
-    let mut rng = rng;
+    // The batch order continues the generator where the sample permutation left it.
+    let mut rng = TorchMt::new(seed);
+    let mut samples = randperm_from(n, &mut rng, generation, interrupted)?;
     let size = usize::try_from(megabatch.clamp(1, n.max(1))).unwrap_or(usize::MAX);
     let starts = match &mut samples {
         IndexVec::U32(o) => {
@@ -547,12 +485,7 @@ pub fn token_budget<L: LengthElem>(
         }
     };
     let batches = starts.len() as u64 - 1;
-    let mut order = IndexVec::zeroed(batches, batches)?;
-    match &mut order {
-        IndexVec::U32(o) => randperm_continuing(o, &mut rng, generation),
-        IndexVec::I64(o) => randperm_continuing(o, &mut rng, generation),
-    }
-    poll(interrupted)?;
+    let order = randperm_from(batches, &mut rng, generation, interrupted)?;
     Ok(Packing {
         samples,
         starts,
@@ -694,23 +627,20 @@ mod tests {
             &mut ok,
         )
         .unwrap();
+        // torch's swap loop written plainly: the samples' permutation, then the batches'
+        // from the same generator.
+        let plain = |m: usize, rng: &mut TorchMt| {
+            let mut p: Vec<u64> = (0..m as u64).collect();
+            for i in 0..m.saturating_sub(1) {
+                p.swap(i, i + rng.next_u32() as usize % (m - i));
+            }
+            p
+        };
         let mut rng = TorchMt::new(3);
-        for _ in 0..randperm_draws(200, Generation::Current) {
-            rng.next_u32();
-        }
-        let mut want = vec![0u64; p.num_batches() as usize];
-        randperm_continuing(&mut want, &mut rng, Generation::Current);
+        plain(200, &mut rng);
+        let want = plain(p.num_batches() as usize, &mut rng);
         let got: Vec<u64> = (0..p.order.len()).map(|k| p.order.get(k)).collect();
         assert_eq!(got, want);
-    }
-
-    #[test]
-    fn continuing_randperm_from_a_fresh_seed_is_torch_randperm() {
-        for n in [0u64, 1, 2, 10, 1000] {
-            let mut out = vec![0u64; n as usize];
-            randperm_continuing(&mut out, &mut TorchMt::new(9), Generation::Current);
-            assert_eq!(out, perm(n, 9));
-        }
     }
 
     proptest! {

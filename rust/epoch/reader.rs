@@ -276,6 +276,49 @@ mod tests {
         }
     }
 
+    /// An order defined here and nowhere else: `j`-th index `(7 j + 3) mod n`, computed.
+    #[derive(Debug)]
+    struct Affine(Shard);
+
+    impl crate::epoch::order::RankOrder for Affine {
+        fn len(&self) -> u64 {
+            self.0.len()
+        }
+        fn n(&self) -> u64 {
+            self.0.n()
+        }
+        fn fill(
+            &self,
+            start: u64,
+            out: &mut [u64],
+            _interrupted: &mut dyn FnMut() -> bool,
+        ) -> Result<(), Error> {
+            let n = self.0.n();
+            self.0
+                .for_each_source(start, out.len(), |k, p| out[k] = (7 * p + 3) % n);
+            Ok(())
+        }
+        fn computes(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn a_new_order_is_read_through_its_trait_alone() {
+        let shard = Shard::new(100_003, 3, 1, 2, false).unwrap();
+        let e = Epoch::new(Affine(shard), shard);
+        let want: Vec<u64> = (0..e.len())
+            .map(|j| (7 * shard.source(j) + 3) % 100_003)
+            .collect();
+        for ahead in [true, false] {
+            let mut rd = ChunkReader::new(e.clone(), 5);
+            rd.set_ahead(ahead);
+            assert_eq!(read_all(&mut rd), want[5..]);
+        }
+        let v = e.to_vec_from(0, &mut || false).unwrap();
+        assert_eq!((0..v.len()).map(|k| v.get(k)).collect::<Vec<_>>(), want);
+    }
+
     #[test]
     fn chunks_grow_from_small_to_max() {
         assert_eq!(chunk_len(0, 1 << 40), FIRST_CHUNK);

@@ -7,8 +7,8 @@
 //! `G(c + r + j * W)` for `j < ceil((n - c) / W)` (`floor` with `drop_last`). With `c = 0` this
 //! is `torch.utils.data.DistributedSampler`'s `indices[rank:total_size:num_replicas]`.
 
-use crate::util::buffer::IndexElem;
-use crate::util::error::{invalid, Error};
+use crate::util::buffer::{zeroed_vec, IndexElem};
+use crate::util::error::{invalid, poll, Error};
 use crate::util::limits::MAX_LEN;
 
 /// One rank's view of an epoch.
@@ -151,23 +151,40 @@ pub fn resume_point(consumed: u64, replicas: u64) -> Result<(u64, u64), Error> {
     Ok((consumed % replicas, consumed / replicas))
 }
 
-/// Indices gathered between two calls of the caller's `check`.
+/// Indices gathered between two calls of the caller's `interrupted`.
 const GATHER_CHUNK: usize = 1 << 24;
 
-/// `share[k]` = `perm` at the shard's `k`-th source position; `check` runs between chunks.
-pub fn gather<T: IndexElem, E>(
-    shard: &Shard,
-    perm: &[T],
-    share: &mut [T],
-    check: &mut dyn FnMut() -> Result<(), E>,
-) -> Result<(), E> {
-    let mut done = 0;
-    for chunk in share.chunks_mut(GATHER_CHUNK) {
-        shard.for_each_source(done, chunk.len(), |k, p| chunk[k] = perm[p as usize]);
-        done += chunk.len() as u64;
-        check()?;
+impl Shard {
+    /// This rank's share of a stored global order `perm` of `n` items, in a new buffer:
+    /// `share[j] = perm[source(j)]`. `interrupted` runs between chunks; `true` stops the work
+    /// with [`Error::Interrupted`].
+    pub fn gather<T: IndexElem>(
+        &self,
+        perm: &[T],
+        interrupted: &mut dyn FnMut() -> bool,
+    ) -> Result<Vec<T>, Error> {
+        debug_assert_eq!(perm.len() as u64, self.n);
+        let mut share = zeroed_vec::<T>(self.len())?;
+        let mut done = 0;
+        for chunk in share.chunks_mut(GATHER_CHUNK) {
+            self.for_each_source(done, chunk.len(), |k, p| chunk[k] = perm[p as usize]);
+            done += chunk.len() as u64;
+            poll(interrupted)?;
+        }
+        Ok(share)
     }
-    Ok(())
+
+    /// [`Self::gather`], taking `perm` over when this rank reads all of it in order.
+    pub fn take<T: IndexElem>(
+        &self,
+        perm: Vec<T>,
+        interrupted: &mut dyn FnMut() -> bool,
+    ) -> Result<Vec<T>, Error> {
+        if self.is_whole() {
+            return Ok(perm);
+        }
+        self.gather(&perm, interrupted)
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use crate::bindings::convert::{detached, owned_array, owned_readonly_array};
 use crate::bindings::reader::new_reader;
 use crate::epoch::named::{self, Order};
 use crate::epoch::order::Epoch as CoreEpoch;
-use crate::epoch::shard::{resume_point as core_resume_point, Shard};
+use crate::epoch::shard::{self, resume_point as core_resume_point, Shard};
 use crate::util::buffer::IndexSlice;
 
 /// A read-only NumPy view of `data` whose base object is `owner`, which keeps it alive.
@@ -39,6 +39,15 @@ pub(crate) fn randperm<'py>(
 
 /// How many indices rank `rank` of `num_replicas` reads after the global positions
 /// `[0, offset)` of an epoch of `n` items were consumed (torch's padding rule, exactly).
+/// `rank` as one of `num_replicas` ranks (any Python integer; torch's `ValueError` otherwise).
+#[pyfunction]
+pub(crate) fn check_rank(rank: &Bound<'_, PyAny>, num_replicas: u64) -> PyResult<u64> {
+    match rank.extract::<i128>() {
+        Ok(r) => Ok(shard::check_rank(r, num_replicas)?),
+        Err(_) => Err(shard::rank_error(&rank.str()?.to_cow()?, num_replicas).into()),
+    }
+}
+
 #[pyfunction]
 pub(crate) fn shard_len(
     n: u64,

@@ -39,13 +39,7 @@ impl Shard {
         if replicas == 0 {
             return Err(invalid("num_replicas should be a positive integer, got 0"));
         }
-        if rank >= replicas {
-            // torch's DistributedSampler wording.
-            return Err(invalid(format!(
-                "Invalid rank {rank}, rank should be in the interval [0, {}]",
-                replicas - 1
-            )));
-        }
+        check_rank(i128::from(rank), replicas)?;
         Ok(Self {
             n,
             replicas,
@@ -149,6 +143,26 @@ pub fn resume_point(consumed: u64, replicas: u64) -> Result<(u64, u64), Error> {
         return Err(invalid("num_replicas should be a positive integer, got 0"));
     }
     Ok((consumed % replicas, consumed / replicas))
+}
+
+/// torch's `DistributedSampler` rule, in its wording: `rank` is one of the `replicas` ranks
+/// (`replicas >= 1`). Signed, so that a negative rank gets the same message.
+pub fn check_rank(rank: i128, replicas: u64) -> Result<u64, Error> {
+    if replicas == 0 {
+        return Err(invalid("num_replicas should be a positive integer, got 0"));
+    }
+    if rank < 0 || rank >= i128::from(replicas) {
+        return Err(rank_error(&rank.to_string(), replicas));
+    }
+    Ok(rank as u64)
+}
+
+/// The error [`check_rank`] gives, for a rank written as `rank` (any integer, however large).
+pub fn rank_error(rank: &str, replicas: u64) -> Error {
+    invalid(format!(
+        "Invalid rank {rank}, rank should be in the interval [0, {}]",
+        replicas.saturating_sub(1)
+    ))
 }
 
 /// Indices gathered between two calls of the caller's `interrupted`.

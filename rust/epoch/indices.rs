@@ -242,7 +242,7 @@ impl EpochIndices {
                 IndexVec::U32(copy_of(&share[s..])?)
             }
             EpochIndices::Identity(shard) => {
-                let mut out = IndexVec::zeroed(len, shard.n())?;
+                let mut out = IndexVec::zeroed_sequential(len, shard.n())?;
                 match &mut out {
                     IndexVec::U32(o) => fill_identity(shard, start, o, check)?,
                     IndexVec::I64(o) => fill_identity(shard, start, o, check)?,
@@ -250,7 +250,7 @@ impl EpochIndices {
                 out
             }
             EpochIndices::Lazy { shard, perm } => {
-                let mut out = IndexVec::zeroed(len, shard.n())?;
+                let mut out = IndexVec::zeroed_sequential(len, shard.n())?;
                 match &mut out {
                     IndexVec::U32(o) => fill_lazy(perm, shard, start, o, check)?,
                     IndexVec::I64(o) => fill_lazy(perm, shard, start, o, check)?,
@@ -317,7 +317,8 @@ fn fill_identity<T: IndexElem, E>(
     Ok(())
 }
 
-/// `out[k]` = the lazy epoch's index `start + k`, on all cores for long outputs.
+/// `out[k]` = the lazy epoch's index `start + k`, on all cores for long outputs (each thread
+/// takes pieces in turn, so a loaded core holds no other up; `check` runs between pieces).
 fn fill_lazy<T: IndexElem, E>(
     perm: &LazyPermutation,
     shard: &Shard,
@@ -330,13 +331,24 @@ fn fill_lazy<T: IndexElem, E>(
     } else {
         1
     };
-    let mut done = start;
-    for chunk in out.chunks_mut(FILL_CHUNK) {
-        perm.fill_parallel(shard.source(done), shard.step(), chunk, threads);
-        done += chunk.len() as u64;
-        check()?;
+    let mut stopped = None;
+    perm.fill_shared(
+        shard.source(start),
+        shard.step(),
+        out,
+        threads,
+        &mut || match check() {
+            Ok(()) => false,
+            Err(e) => {
+                stopped = Some(e);
+                true
+            }
+        },
+    );
+    match stopped {
+        Some(e) => Err(e),
+        None => check(),
     }
-    Ok(())
 }
 
 /// A lazy permutation of `[0, n)` keyed by `(seed, epoch)`, filled on all cores.

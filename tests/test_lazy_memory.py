@@ -22,8 +22,10 @@ pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="reads /proc/self/smaps"
 )
 
-# 32 MiB of uint32: well above the size from which shuffle buffers are advised (8 MiB).
-N = (1 << 23) + 1
+# 64 MiB of uint32: above the size from which shuffle buffers are advised (8 MiB), and above
+# the largest that glibc's malloc may serve from memory it keeps (32 MiB), so every such
+# buffer is a mapping of its own, made for it.
+N = (1 << 24) + 1
 
 
 def _vm_flags(address: int) -> list[str]:

@@ -3,11 +3,18 @@
 The lazy order encrypts positions with a Feistel network over the smallest power-of-two domain
 ``2**k >= n`` and cycle-walks the values that land in ``[n, 2**k)``; off a power of two about
 ``2**k / n - 1`` of the values walk once or more. This script times ``randperm(n, lazy)`` (all
-cores) at sizes on both sides of a power of two and ``randperm(1e9, lazy)`` against
-``torch.randperm(1e8)`` in the same process (best of ``--repeat``), and prints the load average
-with each figure: the numbers are wall times and the machine may be shared.
+cores) at each size and at the largest power of two below it (where nothing walks), in turn, so
+both see the same load, then ``randperm(1e9, lazy)`` against ``torch.randperm(1e8)`` in the same
+process (best of ``--repeat``), and prints the load average with each figure: the numbers are
+wall times and the machine may be shared.
 
-    python benches/lazy_walk.py [--repeat 5] [--sizes 2**24,2**24+1,1e7,1e8,2**27+1] [--big 1e9]
+    python benches/lazy_walk.py [--repeat 5] [--sizes 2**24+1,1e7,1e8,2**27+1] [--big 1e9]
+        [--iterate 1e9] [--distributed 5e7]
+
+``--distributed`` times one rank of 8 of a torch-order epoch, built and iterated, each run in a
+process of its own: read while the helper thread shuffles ("stream") or after the whole share is
+built ("build"), on one CPU (the process pinned to it: one free core) and on all, against torch's
+``DistributedSampler``, in turn, best of ``--repeat``.
 """
 
 from __future__ import annotations
@@ -16,6 +23,9 @@ import argparse
 import gc
 import os
 import platform
+import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -64,21 +74,39 @@ def best_of(repeat: int, make: Callable[[], Any]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--sizes", default="2**24,2**24+1,1e7,1e8,2**27+1")
+    parser.add_argument("--sizes", default="2**24+1,1e7,1e8,2**27+1")
     parser.add_argument("--big", default="1e9", help="n of randperm(n, lazy); 0 to skip")
     parser.add_argument("--torch-n", default="1e8", help="n of torch.randperm in the same run")
     parser.add_argument("--iterate", default="1e9", help="n of the iteration overhead; 0 to skip")
+    parser.add_argument(
+        "--distributed", default="5e7", help="n of the distributed torch-order epoch; 0 to skip"
+    )
+    parser.add_argument("--child", nargs=2, metavar=("MODE", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        print(_distributed_child(args.child[0], _size(args.child[1])))
+        return
 
     import resumable_samplers as rs
 
     print(f"CPU: {_cpu_model()}, {os.cpu_count()} CPUs; resumable_samplers from {rs.__file__}")
-    for text in args.sizes.split(","):
+    for text in filter(None, args.sizes.split(",")):
         n = _size(text)
-        t = best_of(args.repeat, lambda n=n: rs.randperm(n, 1, permutation="lazy"))
+        # The power-of-two speed: the largest power of two <= n (where nothing walks), timed in
+        # turn with n so both see the same load.
+        k = n.bit_length() - 1
+        ref = 1 << k
+        best = {n: float("inf"), ref: float("inf")}
+        for _ in range(args.repeat):
+            for m in (ref, n) if ref != n else (n,):
+                best[m] = min(
+                    best[m], best_of(1, lambda m=m: rs.randperm(m, 1, permutation="lazy"))
+                )
+        per, per_ref = best[n] * 1e9 / n, best[ref] * 1e9 / ref
         print(
-            f"randperm({text}, lazy): {t * 1e9 / n:6.2f} ns per index, best of {args.repeat} "
-            f"({t:.3f} s)  [{_load()}]"
+            f"randperm({text}, lazy): {per:6.2f} ns per index ({best[n]:.3f} s), 2**{k}: "
+            f"{per_ref:6.2f} ns per index, ratio {per / per_ref:.2f}, best of {args.repeat} "
+            f"alternating  [{_load()}]"
         )
     big = _size(args.big)
     if big:
@@ -97,6 +125,9 @@ def main() -> None:
     n = _size(args.iterate)
     if n:
         iterate(n, args.repeat)
+    n = _size(args.distributed)
+    if n:
+        distributed(n, args.repeat)
 
 
 class _Sized:
@@ -151,6 +182,62 @@ def iterate(n: int, repeat: int) -> None:
         f"{best['sampler']:.2f} s, as many ints {best['ints']:.2f} s, overhead "
         f"{best['sampler'] - best['ints']:.2f} s; reader without its helper thread "
         f"{best['no helper']:.2f} s; the fill alone on one CPU {fill}  [{_load()}]"
+    )
+
+
+def _distributed_child(mode: str, n: int) -> float:
+    """Seconds to build and iterate rank 3 of 8 of a torch-order epoch of ``n`` items (epoch
+    0, seed 0), in this fresh process. ``mode``: ``stream-1``/``build-1`` pinned to one CPU,
+    ``stream-all``/``build-all`` on all of them, ``torch`` for torch's ``DistributedSampler``."""
+    if mode.endswith("-1") and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    if mode == "torch":
+        import torch.utils.data as tud
+
+        sampler = tud.DistributedSampler(_Sized(n), 8, 3, seed=0)  # type: ignore[arg-type]
+        t = time.perf_counter()
+        for _i in sampler:
+            pass
+        return time.perf_counter() - t
+    from resumable_samplers import _core
+
+    t = time.perf_counter()
+    epoch = _core.Epoch(n, 8, 3, 0, False, "torch", 0, 0)
+    if mode.startswith("build"):
+        epoch.array()  # waits for the whole share
+    for _i in epoch.reader(0):
+        pass
+    return time.perf_counter() - t
+
+
+def distributed(n: int, repeat: int) -> None:
+    """One rank of 8 of a torch-order epoch built and iterated, each run in its own process;
+    the best and the median of ``repeat`` runs of each, in turn (a shared machine's quiet
+    moments fall to one or the other: the median shows which is faster more often)."""
+    modes = ("stream-1", "build-1", "stream-all", "build-all", "torch")
+    runs: dict[str, list[float]] = {mode: [] for mode in modes}
+    for _ in range(repeat):
+        for mode in modes:
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", mode, str(n)],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            runs[mode].append(float(out.split()[-1]))
+    best = {mode: min(times) for mode, times in runs.items()}
+    med = {mode: statistics.median(times) for mode, times in runs.items()}
+
+    def both(mode: str) -> str:
+        return f"{best[mode]:.3f} s (median {med[mode]:.3f} s)"
+
+    print(
+        f"distributed epoch, rank 3 of 8 at n = {n:.3g}, each run in its own process, best of "
+        f"{repeat} in turn: one CPU: streamed {both('stream-1')}, built then iterated "
+        f"{both('build-1')}, ratio {best['stream-1'] / best['build-1']:.2f} (median "
+        f"{med['stream-1'] / med['build-1']:.2f}); all CPUs: streamed {both('stream-all')}, "
+        f"built then iterated {both('build-all')}; torch's DistributedSampler {both('torch')}, "
+        f"{best['torch'] / best['stream-all']:.1f}x ours streamed  [{_load()}]"
     )
 
 

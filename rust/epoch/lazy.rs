@@ -6,12 +6,10 @@ use crate::epoch::order::{Epoch, RankOrder};
 use crate::epoch::shard::Shard;
 use crate::orders::lazy::LazyPermutation;
 use crate::util::buffer::{IndexElem, IndexSliceMut};
-use crate::util::error::{poll, Error};
+use crate::util::error::Error;
 
 /// Outputs at least this long are filled on all cores (the result never depends on it).
 const PARALLEL_FILL: usize = 1 << 18;
-/// Indices computed between two calls of the caller's `interrupted`.
-const FILL_CHUNK: usize = 1 << 24;
 
 /// A rank's share of the lazy order.
 #[derive(Debug)]
@@ -82,15 +80,17 @@ impl Lazy {
         } else {
             1
         };
-        let mut done = start;
-        for chunk in out.chunks_mut(FILL_CHUNK) {
-            let from = self.shard.source(done);
-            self.perm
-                .fill_parallel(from, self.shard.step(), chunk, threads);
-            done += chunk.len() as u64;
-            poll(interrupted)?;
+        // Pieces taken in turn by every thread, so a loaded core holds no other up.
+        if self.perm.fill_shared(
+            self.shard.source(start),
+            self.shard.step(),
+            out,
+            threads,
+            interrupted,
+        ) {
+            return Ok(());
         }
-        Ok(())
+        Err(Error::Interrupted)
     }
 }
 
@@ -153,7 +153,7 @@ mod tests {
 
     #[test]
     fn a_long_fill_stops_when_interrupted() {
-        let e = Lazy::epoch(Shard::whole(FILL_CHUNK as u64 * 2).unwrap(), 0, 0).unwrap();
+        let e = Lazy::epoch(Shard::whole(1 << 25).unwrap(), 0, 0).unwrap();
         assert_eq!(e.to_vec_from(0, &mut || true), Err(Error::Interrupted));
     }
 }

@@ -77,7 +77,9 @@ pub trait RankOrder: Send + Sync + Debug {
             return all.tail(start).to_vec();
         }
         let len = self.len().saturating_sub(start);
-        let mut out = IndexVec::zeroed(len, self.n())?;
+        // Written once, in order: no huge-page advice (it stalls the page faults of a fresh
+        // multi-GB output on some hosts; see docs/permutation.md).
+        let mut out = IndexVec::zeroed_sequential(len, self.n())?;
         if len > 0 {
             self.fill_into(start, out.as_mut_slice(), interrupted)?;
         }

@@ -144,6 +144,50 @@ impl Drop for Streamed {
     }
 }
 
+/// How long a reader waiting for position `last` sleeps before it looks again: about the time
+/// the shuffle needs to get there at the speed seen so far in this wait, at least [`WAIT_STEP`]
+/// and at most [`CHECK_WAIT`]; while no progress is seen, twice as long as the time before.
+///
+/// A reader that looked every [`WAIT_STEP`] woke thousands of times a second, and when the
+/// helper and the reader share one core each of those wakes took the core from the shuffle:
+/// reading a rank's share while it was shuffled was then slower than shuffling first and reading
+/// after. Waking about once per position range asked for keeps both cheap.
+struct Pace {
+    last: usize,
+    since: Option<(Instant, usize)>,
+    nap: Duration,
+}
+
+impl Pace {
+    fn new(last: usize) -> Self {
+        Self {
+            last,
+            since: None,
+            nap: WAIT_STEP,
+        }
+    }
+
+    /// The next sleep, given the progress just read.
+    fn nap(&mut self, progress: usize) -> Duration {
+        let now = Instant::now();
+        let Some((t0, p0)) = self.since else {
+            self.since = Some((now, progress));
+            return self.nap;
+        };
+        let (dt, dp) = (now.duration_since(t0), progress.saturating_sub(p0));
+        self.nap = if dp == 0 || dt.is_zero() {
+            self.nap * 2
+        } else {
+            // Steps left at the steps per second seen since the wait began, and no less than
+            // one publication of the progress (it moves by `PUBLISH_EVERY` steps at a time).
+            let left = (self.last + 1).saturating_sub(progress).max(PUBLISH_EVERY) as f64;
+            Duration::from_secs_f64(left * dt.as_secs_f64() / dp as f64)
+        };
+        self.nap = self.nap.clamp(WAIT_STEP, CHECK_WAIT);
+        self.nap
+    }
+}
+
 impl Streamed {
     /// Whether an epoch of this shard is shuffled by torch's swap loop (the one that can be
     /// streamed) in `generation`, in a buffer coded in 32 bits.
@@ -202,6 +246,7 @@ impl Streamed {
             .shard
             .for_each_source(start, out.len(), |_, p| last = last.max(p as usize));
         let mut waited = Duration::ZERO;
+        let mut pace = Pace::new(last);
         loop {
             if let Some(share) = self.finished_share(interrupted)? {
                 let s = start as usize;
@@ -210,7 +255,8 @@ impl Streamed {
                 }
                 return Ok(());
             }
-            if inner.progress.load(Ordering::Acquire) > last {
+            let progress = inner.progress.load(Ordering::Acquire);
+            if progress > last {
                 inner.readers.fetch_add(1, Ordering::SeqCst);
                 if !inner.sealed.load(Ordering::SeqCst) {
                     // Counted in before the seal: `full` stays as it is until we leave, and
@@ -226,8 +272,11 @@ impl Streamed {
                 inner.readers.fetch_sub(1, Ordering::SeqCst);
                 // Sealed: the share is moments away.
             }
-            std::thread::sleep(WAIT_STEP);
-            waited += WAIT_STEP;
+            let nap = pace.nap(progress);
+            #[cfg(test)]
+            tests::WAITS.with(|c| c.set(c.get() + 1));
+            std::thread::sleep(nap);
+            waited += nap;
             if waited >= CHECK_WAIT {
                 waited = Duration::ZERO;
                 if interrupted() {
@@ -393,6 +442,38 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+
+    thread_local! {
+        /// Sleeps of readers on this thread while waiting for the shuffle.
+        pub(super) static WAITS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    #[test]
+    fn a_waiting_reader_wakes_about_once_per_range_not_every_step() {
+        // A whole epoch's last position is final when the whole shuffle is (tens of ms at
+        // 2**23 items): a reader asking for it at once waits for all of it. Looking every
+        // `WAIT_STEP` took hundreds of wakes (each taking the core from the shuffle when both
+        // share one); pacing the naps by the shuffle's speed takes a few.
+        let n = 1u64 << 23;
+        let shard = Shard::new(n, 1, 0, 0, false).unwrap();
+        let s = Streamed::start(shard, 7, Generation::Current)
+            .unwrap()
+            .unwrap();
+        let before = WAITS.with(Cell::get);
+        let t = Instant::now();
+        let mut out = [0u64; 1];
+        s.fill_range(n - 1, &mut out, &mut || false).unwrap();
+        let (waits, waited) = (WAITS.with(Cell::get) - before, t.elapsed());
+        // Naps last up to `CHECK_WAIT`: a wait stretched by a loaded machine needs a few more.
+        let allowed = 16 + 2 * (waited.as_micros() / CHECK_WAIT.as_micros()) as u64;
+        assert!(
+            waits <= allowed,
+            "{waits} sleeps while waiting {waited:?} for one shuffle"
+        );
+        let want = torch_share(&shard, 7);
+        assert_eq!(out[0], want[(n - 1) as usize]);
+    }
 
     fn torch_share(shard: &Shard, seed: u64) -> Vec<u64> {
         let perm = randperm(shard.n(), seed, Generation::Current, &mut || false).unwrap();

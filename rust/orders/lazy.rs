@@ -483,6 +483,94 @@ impl LazyPermutation {
             .collect();
         crate::util::thread::run_all(tasks);
     }
+
+    /// Same result as [`Self::fill`], computed on `threads` threads (the calling one included)
+    /// that take pieces of [`SHARED_PIECE`] positions in turn until none is left, so a thread
+    /// the OS runs less (a loaded machine) fills fewer pieces instead of holding the others up,
+    /// and each piece's memory is first touched by the thread that fills it. Between its pieces
+    /// the calling thread asks `stop`; once it answers `true` no piece is started and this
+    /// returns `false` (the output is then partly filled). `threads == 0` is treated as 1; a
+    /// thread the OS refuses leaves its pieces to the others.
+    pub fn fill_shared<T: IndexElem>(
+        &self,
+        start: u64,
+        stride: u64,
+        out: &mut [T],
+        threads: usize,
+        stop: &mut dyn FnMut() -> bool,
+    ) -> bool {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+        let len = out.len();
+        let pieces = len.div_ceil(SHARED_PIECE);
+        let helpers = threads.max(1).min(pieces.max(1)) - 1;
+        let n = u128::from(self.n);
+        let start = u128::from(start) % n;
+        let stride = (u128::from(stride) % n) as u64;
+        let next = AtomicUsize::new(0);
+        let stopped = AtomicBool::new(false);
+        let base = SharedOut(out.as_mut_ptr());
+        // Fills pieces until none is left or `stopped` is set; `here` runs `stop` between them.
+        let work = |stop: Option<&mut dyn FnMut() -> bool>| {
+            let mut stop = stop;
+            loop {
+                if stopped.load(Ordering::Relaxed) {
+                    return;
+                }
+                if let Some(stop) = stop.as_deref_mut() {
+                    if stop() {
+                        stopped.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= pieces {
+                    return;
+                }
+                let from = i * SHARED_PIECE;
+                let piece_len = SHARED_PIECE.min(len - from);
+                // SAFETY: `fetch_add` hands out each `i` once, so the pieces
+                // `[from, from + piece_len)` of `out` (all inside it) are disjoint, and `out` is
+                // borrowed mutably by this call until every thread has been joined below.
+                let piece = unsafe { base.piece(from, piece_len) };
+                // `from < 2^64` and `stride < 2^63`: the product fits in u128.
+                let s = ((start + from as u128 * u128::from(stride)) % n) as u64;
+                self.fill(s, stride, piece);
+            }
+        };
+        if helpers == 0 {
+            work(Some(stop));
+        } else {
+            let tasks = (0..helpers)
+                .map(|_| Box::new(|| work(None)) as Box<dyn FnOnce() + Send + '_>)
+                .collect();
+            crate::util::thread::join(|| crate::util::thread::run_all(tasks), || work(Some(stop)));
+        }
+        !stopped.load(Ordering::Relaxed)
+    }
+}
+
+/// Positions per piece of [`LazyPermutation::fill_shared`] (4 MiB of `u32`, a few ms of work).
+pub const SHARED_PIECE: usize = 1 << 20;
+
+/// The output of [`LazyPermutation::fill_shared`], written by several threads in disjoint pieces.
+#[derive(Clone, Copy)]
+struct SharedOut<T>(*mut T);
+
+// SAFETY: the threads write disjoint pieces only (see `fill_shared`).
+unsafe impl<T: Send> Send for SharedOut<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for SharedOut<T> {}
+
+impl<T> SharedOut<T> {
+    /// # Safety
+    /// `[from, from + len)` lies inside the output, and no other piece overlaps it while the
+    /// returned slice lives.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn piece(&self, from: usize, len: usize) -> &mut [T] {
+        // SAFETY: guaranteed by the caller.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(from), len) }
+    }
 }
 
 /// Whether the CPU has every feature `fill_avx512` is compiled for (a CPU or VM may expose
@@ -1306,6 +1394,62 @@ mod tests {
                 assert_eq!(out, base, "len={len} threads={threads}");
             }
         }
+    }
+
+    #[test]
+    fn fill_shared_equals_fill_for_any_thread_count() {
+        let p = LazyPermutation::new((1 << 27) + 1, 5, 6);
+        for len in [
+            0usize,
+            1,
+            SHARED_PIECE - 1,
+            SHARED_PIECE + 1,
+            3 * SHARED_PIECE + 5,
+        ] {
+            let mut base = vec![0u32; len];
+            p.fill(u64::MAX - 17, 12_345_678_901, &mut base);
+            for threads in [0usize, 1, 2, 3, 7] {
+                let mut out = vec![0u32; len];
+                let mut asked = 0;
+                let done = p.fill_shared(
+                    u64::MAX - 17,
+                    12_345_678_901,
+                    &mut out,
+                    threads,
+                    &mut || {
+                        asked += 1;
+                        false
+                    },
+                );
+                assert!(done);
+                assert!(out == base, "len={len} threads={threads}");
+                // Asked before each piece the calling thread takes, and once more at the end.
+                assert!((1..=len.div_ceil(SHARED_PIECE) + 1).contains(&asked));
+                if threads <= 1 {
+                    assert_eq!(asked, len.div_ceil(SHARED_PIECE) + 1);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fill_shared_stops_between_pieces() {
+        let p = LazyPermutation::new(1_000_003, 5, 6);
+        let len = 8 * SHARED_PIECE;
+        let mut out = vec![0u64; len];
+        for threads in [1usize, 2, 3] {
+            let mut asked = 0;
+            let done = p.fill_shared(0, 1, &mut out, threads, &mut || {
+                asked += 1;
+                asked == 2
+            });
+            assert!(!done, "threads={threads}");
+            assert_eq!(asked, 2, "asked again after a stop");
+        }
+        // Stopped before the first piece: nothing is written.
+        let mut out = vec![u64::MAX; 2 * SHARED_PIECE];
+        assert!(!p.fill_shared(0, 1, &mut out, 1, &mut || true));
+        assert!(out.iter().all(|&v| v == u64::MAX));
     }
 
     /// On-CPU time of the current thread in ns (Linux schedstat), if available.

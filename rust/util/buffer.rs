@@ -56,12 +56,23 @@ pub enum IndexVec {
 }
 
 impl IndexVec {
-    /// A zeroed buffer of `len` elements for indices below `n`.
+    /// A zeroed buffer of `len` elements for indices below `n`, to be shuffled in place
+    /// (see [`zeroed_vec`]).
     pub fn zeroed(len: u64, n: u64) -> Result<Self, Error> {
         if n <= U32_MAX_LEN {
             Ok(IndexVec::U32(zeroed_vec(len)?))
         } else {
             Ok(IndexVec::I64(zeroed_vec(len)?))
+        }
+    }
+
+    /// A zeroed buffer of `len` elements for indices below `n`, to be written once from start
+    /// to end (see [`zeroed_vec_sequential`]).
+    pub fn zeroed_sequential(len: u64, n: u64) -> Result<Self, Error> {
+        if n <= U32_MAX_LEN {
+            Ok(IndexVec::U32(zeroed_vec_sequential(len)?))
+        } else {
+            Ok(IndexVec::I64(zeroed_vec_sequential(len)?))
         }
     }
 
@@ -171,12 +182,31 @@ pub enum IndexSliceMut<'a> {
     I64(&'a mut [i64]),
 }
 
-/// A zero-filled `Vec<T>` of exactly `len` elements, or `Error::Alloc`.
+/// A zero-filled `Vec<T>` of exactly `len` elements, or `Error::Alloc`, for the random
+/// accesses of a shuffle.
 ///
 /// Zeroed memory from the allocator is mapped lazily by the kernel, so this costs no writes;
 /// large buffers are advised to use transparent huge pages, which cuts page faults and TLB
 /// misses for the random accesses of a shuffle.
 pub fn zeroed_vec<T: IndexElem>(len: u64) -> Result<Vec<T>, Error> {
+    zeroed_vec_with(len, true)
+}
+
+/// A zero-filled `Vec<T>` of exactly `len` elements, or `Error::Alloc`, for a buffer written
+/// once from start to end (a lazy epoch, a copy).
+///
+/// Not advised to use huge pages: a sequential pass gains little from them (its TLB misses
+/// are one per 4 KiB page, prefetched), while a fresh huge page can cost far more to fault in
+/// than the 512 small pages it replaces. On a 2-core VM writing 4 GB of fresh memory took
+/// 0.8-1.5 s with small pages and 5-17 s with `MADV_HUGEPAGE` (about 10 s of kernel time
+/// either way the run went; `benches/page_touch.c`). Zeroed memory from the allocator is
+/// mapped lazily, so a fill's first write to a page is its only fault (the allocator does not
+/// write the zeros: fresh mappings are zero already).
+pub fn zeroed_vec_sequential<T: IndexElem>(len: u64) -> Result<Vec<T>, Error> {
+    zeroed_vec_with(len, false)
+}
+
+fn zeroed_vec_with<T: IndexElem>(len: u64, huge_pages: bool) -> Result<Vec<T>, Error> {
     let bytes = u128::from(len) * std::mem::size_of::<T>() as u128;
     let len = usize::try_from(len).map_err(|_| Error::Alloc { bytes })?;
     if len == 0 {
@@ -188,7 +218,9 @@ pub fn zeroed_vec<T: IndexElem>(len: u64) -> Result<Vec<T>, Error> {
     if ptr.is_null() {
         return Err(Error::Alloc { bytes });
     }
-    advise_huge_pages(ptr.cast(), layout.size());
+    if huge_pages {
+        advise_huge_pages(ptr.cast(), layout.size());
+    }
     // SAFETY: allocated by the global allocator with the layout of `[T; len]`, and all-zero
     // bytes are a valid `T` (an integer) for every element.
     Ok(unsafe { Vec::from_raw_parts(ptr, len, len) })

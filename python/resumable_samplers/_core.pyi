@@ -102,8 +102,9 @@ class Epoch:
     def reader(self, start: int = 0, ahead: bool = True) -> Reader:
         """An iterator over the indices from position ``start`` on, as Python ints.
 
-        With ``ahead``, a lazy epoch's next chunk is computed on a helper thread while the
-        current one is read. Once exhausted, the reader no longer holds the epoch.
+        With ``ahead``, an epoch that computes its indices (the lazy order, a mixture) computes
+        the next chunk on a helper thread while the current one is read. Once exhausted, the
+        reader no longer holds the epoch.
         """
 
     def array(self, start: int = 0) -> npt.NDArray[np.uint32] | npt.NDArray[np.int64]:
@@ -182,7 +183,8 @@ def typical_batch_size(n: int, total: int, max_tokens: int, max_batch_size: int)
 def length_grouped_epoch(
     lengths: _Lengths,
     max_len: int,
-    megabatch_size: int,
+    batch_size: int,
+    megabatch_mult: int,
     seed: int,
     epoch: int,
     num_replicas: int,
@@ -192,19 +194,23 @@ def length_grouped_epoch(
     permutation: str = "torch",
 ) -> Epoch:
     """This rank's share of transformers' length-grouped order for the generator seeded with
-    ``seed + epoch`` (megabatches of ``megabatch_size``), sharded as :class:`Epoch` shards."""
+    ``seed + epoch`` (megabatches of ``megabatch_size(n, batch_size, megabatch_mult)``
+    samples), sharded as :class:`Epoch` shards."""
 
 @final
 class TokenBudgetBatches:
-    """One epoch of token-budget batches: megabatches sorted longest first, cut into batches of
-    at most ``max_tokens`` padded tokens and ``max_batch_size`` samples, shuffled by
-    ``torch.randperm(len(self))`` drawn after the sample permutation (seed ``seed + epoch``)."""
+    """One epoch of token-budget batches: megabatches (of
+    ``megabatch_size(n, batch_size, megabatch_mult)`` samples, ``batch_size`` being the typical
+    batch) sorted longest first, cut into batches of at most ``max_tokens`` padded tokens and
+    ``max_batch_size`` samples, shuffled by ``torch.randperm(len(self))`` drawn after the sample
+    permutation (seed ``seed + epoch``)."""
 
     def __new__(
         cls,
         lengths: _Lengths,
         max_len: int,
-        megabatch_size: int,
+        batch_size: int,
+        megabatch_mult: int,
         max_tokens: int,
         max_batch_size: int,
         seed: int,

@@ -34,7 +34,7 @@ mod _core {
         m.add("SEED_END", 1u128 << 64)?;
         m.add(
             "ORDER_NAMES",
-            pyo3::types::PyTuple::new(m.py(), crate::epoch::named::ORDER_NAMES)?,
+            pyo3::types::PyTuple::new(m.py(), crate::orders::named::ORDER_NAMES)?,
         )?;
         m.add("Reader", super::reader::reader_type(m.py())?)
     }

@@ -25,6 +25,7 @@
 use std::sync::Arc;
 
 use crate::orders::lazy::LazyPermutation;
+use crate::orders::named::OrderKind;
 use crate::orders::torch::Generation;
 use crate::orders::torch::{epoch_seed, randperm};
 use crate::util::buffer::{filled_vec, IndexVec};
@@ -291,23 +292,13 @@ pub enum SourceOrder {
 }
 
 impl SourceOrder {
+    /// The source order named `permutation` (see `orders/named.rs`), keyed by `seed`.
     pub fn parse(permutation: &str, seed: u64) -> Result<Self, Error> {
-        match permutation {
-            "lazy" => Ok(SourceOrder::Lazy { seed }),
-            "torch" => Ok(SourceOrder::Torch {
-                seed,
-                generation: Generation::Current,
-            }),
-            "torch-legacy" => Ok(SourceOrder::Torch {
-                seed,
-                generation: Generation::Legacy,
-            }),
-            "identity" => Ok(SourceOrder::Identity),
-            other => Err(invalid(format!(
-                "permutation should be one of 'lazy', 'torch', 'torch-legacy', 'identity', got \
-                 '{other}'"
-            ))),
-        }
+        Ok(match OrderKind::parse(permutation)? {
+            OrderKind::Lazy => SourceOrder::Lazy { seed },
+            OrderKind::Torch(generation) => SourceOrder::Torch { seed, generation },
+            OrderKind::Identity => SourceOrder::Identity,
+        })
     }
 }
 

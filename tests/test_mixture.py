@@ -195,6 +195,8 @@ def test_zero_weight_sources_are_never_drawn_and_empty_ones_need_weight_zero() -
         rs.ResumableMixtureSampler([5, 5], [1])
     with pytest.raises(ValueError, match="sources should not be empty"):
         rs.ResumableMixtureSampler([], [])
+    with pytest.raises(ValueError, match=r"the sources' lengths should sum to at most 2\*\*63 - 1"):
+        rs.ResumableMixtureSampler([2**62, 2**62], [1, 1])
     with pytest.raises(TypeError, match=r"sources\[0\]"):
         rs.ResumableMixtureSampler([1.5], [1])
     with pytest.raises(ValueError, match="permutation"):

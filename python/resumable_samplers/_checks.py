@@ -61,11 +61,16 @@ def non_negative_int(name: str, value: Any, at_most: int | None = None) -> int:
     return v
 
 
-def replicas(num_replicas: Any, rank: Any) -> tuple[int, int]:
+def num_replicas(value: Any, name: str = "num_replicas") -> int:
+    """A number of replicas: an integer in ``[1, MAX_LEN]``."""
+    return positive_int(name, value, MAX_LEN)
+
+
+def replicas(replicas: Any, rank: Any) -> tuple[int, int]:
     """``num_replicas`` and ``rank`` as ints; the core checks that ``rank`` is one of the
     ``num_replicas`` ranks (``ValueError`` in torch's wording)."""
-    num_replicas = positive_int("num_replicas", num_replicas, MAX_LEN)
-    return num_replicas, _core.check_rank(as_int("rank", rank), num_replicas)
+    count = num_replicas(replicas)
+    return count, _core.check_rank(as_int("rank", rank), count)
 
 
 def as_bool(name: str, value: Any) -> bool:

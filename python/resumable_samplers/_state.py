@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from resumable_samplers import _checks, _core
-from resumable_samplers._limits import SEED_RANGE, text
+from resumable_samplers._limits import SEED_RANGE
 from resumable_samplers.permutation import same_order
 
 FORMAT = "resumable-samplers"
@@ -240,12 +240,7 @@ def read(
     _same("dataset_length", n, settings.n)
     _same_order((n,) if sizes is None else sizes, (shuffle, permutation, seed), settings)
     _same("drop_last", drop_last, settings.drop_last)
-    if replicas < 1:
-        raise ValueError(f"state field 'num_replicas' should be >= 1, got {replicas}")
-    if replicas > _checks.MAX_LEN:
-        raise ValueError(
-            f"state field 'num_replicas' should be at most {text(_checks.MAX_LEN)}, got {replicas}"
-        )
+    _checks.num_replicas(replicas, "state field 'num_replicas'")
     end = epoch_end(n, replicas, drop_last)
     if not 0 <= offset <= end:
         raise ValueError(

@@ -9,6 +9,7 @@ use crate::epoch::mixture::MixtureShare;
 use crate::epoch::shard::Shard;
 use crate::orders::mixture::{Mixture as CoreMixture, SourceOrder};
 use crate::util::error::invalid;
+use crate::util::limits::written;
 
 /// A weighted mixture of sources over a stream of positions.
 #[pyclass(frozen, module = "resumable_samplers._core")]
@@ -61,7 +62,8 @@ impl Mixture {
     /// The source that stream position `position` draws from, and its draw number there.
     fn draw(&self, position: u64) -> PyResult<(usize, u64)> {
         if position == u64::MAX {
-            return Err(invalid("position should be below 2**64 - 1").into());
+            let limit = written(u64::MAX.into());
+            return Err(invalid(format!("position should be below {limit}")).into());
         }
         Ok(self.inner.draw(position))
     }

@@ -8,6 +8,7 @@ use crate::epoch::order::{Epoch, RankOrder};
 use crate::epoch::shard::Shard;
 use crate::orders::mixture::Mixture;
 use crate::util::error::{invalid, Error};
+use crate::util::limits::written;
 
 /// A rank's share of one epoch of a mixture.
 #[derive(Debug)]
@@ -26,7 +27,12 @@ impl MixtureShare {
         let start = epoch
             .checked_mul(n)
             .filter(|s| s.checked_add(n).is_some_and(|e| e < u64::MAX))
-            .ok_or_else(|| invalid("(epoch + 1) * num_samples should stay below 2**64 - 1"))?;
+            .ok_or_else(|| {
+                invalid(format!(
+                    "(epoch + 1) * num_samples should stay below {}",
+                    written(u64::MAX.into())
+                ))
+            })?;
         Ok(Epoch::new(Self { shard, mix, start }, shard))
     }
 }

@@ -9,7 +9,7 @@
 
 use crate::util::buffer::{zeroed_vec, IndexElem};
 use crate::util::error::{invalid, poll, Error};
-use crate::util::limits::MAX_LEN;
+use crate::util::limits::{written, MAX_LEN};
 
 /// One rank's view of an epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,11 +33,9 @@ impl Shard {
     ) -> Result<Self, Error> {
         if n > MAX_LEN {
             return Err(invalid(format!(
-                "dataset length should be at most 2**63 - 1, got {n}"
+                "dataset length should be at most {}, got {n}",
+                written(MAX_LEN.into())
             )));
-        }
-        if replicas == 0 {
-            return Err(invalid("num_replicas should be a positive integer, got 0"));
         }
         check_rank(i128::from(rank), replicas)?;
         Ok(Self {
@@ -139,18 +137,22 @@ impl Shard {
 /// Rank `r` then reads `G(consumed + r + j * replicas)`, the same as a shard built with
 /// `offset = consumed`, while every resume point with the same residue shares one shard.
 pub fn resume_point(consumed: u64, replicas: u64) -> Result<(u64, u64), Error> {
+    check_replicas(replicas)?;
+    Ok((consumed % replicas, consumed / replicas))
+}
+
+/// The number of ranks of a job: at least one.
+fn check_replicas(replicas: u64) -> Result<(), Error> {
     if replicas == 0 {
         return Err(invalid("num_replicas should be a positive integer, got 0"));
     }
-    Ok((consumed % replicas, consumed / replicas))
+    Ok(())
 }
 
 /// torch's `DistributedSampler` rule, in its wording: `rank` is one of the `replicas` ranks
 /// (`replicas >= 1`). Signed, so that a negative rank gets the same message.
 pub fn check_rank(rank: i128, replicas: u64) -> Result<u64, Error> {
-    if replicas == 0 {
-        return Err(invalid("num_replicas should be a positive integer, got 0"));
-    }
+    check_replicas(replicas)?;
     if rank < 0 || rank >= i128::from(replicas) {
         return Err(rank_error(&rank.to_string(), replicas));
     }

@@ -31,7 +31,7 @@ use crate::orders::torch::{epoch_seed, randperm};
 use crate::util::buffer::{filled_vec, IndexVec};
 use crate::util::error::{invalid, Error};
 use crate::util::fork_lock::ForkLock;
-use crate::util::limits::MAX_LEN;
+use crate::util::limits::{written, MAX_LEN};
 
 /// The largest sum of weights: keeps `2 * m * wl + wn` within 128 bits for any 64-bit `m`.
 pub const MAX_WEIGHT_SUM: u64 = 1 << 62;
@@ -69,7 +69,12 @@ impl Schedule {
             sum = sum
                 .checked_add(w)
                 .filter(|&s| s <= MAX_WEIGHT_SUM)
-                .ok_or_else(|| invalid("the sum of the weights should be at most 2**62"))?;
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "the sum of the weights should be at most {}",
+                        written(MAX_WEIGHT_SUM.into())
+                    ))
+                })?;
         }
         if sum == 0 {
             return Err(invalid("weights should not all be zero"));
@@ -352,7 +357,12 @@ impl Mixture {
             total = total
                 .checked_add(n)
                 .filter(|&t| t <= MAX_LEN)
-                .ok_or_else(|| invalid("the sources' lengths should sum to at most 2**63 - 1"))?;
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "the sources' lengths should sum to at most {}",
+                        written(MAX_LEN.into())
+                    ))
+                })?;
         }
         if segments.is_empty() || segments[0].0 != 0 {
             return Err(invalid(
@@ -370,7 +380,7 @@ impl Mixture {
             }
             if let Some(k) = (0..lengths.len()).find(|&k| weights[k] > 0 && lengths[k] == 0) {
                 return Err(invalid(format!(
-                    "source {k} is empty but has a positive weight; give it weight 0"
+                    "sources[{k}] is empty but weights[{k}] is positive; give it weight 0"
                 )));
             }
             let schedule = Schedule::new(weights)?;

@@ -244,47 +244,38 @@ fn sort_part<T: IndexElem, L: LengthElem>(
         return Ok(());
     }
     if max_len > u64::from(u32::MAX) || size > u32::MAX as usize {
-        // (inverted length, position) keys in 128 bits, sorted in place: the stable sort by
-        // length, descending, with scratch space allocated fallibly (a stable sort allocates
-        // its own and aborts if it cannot).
-        let mut keys: Vec<u128> = Vec::new();
-        let mut vals: Vec<T> = Vec::new();
-        reserve(&mut keys, room)?;
-        reserve(&mut vals, room)?;
-        for mb in part.chunks_mut(size) {
-            keys.clear();
-            keys.extend(
-                mb.iter()
-                    .enumerate()
-                    .map(|(k, &i)| (u128::from(!len_of(i)) << 64) | k as u128),
-            );
-            keys.sort_unstable();
-            vals.clear();
-            vals.extend_from_slice(mb);
-            for (o, &key) in mb.iter_mut().zip(&keys) {
-                *o = vals[key as u64 as usize];
-            }
-        }
-        return Ok(());
+        // (inverted length, position) in 128 bits.
+        let key = |i: T, k: usize| (u128::from(!len_of(i)) << 64) | k as u128;
+        return sort_by_packed_keys(part, size, room, key, |key| key as u64 as usize);
     }
-    // (inverted length, position) keys are distinct, so an unstable sort of them is the
-    // stable sort by length, descending.
-    let mut keys: Vec<u64> = Vec::new();
+    let key = |i: T, k: usize| (u64::from(!(len_of(i) as u32)) << 32) | k as u64;
+    sort_by_packed_keys(part, size, room, key, |key| (key & 0xFFFF_FFFF) as usize)
+}
+
+/// Sorts each megabatch (of `size`) of `part` by length, descending, ties in their order:
+/// `key(index, position)` packs the inverted length above the position, so the keys are
+/// distinct and an unstable sort of them is the stable sort by length; `position(key)` unpacks
+/// the position. The scratch space (`room` keys and indices) is allocated fallibly (a stable
+/// sort allocates its own and aborts if it cannot), before the part is touched.
+fn sort_by_packed_keys<T: IndexElem, K: Ord + Copy>(
+    part: &mut [T],
+    size: usize,
+    room: usize,
+    key: impl Fn(T, usize) -> K,
+    position: impl Fn(K) -> usize,
+) -> Result<(), Error> {
+    let mut keys: Vec<K> = Vec::new();
     let mut vals: Vec<T> = Vec::new();
     reserve(&mut keys, room)?;
     reserve(&mut vals, room)?;
     for mb in part.chunks_mut(size) {
         keys.clear();
-        keys.extend(
-            mb.iter()
-                .enumerate()
-                .map(|(k, &i)| (u64::from(!(len_of(i) as u32)) << 32) | k as u64),
-        );
+        keys.extend(mb.iter().enumerate().map(|(k, &i)| key(i, k)));
         keys.sort_unstable();
         vals.clear();
         vals.extend_from_slice(mb);
-        for (o, &key) in mb.iter_mut().zip(&keys) {
-            *o = vals[(key & 0xFFFF_FFFF) as usize];
+        for (o, &k) in mb.iter_mut().zip(&keys) {
+            *o = vals[position(k)];
         }
     }
     Ok(())
@@ -554,6 +545,21 @@ mod tests {
             IndexVec::I64(o) => group(o, lengths, size, max, t, &mut ok).unwrap(),
         }
         (0..order.len()).map(|k| order.get(k)).collect()
+    }
+
+    #[test]
+    fn every_key_width_sorts_like_the_reference() {
+        // Lengths below 2**16 (radix sort), below 2**32 (64-bit keys) and above (128-bit keys),
+        // with many ties.
+        for scale in [1u64, 1 << 20, 1 << 40] {
+            let lengths: Vec<u64> = (0..500u64).map(|i| (i * 2654435761 % 97) * scale).collect();
+            for (b, mult) in [(4, 3), (7, 50)] {
+                assert_eq!(
+                    grouped(&lengths, b, mult, 9, 2),
+                    reference(&lengths, b, mult, 9)
+                );
+            }
+        }
     }
 
     #[test]

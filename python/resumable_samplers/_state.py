@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from resumable_samplers import _checks, _core
-from resumable_samplers._limits import SEED_RANGE
+from resumable_samplers._limits import SEED_RANGE, in_seed_range
 from resumable_samplers.permutation import same_order
 
 FORMAT = "resumable-samplers"
@@ -232,7 +232,7 @@ def read(
     replicas = _field_int(state, "num_replicas")
     shuffle = _field_bool(state, "shuffle")
     drop_last = _field_bool(state, "drop_last")
-    if not _checks.SEED_MIN <= seed < _checks.SEED_END:
+    if not in_seed_range(seed):
         raise ValueError(f"state field 'seed' should be in {SEED_RANGE}, got {seed}")
     permutation = state["permutation"]
     if not isinstance(permutation, str):

@@ -18,6 +18,7 @@ __all__ = [
     "TokenBudgetBatches",
     "check_rank",
     "default_megabatch_mult",
+    "epoch_end",
     "length_grouped_epoch",
     "lengths_scan",
     "megabatch_size",
@@ -66,6 +67,10 @@ def check_rank(rank: int, num_replicas: int) -> int:
 
 def shard_len(n: int, num_replicas: int, rank: int, offset: int, drop_last: bool) -> int:
     """How many indices a rank reads after the global positions ``[0, offset)`` were consumed."""
+
+def epoch_end(n: int, num_replicas: int, drop_last: bool) -> int:
+    """The end of an epoch of ``n`` items over ``num_replicas`` ranks in global positions:
+    ``ceil(n / num_replicas) * num_replicas``, or ``floor`` with ``drop_last``."""
 
 def resume_point(consumed: int, num_replicas: int) -> tuple[int, int]:
     """Where a job resumes after the global positions ``[0, consumed)``: ``(offset, position)``.

@@ -66,8 +66,9 @@ class Settings(NamedTuple):
 
 def epoch_end(n: int, num_replicas: int, drop_last: bool) -> int:
     """The end of an epoch of ``n`` items over ``num_replicas`` ranks, in global positions:
-    every rank's share (the core's sharding rule) times ``num_replicas``."""
-    return _core.shard_len(n, num_replicas, 0, 0, drop_last) * num_replicas
+    the core's sharding rule."""
+    end: int = _core.epoch_end(n, num_replicas, drop_last)
+    return end
 
 
 def make(settings: Settings, offset: int, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:

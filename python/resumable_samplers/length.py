@@ -204,7 +204,8 @@ class ResumableLengthGroupedSampler(_ResumableOrder, ResumableSampler):
     @property
     def total_size(self) -> int:
         """The number of samples per epoch over all ranks: ``num_samples * num_replicas``."""
-        return self._rank_len() * self._settings().num_replicas
+        st = self._settings()
+        return _state.epoch_end(st.n, st.num_replicas, st.drop_last)
 
     @property
     def lengths(self) -> npt.NDArray[np.integer[Any]]:

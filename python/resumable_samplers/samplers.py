@@ -457,7 +457,7 @@ class ResumableDistributedSampler(_ResumableOrder, tud.DistributedSampler[int]):
         # torch computes these with float division, which is off by a few for n > 2**53; the
         # core's integer rule gives the same values below that and the exact ones above.
         self.num_samples = _core.shard_len(n, self.num_replicas, self.rank, 0, drop_last)
-        self.total_size = self.num_samples * self.num_replicas
+        self.total_size = _state.epoch_end(n, self.num_replicas, drop_last)
         self._dataset_len = n
         self._resume = Resume(_checks.positive_int("batch_size", batch_size))
         self._permutation = permutation

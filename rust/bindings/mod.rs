@@ -13,7 +13,9 @@ use pyo3::prelude::*;
 #[pymodule]
 mod _core {
     #[pymodule_export]
-    use super::epoch::{check_rank, randperm, resume_point, same_order, shard_len, Epoch};
+    use super::epoch::{
+        check_rank, epoch_end, randperm, resume_point, same_order, shard_len, Epoch,
+    };
     #[pymodule_export]
     use super::mixture::Mixture;
     #[pymodule_export]

@@ -84,6 +84,13 @@ impl Shard {
         u128::from(self.offset) + u128::from(position) * u128::from(self.replicas)
     }
 
+    /// The end of the epoch in global positions, `T`: where every rank has read its whole
+    /// share (torch's padding or `drop_last` rule), whatever this shard's offset.
+    pub fn epoch_end(&self) -> u128 {
+        let whole = Self { offset: 0, ..*self };
+        whole.consumed(whole.len())
+    }
+
     /// The element of `P` that this rank's `j`-th index is, for `j < len()`.
     #[inline]
     pub fn source(&self, j: u64) -> u64 {
@@ -299,6 +306,18 @@ mod tests {
             ))
         );
         assert!(Shard::new(MAX_LEN + 1, 1, 0, 0, false).is_err());
+    }
+
+    #[test]
+    fn the_epoch_end_is_where_every_rank_has_read_its_share() {
+        for (n, w, drop_last, end) in [(10, 3, false, 12), (10, 3, true, 9), (2, 5, false, 5)] {
+            for offset in [0, 1, 7] {
+                let s = Shard::new(n, w, w - 1, offset, drop_last).unwrap();
+                assert_eq!(s.epoch_end(), end);
+            }
+        }
+        let s = Shard::new(MAX_LEN, u64::MAX, 0, 0, false).unwrap();
+        assert_eq!(s.epoch_end(), u128::from(u64::MAX));
     }
 
     #[test]

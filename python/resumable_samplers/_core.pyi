@@ -149,6 +149,11 @@ class Mixture:
     ) -> Epoch:
         """Rank ``rank``'s share of the stream positions ``[epoch * n, (epoch + 1) * n)``."""
 
+    @staticmethod
+    def epoch_start(epoch: int, num_samples: int) -> int:
+        """Where epoch ``epoch`` of ``num_samples`` stream positions starts; ``ValueError``
+        unless ``(epoch + 1) * num_samples`` is below ``2**64 - 1``."""
+
     def counts(self, position: int) -> list[int]:
         """How many of the stream positions ``[0, position)`` drew from each source."""
 

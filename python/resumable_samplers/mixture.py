@@ -233,11 +233,14 @@ class ResumableMixtureSampler(_ResumableOrder, ResumableSampler):
         epoch = _checks.as_int(name, value)
         if epoch < 0:
             raise ValueError(f"{name} should be a non-negative integer for a mixture, got {epoch}")
-        if (epoch + 1) * self.num_samples >= _checks.U64_MAX:
-            raise ValueError(
-                f"{name} should keep (epoch + 1) * num_samples below {_U64} (num_samples is "
-                f"{self.num_samples}), got {epoch}"
-            )
+        if epoch > _checks.U64_MAX:  # beyond the core's integers
+            raise ValueError(f"{name} should be at most {_U64} for a mixture, got {epoch}")
+        try:  # the core's rule: (epoch + 1) * num_samples below 2**64 - 1
+            _core.Mixture.epoch_start(epoch, self.num_samples)
+        except ValueError as e:
+            if name == "epoch":
+                raise
+            raise ValueError(f"{name} is out of range: {e}") from None
         return epoch
 
     def _build_epoch(self, key: EpochKey) -> _core.Epoch:

@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use crate::bindings::epoch::Epoch;
 use crate::epoch::mixture::MixtureShare;
 use crate::epoch::shard::Shard;
-use crate::orders::mixture::{Mixture as CoreMixture, SourceOrder};
+use crate::orders::mixture::{self, Mixture as CoreMixture, SourceOrder};
 use crate::util::error::invalid;
 use crate::util::limits::written;
 
@@ -52,6 +52,13 @@ impl Mixture {
     ) -> PyResult<Epoch> {
         let shard = Shard::new(n, num_replicas, rank, offset, drop_last)?;
         Ok(MixtureShare::epoch(Arc::clone(&self.inner), shard, epoch)?.into())
+    }
+
+    /// The stream position where epoch `epoch` of `num_samples` positions starts, for an epoch
+    /// whose positions all lie below `2**64 - 1`; `ValueError` otherwise.
+    #[staticmethod]
+    fn epoch_start(epoch: u64, num_samples: u64) -> PyResult<u64> {
+        Ok(mixture::epoch_start(epoch, num_samples)?)
     }
 
     /// How many of the stream positions `[0, position)` drew from each source.

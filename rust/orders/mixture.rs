@@ -283,6 +283,22 @@ impl CyclePerm {
     }
 }
 
+/// The stream position where epoch `epoch` of a mixture read `num_samples` positions per epoch
+/// starts: `epoch * num_samples`, for an epoch whose positions all lie below `u64::MAX` (the
+/// largest position a draw is located for), that is `(epoch + 1) * num_samples < 2**64 - 1`.
+pub fn epoch_start(epoch: u64, num_samples: u64) -> Result<u64, Error> {
+    epoch
+        .checked_mul(num_samples)
+        .filter(|s| s.checked_add(num_samples).is_some_and(|e| e < u64::MAX))
+        .ok_or_else(|| {
+            invalid(format!(
+                "epoch should keep (epoch + 1) * num_samples below {} (num_samples is \
+                 {num_samples}), got {epoch}",
+                written(u64::MAX.into())
+            ))
+        })
+}
+
 /// How each source's draws are ordered within a cycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SourceOrder {

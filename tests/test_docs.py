@@ -129,6 +129,14 @@ def test_install_commands_work_from_a_clone() -> None:
     assert not offending, offending
 
 
+def test_the_readme_api_list_names_every_public_name() -> None:
+    readme = (ROOT / "README.md").read_text()
+    api = readme[readme.index("## API") : readme.index("\n## ", readme.index("## API") + 1)]
+    public = set(resumable_samplers.__all__) - {"__version__"}
+    missing = sorted(name for name in public if not re.search(rf"`{name}[`(\[]", api))
+    assert not missing, missing
+
+
 def test_the_api_reference_covers_the_public_names() -> None:
     text = (DOCS / "api.md").read_text()
     documented = set(re.findall(r"^::: resumable_samplers\.(\w+)$", text, flags=re.MULTILINE))

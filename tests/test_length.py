@@ -117,6 +117,30 @@ def test_order_equals_transformers(
     assert len(s) == len(lengths)
 
 
+def test_the_core_cuts_megabatches_by_the_megabatch_rule() -> None:
+    """The core's builds take the batch size and the multiplier and cut megabatches of
+    ``megabatch_size(n, batch_size, megabatch_mult)`` samples (at most ``n``), as transformers
+    and the documented token-budget rule do; a zero factor is refused, not taken as 1."""
+    from resumable_samplers import _core
+    from resumable_samplers.permutation import core_order
+
+    lengths = [(i * 7) % 23 for i in range(40)]
+    arr = np.asarray(lengths, dtype=np.uint32)
+    order = core_order("torch")
+    for b, mult in [(3, 4), (7, 50), (2**64 - 1, 2)]:
+        epoch = _core.length_grouped_epoch(arr, 22, b, mult, 5, 1, 1, 0, 0, False, order)
+        assert epoch.array().tolist() == hf_order(lengths, b, mult, 5, 1)
+        batches = _core.TokenBudgetBatches(arr, 22, b, mult, 50, 8, 5, 1, order)
+        got = [batches.batch(k) for k in batches.epoch(1, 0, 0, False).array().tolist()]
+        megabatch = _core.megabatch_size(len(lengths), b, mult)
+        assert got == budget_reference(lengths, 50, megabatch, 8, 6)
+    for b, mult in [(0, 3), (3, 0)]:
+        with pytest.raises(ValueError, match="batch_size and megabatch_mult should be positive"):
+            _core.length_grouped_epoch(arr, 22, b, mult, 5, 1, 1, 0, 0, False, order)
+        with pytest.raises(ValueError, match="batch_size and megabatch_mult should be positive"):
+            _core.TokenBudgetBatches(arr, 22, b, mult, 50, 8, 5, 1, order)
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     lengths=lengths_lists,

@@ -195,6 +195,8 @@ def test_zero_weight_sources_are_never_drawn_and_empty_ones_need_weight_zero() -
         rs.ResumableMixtureSampler([5, 5], [1])
     with pytest.raises(ValueError, match="sources should not be empty"):
         rs.ResumableMixtureSampler([], [])
+    with pytest.raises(ValueError, match=r"the sources' lengths should sum to at most 2\*\*63 - 1"):
+        rs.ResumableMixtureSampler([2**62, 2**62], [1, 1])
     with pytest.raises(TypeError, match=r"sources\[0\]"):
         rs.ResumableMixtureSampler([1.5], [1])
     with pytest.raises(ValueError, match="permutation"):
@@ -453,3 +455,19 @@ def test_four_process_gloo_job_resumes_exactly(tmp_path: Path) -> None:
     resumed = [rest[p % 2][p // 2] for p in range(2 * len(rest[0]))]
     combined = head + resumed
     assert combined == [epoch[p % n] for p in range(len(combined))]
+
+
+def test_an_epoch_ends_below_the_last_stream_position() -> None:
+    """Epoch ``e`` covers stream positions ``[e * num_samples, (e + 1) * num_samples)``, all
+    below ``2**64 - 1``: the core's rule, for ``set_epoch`` and for a loaded state alike."""
+    n = 2**32
+    s = rs.ResumableMixtureSampler([5], [1], num_samples=n)
+    s.set_epoch(n - 2)  # positions up to 2**64 - 2**33 - 1
+    assert s.state_dict()["epoch"] == n - 2
+    s.set_epoch(n - 1)
+    with pytest.raises(ValueError, match=r"\(epoch \+ 1\) \* num_samples below 2\*\*64 - 1"):
+        s.state_dict()
+    state = rs.ResumableMixtureSampler([5], [1], num_samples=n).state_dict()
+    state["epoch"] = n - 1
+    with pytest.raises(ValueError, match=r"state field 'epoch' is out of range: .* below 2\*\*64"):
+        rs.ResumableMixtureSampler([5], [1], num_samples=n).load_state_dict(state)

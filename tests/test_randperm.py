@@ -136,6 +136,51 @@ def test_same_order() -> None:
         same_order("torch", "numpy", 10)
 
 
+def test_every_entry_point_reads_order_names_from_the_cores_table() -> None:
+    """Epochs, mixtures, ``randperm`` and the length-grouped builds accept the core's
+    ``ORDER_NAMES`` (those that make sense for them) and refuse others listing exactly those;
+    the names Python offers are the core's."""
+    import numpy as np
+
+    from resumable_samplers import _limits, _torch_version, mixture
+
+    names = _core.ORDER_NAMES
+    assert names == (_limits.TORCH, _limits.TORCH_LEGACY, _limits.LAZY, _limits.IDENTITY)
+    torch_names = {_limits.TORCH, _limits.TORCH_LEGACY}
+    assert {_torch_version.CURRENT, _torch_version.LEGACY} == torch_names
+    assert set(rs.PERMUTATIONS) | set(mixture.MIXTURE_PERMUTATIONS) <= set(names)
+
+    def listed(accepted: tuple[str, ...]) -> str:
+        return "permutation should be one of " + ", ".join(repr(n) for n in accepted)
+
+    shuffling = tuple(n for n in names if n != _limits.IDENTITY)
+    torch_orders = (_limits.TORCH, _limits.TORCH_LEGACY)
+    lengths = np.arange(6, dtype=np.uint32)
+    builds = {
+        "epoch": (lambda p: _core.Epoch(6, 1, 0, 0, False, p, 1, 0), names),
+        "mixture": (lambda p: _core.Mixture([3, 3], [0], [[1, 2]], p, 1), names),
+        "randperm": (lambda p: _core.randperm(6, 1, p), shuffling),
+        "length": (
+            lambda p: _core.length_grouped_epoch(lengths, 5, 2, 1, 1, 0, 1, 0, 0, False, p),
+            torch_orders,
+        ),
+        "budget": (
+            lambda p: _core.TokenBudgetBatches(lengths, 5, 2, 1, 8, 4, 1, 0, p),
+            torch_orders,
+        ),
+    }
+    for what, (build, accepted) in builds.items():
+        for name in names:
+            if name in accepted:
+                build(name)
+            else:
+                with pytest.raises(ValueError, match=listed(accepted)):
+                    build(name)
+        with pytest.raises(ValueError) as e:
+            build("numpy")
+        assert str(e.value) == f'{listed(accepted)}, got "numpy"', what
+
+
 def test_the_limits_are_the_cores() -> None:
     """The core exports its limits; the samplers, the state check and the command line take
     them from there."""

@@ -87,6 +87,20 @@ def test_distributed_equals_torch_on_every_rank(c: Config) -> None:
         assert list(ours) == expected  # the same epoch again is whole
 
 
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_the_epoch_end_is_torchs_total_size(drop_last: bool) -> None:
+    """The core's end of an epoch (``T``, which states are checked against and samplers report
+    as ``total_size``) is torch's ``DistributedSampler.total_size``."""
+    from resumable_samplers import _core
+
+    for n in (0, 1, 7, 10, 64):
+        for w in (1, 2, 3, 8, 11):
+            want = tud.DistributedSampler(range(n), w, 0, shuffle=False, drop_last=drop_last)
+            assert _core.epoch_end(n, w, drop_last) == want.total_size, (n, w)
+            ours = rs.ResumableDistributedSampler(range(n), w, 0, drop_last=drop_last)
+            assert ours.total_size == want.total_size
+
+
 @pytest.mark.parametrize("c", CONFIGS[:120], ids=str)
 def test_random_equals_torch_randperm(c: Config) -> None:
     ours = rs.ResumableRandomSampler(Sized(c.n), seed=c.seed, batch_size=c.batch_size)

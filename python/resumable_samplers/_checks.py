@@ -9,7 +9,14 @@ from typing import Any
 import numpy as np
 
 from resumable_samplers import _core
-from resumable_samplers._limits import LEN_RANGE, SEED_RANGE, TORCH, TORCH_LEGACY, text
+from resumable_samplers._limits import (
+    LEN_RANGE,
+    SEED_RANGE,
+    TORCH,
+    TORCH_LEGACY,
+    in_seed_range,
+    text,
+)
 
 # The core's limits, for the modules that check arguments against them.
 from resumable_samplers._limits import MAX_LEN as MAX_LEN
@@ -61,11 +68,16 @@ def non_negative_int(name: str, value: Any, at_most: int | None = None) -> int:
     return v
 
 
-def replicas(num_replicas: Any, rank: Any) -> tuple[int, int]:
+def num_replicas(value: Any, name: str = "num_replicas") -> int:
+    """A number of replicas: an integer in ``[1, MAX_LEN]``."""
+    return positive_int(name, value, MAX_LEN)
+
+
+def replicas(replicas: Any, rank: Any) -> tuple[int, int]:
     """``num_replicas`` and ``rank`` as ints; the core checks that ``rank`` is one of the
     ``num_replicas`` ranks (``ValueError`` in torch's wording)."""
-    num_replicas = positive_int("num_replicas", num_replicas, MAX_LEN)
-    return num_replicas, _core.check_rank(as_int("rank", rank), num_replicas)
+    count = num_replicas(replicas)
+    return count, _core.check_rank(as_int("rank", rank), count)
 
 
 def as_bool(name: str, value: Any) -> bool:
@@ -102,7 +114,7 @@ def generator_seed(seed: int, epoch: int) -> int:
     complement; anything else is refused rather than silently wrapped.
     """
     s = as_int("seed", seed) + as_int("epoch", epoch)
-    if not SEED_MIN <= s < SEED_END:
+    if not in_seed_range(s):
         raise ValueError(
             f"seed + epoch should be in {SEED_RANGE} (torch.Generator's range), got {s}"
         )
@@ -122,7 +134,7 @@ def order_key(seed: int, epoch: int, permutation: str) -> tuple[int, int]:
         generator_seed(seed, epoch)
     else:
         for name, value in (("seed", seed), ("epoch", epoch)):
-            if not SEED_MIN <= value < SEED_END:
+            if not in_seed_range(value):
                 raise ValueError(f"{name} should be in {SEED_RANGE}, got {value}")
     return seed % SEED_END, epoch % SEED_END
 

@@ -15,6 +15,7 @@ from resumable_samplers._limits import MAX_LEN as MAX_LEN
 from resumable_samplers._limits import SEED_END as SEED_END
 from resumable_samplers._limits import SEED_MIN as SEED_MIN
 from resumable_samplers._limits import SEED_RANGE as SEED_RANGE
+from resumable_samplers._limits import in_seed_range
 from resumable_samplers._limits import text as _text
 
 
@@ -51,7 +52,7 @@ def int_in(lo: int, hi: int | None = None, what: str = "an integer") -> Callable
 def seed(text: str) -> int:
     """A seed in torch's range ``[-2**63, 2**64)``."""
     value = _whole(text, "an integer seed")
-    if not SEED_MIN <= value < SEED_END:
+    if not in_seed_range(value):
         raise argparse.ArgumentTypeError(f"seed should be in {SEED_RANGE}, got {value}")
     return value
 

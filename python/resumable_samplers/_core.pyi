@@ -18,6 +18,7 @@ __all__ = [
     "TokenBudgetBatches",
     "check_rank",
     "default_megabatch_mult",
+    "epoch_end",
     "length_grouped_epoch",
     "lengths_scan",
     "megabatch_size",
@@ -67,6 +68,10 @@ def check_rank(rank: int, num_replicas: int) -> int:
 def shard_len(n: int, num_replicas: int, rank: int, offset: int, drop_last: bool) -> int:
     """How many indices a rank reads after the global positions ``[0, offset)`` were consumed."""
 
+def epoch_end(n: int, num_replicas: int, drop_last: bool) -> int:
+    """The end of an epoch of ``n`` items over ``num_replicas`` ranks in global positions:
+    ``ceil(n / num_replicas) * num_replicas``, or ``floor`` with ``drop_last``."""
+
 def resume_point(consumed: int, num_replicas: int) -> tuple[int, int]:
     """Where a job resumes after the global positions ``[0, consumed)``: ``(offset, position)``.
 
@@ -102,8 +107,9 @@ class Epoch:
     def reader(self, start: int = 0, ahead: bool = True) -> Reader:
         """An iterator over the indices from position ``start`` on, as Python ints.
 
-        With ``ahead``, a lazy epoch's next chunk is computed on a helper thread while the
-        current one is read. Once exhausted, the reader no longer holds the epoch.
+        With ``ahead``, an epoch that computes its indices (the lazy order, a mixture) computes
+        the next chunk on a helper thread while the current one is read. Once exhausted, the
+        reader no longer holds the epoch.
         """
 
     def array(self, start: int = 0) -> npt.NDArray[np.uint32] | npt.NDArray[np.int64]:
@@ -142,6 +148,11 @@ class Mixture:
         self, n: int, num_replicas: int, rank: int, offset: int, drop_last: bool, epoch: int
     ) -> Epoch:
         """Rank ``rank``'s share of the stream positions ``[epoch * n, (epoch + 1) * n)``."""
+
+    @staticmethod
+    def epoch_start(epoch: int, num_samples: int) -> int:
+        """Where epoch ``epoch`` of ``num_samples`` stream positions starts; ``ValueError``
+        unless ``(epoch + 1) * num_samples`` is below ``2**64 - 1``."""
 
     def counts(self, position: int) -> list[int]:
         """How many of the stream positions ``[0, position)`` drew from each source."""
@@ -182,7 +193,8 @@ def typical_batch_size(n: int, total: int, max_tokens: int, max_batch_size: int)
 def length_grouped_epoch(
     lengths: _Lengths,
     max_len: int,
-    megabatch_size: int,
+    batch_size: int,
+    megabatch_mult: int,
     seed: int,
     epoch: int,
     num_replicas: int,
@@ -192,19 +204,23 @@ def length_grouped_epoch(
     permutation: str = "torch",
 ) -> Epoch:
     """This rank's share of transformers' length-grouped order for the generator seeded with
-    ``seed + epoch`` (megabatches of ``megabatch_size``), sharded as :class:`Epoch` shards."""
+    ``seed + epoch`` (megabatches of ``megabatch_size(n, batch_size, megabatch_mult)``
+    samples), sharded as :class:`Epoch` shards."""
 
 @final
 class TokenBudgetBatches:
-    """One epoch of token-budget batches: megabatches sorted longest first, cut into batches of
-    at most ``max_tokens`` padded tokens and ``max_batch_size`` samples, shuffled by
-    ``torch.randperm(len(self))`` drawn after the sample permutation (seed ``seed + epoch``)."""
+    """One epoch of token-budget batches: megabatches (of
+    ``megabatch_size(n, batch_size, megabatch_mult)`` samples, ``batch_size`` being the typical
+    batch) sorted longest first, cut into batches of at most ``max_tokens`` padded tokens and
+    ``max_batch_size`` samples, shuffled by ``torch.randperm(len(self))`` drawn after the sample
+    permutation (seed ``seed + epoch``)."""
 
     def __new__(
         cls,
         lengths: _Lengths,
         max_len: int,
-        megabatch_size: int,
+        batch_size: int,
+        megabatch_mult: int,
         max_tokens: int,
         max_batch_size: int,
         seed: int,

@@ -14,6 +14,13 @@ SEED_END: int = _core.SEED_END
 """torch's generator seeds (and ``seed + epoch``): ``[SEED_MIN, SEED_END)``, taken modulo
 ``SEED_END`` by the core."""
 
+
+def in_seed_range(value: int) -> bool:
+    """Whether ``value`` is one of torch's generator seeds, ``[SEED_MIN, SEED_END)``: the rule
+    for a seed, ``seed + epoch`` and the lazy order's keys."""
+    return SEED_MIN <= value < SEED_END
+
+
 U64_MAX: int = SEED_END - 1
 """The largest value of the core's unsigned 64-bit arguments."""
 

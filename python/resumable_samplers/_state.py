@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from resumable_samplers import _checks, _core
-from resumable_samplers._limits import SEED_RANGE, text
+from resumable_samplers._limits import SEED_RANGE, in_seed_range
 from resumable_samplers.permutation import same_order
 
 FORMAT = "resumable-samplers"
@@ -66,8 +66,9 @@ class Settings(NamedTuple):
 
 def epoch_end(n: int, num_replicas: int, drop_last: bool) -> int:
     """The end of an epoch of ``n`` items over ``num_replicas`` ranks, in global positions:
-    every rank's share (the core's sharding rule) times ``num_replicas``."""
-    return _core.shard_len(n, num_replicas, 0, 0, drop_last) * num_replicas
+    the core's sharding rule."""
+    end: int = _core.epoch_end(n, num_replicas, drop_last)
+    return end
 
 
 def make(settings: Settings, offset: int, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -232,7 +233,7 @@ def read(
     replicas = _field_int(state, "num_replicas")
     shuffle = _field_bool(state, "shuffle")
     drop_last = _field_bool(state, "drop_last")
-    if not _checks.SEED_MIN <= seed < _checks.SEED_END:
+    if not in_seed_range(seed):
         raise ValueError(f"state field 'seed' should be in {SEED_RANGE}, got {seed}")
     permutation = state["permutation"]
     if not isinstance(permutation, str):
@@ -240,12 +241,7 @@ def read(
     _same("dataset_length", n, settings.n)
     _same_order((n,) if sizes is None else sizes, (shuffle, permutation, seed), settings)
     _same("drop_last", drop_last, settings.drop_last)
-    if replicas < 1:
-        raise ValueError(f"state field 'num_replicas' should be >= 1, got {replicas}")
-    if replicas > _checks.MAX_LEN:
-        raise ValueError(
-            f"state field 'num_replicas' should be at most {text(_checks.MAX_LEN)}, got {replicas}"
-        )
+    _checks.num_replicas(replicas, "state field 'num_replicas'")
     end = epoch_end(n, replicas, drop_last)
     if not 0 <= offset <= end:
         raise ValueError(

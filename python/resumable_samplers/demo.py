@@ -457,9 +457,9 @@ def _usage_error(message: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """The ``demo`` command."""
-    from resumable_samplers._limits import SEED_END, text
+    from resumable_samplers._limits import SEED_END, in_seed_range, text
 
-    if args.seed + args.epochs - 1 >= SEED_END:
+    if not in_seed_range(args.seed + args.epochs - 1):  # the last epoch's seed + epoch
         return _usage_error(
             f"--seed + --epochs - 1 should be below {text(SEED_END)} (the sampler seeds epoch e "
             f"with seed + e), got --seed {args.seed} and --epochs {args.epochs}"

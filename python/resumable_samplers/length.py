@@ -74,10 +74,16 @@ class _Lengths:
         return (_Lengths, (array, self.limit))
 
 
+def _u64(factor: int) -> int:
+    """A positive megabatch factor as the core takes it: any factor from ``2**64`` on caps the
+    megabatch at ``n`` as ``2**64 - 1`` does."""
+    return min(factor, _U64_MAX)
+
+
 def _megabatch_size(n: int, batch_size: int, megabatch_mult: int) -> int:
     """Samples per megabatch, by the core's rule (``megabatch_mult * batch_size``, capped at
-    ``n``); both factors are positive, and any factor from ``2**64`` on caps it at ``n``."""
-    return _core.megabatch_size(n, min(batch_size, _U64_MAX), min(megabatch_mult, _U64_MAX))
+    ``n``), the rule the core's builds cut megabatches by."""
+    return _core.megabatch_size(n, _u64(batch_size), _u64(megabatch_mult))
 
 
 def _reopen(where: tuple[str, str, int, int], limit: int, fingerprint: int) -> _Lengths:
@@ -198,7 +204,8 @@ class ResumableLengthGroupedSampler(_ResumableOrder, ResumableSampler):
     @property
     def total_size(self) -> int:
         """The number of samples per epoch over all ranks: ``num_samples * num_replicas``."""
-        return self._rank_len() * self._settings().num_replicas
+        st = self._settings()
+        return _state.epoch_end(st.n, st.num_replicas, st.drop_last)
 
     @property
     def lengths(self) -> npt.NDArray[np.integer[Any]]:
@@ -232,7 +239,8 @@ class ResumableLengthGroupedSampler(_ResumableOrder, ResumableSampler):
         return _core.length_grouped_epoch(
             lengths.array,
             lengths.max,
-            self.megabatch_size,
+            _u64(self.batch_size),
+            _u64(self.megabatch_mult),
             key.seed,
             key.epoch,
             key.num_replicas,
@@ -346,6 +354,7 @@ class ResumableTokenBudgetBatchSampler(_ResumableOrder, tud.Sampler[list[int]]):
         if megabatch_mult is None:
             megabatch_mult = _core.default_megabatch_mult(n, typical)
         self.megabatch_mult = _checks.positive_int("megabatch_mult", megabatch_mult)
+        self._typical = typical
         self.megabatch_size = _megabatch_size(n, typical, self.megabatch_mult)
         """Samples per megabatch: ``megabatch_mult`` typical batches, at most ``len(lengths)``."""
         self.num_replicas, self.rank = _replicas(num_replicas, rank)
@@ -375,7 +384,8 @@ class ResumableTokenBudgetBatchSampler(_ResumableOrder, tud.Sampler[list[int]]):
         built = _core.TokenBudgetBatches(
             lengths.array,
             lengths.max,
-            self.megabatch_size,
+            self._typical,
+            _u64(self.megabatch_mult),
             self.max_tokens,
             cap,
             seed,

@@ -93,10 +93,6 @@ def _lengths(sources: Sequence[Any]) -> list[int]:
             if not 0 <= n <= _checks.MAX_LEN:
                 raise ValueError(f"sources[{k}] should be a length in {_limits.LEN_RANGE}, got {n}")
             lengths.append(n)
-    if sum(lengths) > _checks.MAX_LEN:
-        raise ValueError(
-            f"the sources' lengths should sum to at most {_limits.text(_checks.MAX_LEN)}"
-        )
     return lengths
 
 
@@ -174,26 +170,18 @@ class ResumableMixtureSampler(_ResumableOrder, ResumableSampler):
         super().__init__(batch_size)
         self._lengths = _lengths(sources)
         self._weights = integer_weights(weights)
-        if len(self._weights) != len(self._lengths):
-            raise ValueError(
-                f"weights should have one entry per source ({len(self._lengths)}), "
-                f"got {len(self._weights)}"
-            )
-        for k, (n, w) in enumerate(zip(self._lengths, self._weights, strict=True)):
-            if n == 0 and w > 0:
-                raise ValueError(
-                    f"sources[{k}] is empty but weights[{k}] is positive; give it weight 0"
-                )
+        self.seed = _checks.as_int("seed", seed)
+        self._permutation = _checks.choice("permutation", permutation, MIXTURE_PERMUTATIONS)
+        _checks.order_key(self.seed, 0, self._permutation)
+        self._segments: list[tuple[int, list[int]]] = [(0, self._weights)]
+        # The core checks the sources against the weights (one weight per source, weight 0 for
+        # an empty source) and the sources' total length.
+        self._mix = self._core_mixture(self._segments)
         if num_samples is None:
             num_samples = sum(self._lengths)
         self.num_samples = _checks.non_negative_int("num_samples", num_samples, _checks.MAX_LEN)
         self.num_replicas, self.rank = _replicas(num_replicas, rank)
         self.drop_last = _checks.as_bool("drop_last", drop_last)
-        self.seed = _checks.as_int("seed", seed)
-        self._permutation = _checks.choice("permutation", permutation, MIXTURE_PERMUTATIONS)
-        _checks.order_key(self.seed, 0, self._permutation)
-        self._segments: list[tuple[int, list[int]]] = [(0, self._weights)]
-        self._mix = self._core_mixture(self._segments)
 
     def _core_mixture(self, segments: list[tuple[int, list[int]]]) -> _core.Mixture:
         starts = [s for s, _ in segments]
@@ -245,11 +233,14 @@ class ResumableMixtureSampler(_ResumableOrder, ResumableSampler):
         epoch = _checks.as_int(name, value)
         if epoch < 0:
             raise ValueError(f"{name} should be a non-negative integer for a mixture, got {epoch}")
-        if (epoch + 1) * self.num_samples >= _checks.U64_MAX:
-            raise ValueError(
-                f"{name} should keep (epoch + 1) * num_samples below {_U64} (num_samples is "
-                f"{self.num_samples}), got {epoch}"
-            )
+        if epoch > _checks.U64_MAX:  # beyond the core's integers
+            raise ValueError(f"{name} should be at most {_U64} for a mixture, got {epoch}")
+        try:  # the core's rule: (epoch + 1) * num_samples below 2**64 - 1
+            _core.Mixture.epoch_start(epoch, self.num_samples)
+        except ValueError as e:
+            if name == "epoch":
+                raise
+            raise ValueError(f"{name} is out of range: {e}") from None
         return epoch
 
     def _build_epoch(self, key: EpochKey) -> _core.Epoch:

@@ -333,8 +333,27 @@ class ResumableSampler(_HoldsResume, tud.Sampler[int]):
         self.start_iter = batches
 
 
+class _OverDataSource(_ResumableOrder, ResumableSampler):
+    """A single-process sampler over ``data_source``, whose length is read when an epoch starts
+    (a running epoch keeps its length), as torch's ``RandomSampler`` and ``SequentialSampler``
+    read it."""
+
+    def __init__(self, data_source: Sized, batch_size: int) -> None:
+        super().__init__(batch_size)
+        _checks.dataset_len("data_source", data_source)
+        self._data_source = data_source
+
+    @property
+    def _num_samples(self) -> int:
+        return _checks.dataset_len("data_source", self._data_source)
+
+    def __len__(self) -> int:
+        """The number of samples in an epoch (whatever ``start_iter`` is)."""
+        return self._num_samples
+
+
 @SAMPLER_REGISTRY.register
-class ResumableRandomSampler(_ResumableOrder, ResumableSampler):
+class ResumableRandomSampler(_OverDataSource):
     """Random sampler that can resume mid-epoch; replaces torch's ``RandomSampler``.
 
     Epoch ``e`` yields ``torch.randperm(len(data_source), generator=torch.Generator().manual_seed(
@@ -357,20 +376,10 @@ class ResumableRandomSampler(_ResumableOrder, ResumableSampler):
         *,
         permutation: str = "torch",
     ) -> None:
-        super().__init__(batch_size)
-        _checks.dataset_len("data_source", data_source)
-        self._data_source = data_source
+        super().__init__(data_source, batch_size)
         self._seed = _checks.as_int("seed", seed)
         self._permutation = _checks.choice("permutation", permutation, PERMUTATIONS)
         _checks.order_key(self._seed, 0, self._permutation)
-
-    @property
-    def _num_samples(self) -> int:
-        return _checks.dataset_len("data_source", self._data_source)
-
-    def __len__(self) -> int:
-        """The number of samples in an epoch (whatever ``start_iter`` is)."""
-        return self._num_samples
 
     def _settings(self) -> _state.Settings:
         order = core_order(self._permutation)  # the installed torch's generation
@@ -380,7 +389,7 @@ class ResumableRandomSampler(_ResumableOrder, ResumableSampler):
 
 
 @SAMPLER_REGISTRY.register
-class ResumableSequentialSampler(_ResumableOrder, ResumableSampler):
+class ResumableSequentialSampler(_OverDataSource):
     """Sequential sampler that can resume mid-epoch; replaces torch's ``SequentialSampler``.
 
     Like torch's ``SequentialSampler``, the length of ``data_source`` is read when an epoch
@@ -392,17 +401,7 @@ class ResumableSequentialSampler(_ResumableOrder, ResumableSampler):
     """
 
     def __init__(self, data_source: Sized, batch_size: int = 1) -> None:
-        super().__init__(batch_size)
-        _checks.dataset_len("data_source", data_source)
-        self._data_source = data_source
-
-    @property
-    def _num_samples(self) -> int:
-        return _checks.dataset_len("data_source", self._data_source)
-
-    def __len__(self) -> int:
-        """The number of samples in an epoch (whatever ``start_iter`` is)."""
-        return self._num_samples
+        super().__init__(data_source, batch_size)
 
     def _settings(self) -> _state.Settings:
         order = _limits.IDENTITY
@@ -444,7 +443,7 @@ class ResumableDistributedSampler(_ResumableOrder, tud.DistributedSampler[int]):
     ) -> None:
         n = _checks.dataset_len("dataset", dataset)
         if num_replicas is not None:
-            num_replicas = _checks.positive_int("num_replicas", num_replicas, _checks.MAX_LEN)
+            num_replicas = _checks.num_replicas(num_replicas)
         if rank is not None:
             rank = _checks.as_int("rank", rank)
             if num_replicas is not None:
@@ -458,7 +457,7 @@ class ResumableDistributedSampler(_ResumableOrder, tud.DistributedSampler[int]):
         # torch computes these with float division, which is off by a few for n > 2**53; the
         # core's integer rule gives the same values below that and the exact ones above.
         self.num_samples = _core.shard_len(n, self.num_replicas, self.rank, 0, drop_last)
-        self.total_size = self.num_samples * self.num_replicas
+        self.total_size = _state.epoch_end(n, self.num_replicas, drop_last)
         self._dataset_len = n
         self._resume = Resume(_checks.positive_int("batch_size", batch_size))
         self._permutation = permutation

@@ -59,6 +59,12 @@ pub(crate) fn shard_len(
     Ok(Shard::new(n, num_replicas, rank, offset, drop_last)?.len())
 }
 
+/// The end of an epoch of `n` items over `num_replicas` ranks, in global positions (`T`).
+#[pyfunction]
+pub(crate) fn epoch_end(n: u64, num_replicas: u64, drop_last: bool) -> PyResult<u128> {
+    Ok(Shard::new(n, num_replicas, 0, 0, drop_last)?.epoch_end())
+}
+
 /// Where a job of `num_replicas` ranks resumes after the global positions `[0, consumed)`:
 /// `(offset, position)`, the shard offset to build the epoch with and the position to read from.
 #[pyfunction]

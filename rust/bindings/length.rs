@@ -13,10 +13,9 @@ use pyo3::types::PyBytes;
 use crate::bindings::convert::detached;
 use crate::bindings::epoch::Epoch;
 use crate::epoch::length as length_epoch;
-use crate::epoch::named::torch_generation;
 use crate::epoch::shard::Shard;
-use crate::orders::length::{self, Packing, Stats};
-use crate::orders::torch::epoch_seed;
+use crate::orders::length::{self, Megabatch, Packing, Stats};
+use crate::orders::named::OrderKind;
 use crate::util::error::Error;
 
 /// A 1-D NumPy integer array (C-contiguous, native byte order), whatever its integer type.
@@ -166,20 +165,21 @@ pub(crate) fn typical_batch_size(n: u64, total: u128, max_tokens: u64, max_batch
 }
 
 /// This rank's share of the length-grouped order of `lengths` (transformers'
-/// `get_length_grouped_indices` with megabatches of `megabatch_size` samples and the generator
-/// seeded with `seed + epoch`), sharded as `Epoch` shards the torch order. `max_len` is the
-/// largest length (from `lengths_scan`).
+/// `get_length_grouped_indices` with megabatches of `megabatch_mult` batches of `batch_size`,
+/// capped by `megabatch_size`'s rule, and the generator seeded with `seed + epoch`), sharded
+/// as `Epoch` shards the torch order. `max_len` is the largest length (from `lengths_scan`).
 #[pyfunction]
 #[pyo3(signature = (
-    lengths, max_len, megabatch_size, seed, epoch, num_replicas, rank, offset, drop_last,
-    permutation="torch"
+    lengths, max_len, batch_size, megabatch_mult, seed, epoch, num_replicas, rank, offset,
+    drop_last, permutation="torch"
 ))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn length_grouped_epoch(
     py: Python<'_>,
     lengths: Lengths<'_>,
     max_len: u64,
-    megabatch_size: u64,
+    batch_size: u64,
+    megabatch_mult: u64,
     seed: u64,
     epoch: u64,
     num_replicas: u64,
@@ -188,14 +188,17 @@ pub(crate) fn length_grouped_epoch(
     drop_last: bool,
     permutation: &str,
 ) -> PyResult<Epoch> {
-    let generation = torch_generation(permutation)?;
+    let generation = OrderKind::torch_generation(permutation)?;
     let epoch = with_slice!(stable lengths, |s| {
         let shard = Shard::new(s.len() as u64, num_replicas, rank, offset, drop_last)?;
         detached(py, |i| {
             length_epoch::length_grouped(
                 s,
                 max_len,
-                megabatch_size,
+                Megabatch {
+                    batch_size,
+                    mult: megabatch_mult,
+                },
                 seed,
                 epoch,
                 generation,
@@ -207,8 +210,8 @@ pub(crate) fn length_grouped_epoch(
     Ok(epoch.into())
 }
 
-/// One epoch of token-budget batches of `lengths`: megabatches of `megabatch_size` samples,
-/// each sorted longest first and cut into batches of at most `max_tokens` padded tokens and
+/// One epoch of token-budget batches of `lengths`: megabatches of `megabatch_mult` typical
+/// batches of `batch_size` samples (capped by `megabatch_size`'s rule), each sorted longest first and cut into batches of at most `max_tokens` padded tokens and
 /// `max_batch_size` samples (a sample longer than `max_tokens` alone), in the order
 /// `torch.randperm(num_batches)` drawn after the sample permutation from the generator seeded
 /// with `seed + epoch`.
@@ -221,7 +224,7 @@ pub struct TokenBudgetBatches {
 impl TokenBudgetBatches {
     #[new]
     #[pyo3(signature = (
-        lengths, max_len, megabatch_size, max_tokens, max_batch_size, seed, epoch,
+        lengths, max_len, batch_size, megabatch_mult, max_tokens, max_batch_size, seed, epoch,
         permutation="torch"
     ))]
     #[allow(clippy::too_many_arguments)]
@@ -229,23 +232,28 @@ impl TokenBudgetBatches {
         py: Python<'_>,
         lengths: Lengths<'_>,
         max_len: u64,
-        megabatch_size: u64,
+        batch_size: u64,
+        megabatch_mult: u64,
         max_tokens: u64,
         max_batch_size: u64,
         seed: u64,
         epoch: u64,
         permutation: &str,
     ) -> PyResult<Self> {
-        let generation = torch_generation(permutation)?;
-        let seed = epoch_seed(seed, epoch);
+        let generation = OrderKind::torch_generation(permutation)?;
+        let megabatch = Megabatch {
+            batch_size,
+            mult: megabatch_mult,
+        };
         let packing = with_slice!(stable lengths, |s| detached(py, |i| {
             length::token_budget(
                 s,
                 max_len,
-                megabatch_size,
+                megabatch,
                 max_tokens,
                 max_batch_size,
                 seed,
+                epoch,
                 generation,
                 i,
             )

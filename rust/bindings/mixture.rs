@@ -7,8 +7,9 @@ use pyo3::prelude::*;
 use crate::bindings::epoch::Epoch;
 use crate::epoch::mixture::MixtureShare;
 use crate::epoch::shard::Shard;
-use crate::orders::mixture::{Mixture as CoreMixture, SourceOrder};
+use crate::orders::mixture::{self, Mixture as CoreMixture, SourceOrder};
 use crate::util::error::invalid;
+use crate::util::limits::written;
 
 /// A weighted mixture of sources over a stream of positions.
 #[pyclass(frozen, module = "resumable_samplers._core")]
@@ -53,6 +54,13 @@ impl Mixture {
         Ok(MixtureShare::epoch(Arc::clone(&self.inner), shard, epoch)?.into())
     }
 
+    /// The stream position where epoch `epoch` of `num_samples` positions starts, for an epoch
+    /// whose positions all lie below `2**64 - 1`; `ValueError` otherwise.
+    #[staticmethod]
+    fn epoch_start(epoch: u64, num_samples: u64) -> PyResult<u64> {
+        Ok(mixture::epoch_start(epoch, num_samples)?)
+    }
+
     /// How many of the stream positions `[0, position)` drew from each source.
     fn counts(&self, position: u64) -> Vec<u64> {
         self.inner.counts(position)
@@ -61,7 +69,8 @@ impl Mixture {
     /// The source that stream position `position` draws from, and its draw number there.
     fn draw(&self, position: u64) -> PyResult<(usize, u64)> {
         if position == u64::MAX {
-            return Err(invalid("position should be below 2**64 - 1").into());
+            let limit = written(u64::MAX.into());
+            return Err(invalid(format!("position should be below {limit}")).into());
         }
         Ok(self.inner.draw(position))
     }

@@ -13,7 +13,9 @@ use pyo3::prelude::*;
 #[pymodule]
 mod _core {
     #[pymodule_export]
-    use super::epoch::{check_rank, randperm, resume_point, same_order, shard_len, Epoch};
+    use super::epoch::{
+        check_rank, epoch_end, randperm, resume_point, same_order, shard_len, Epoch,
+    };
     #[pymodule_export]
     use super::mixture::Mixture;
     #[pymodule_export]
@@ -34,7 +36,7 @@ mod _core {
         m.add("SEED_END", 1u128 << 64)?;
         m.add(
             "ORDER_NAMES",
-            pyo3::types::PyTuple::new(m.py(), crate::epoch::named::ORDER_NAMES)?,
+            pyo3::types::PyTuple::new(m.py(), crate::orders::named::ORDER_NAMES)?,
         )?;
         m.add("Reader", super::reader::reader_type(m.py())?)
     }

@@ -5,20 +5,21 @@
 use crate::epoch::order::Epoch;
 use crate::epoch::shard::Shard;
 use crate::epoch::stored::Stored;
-use crate::orders::length::{self, LengthElem, Packing};
+use crate::orders::length::{self, LengthElem, Megabatch, Packing};
 use crate::orders::torch::{epoch_seed, Generation};
 use crate::util::error::Error;
 
 /// Rank `shard`'s share of epoch `epoch` of the length-grouped order of `lengths` (of
 /// `shard.n()` items): transformers' `get_length_grouped_indices` with megabatches of
-/// `megabatch` samples and the generator seeded with `seed + epoch`. `max_len` is the largest
+/// `megabatch` (see `orders::length::megabatch_size`) and the generator seeded with
+/// `seed + epoch`. `max_len` is the largest
 /// length. `interrupted` runs every few tens of milliseconds; `true` stops the work with
 /// [`Error::Interrupted`].
 #[allow(clippy::too_many_arguments)]
 pub fn length_grouped<L: LengthElem>(
     lengths: &[L],
     max_len: u64,
-    megabatch: u64,
+    megabatch: Megabatch,
     seed: u64,
     epoch: u64,
     generation: Generation,

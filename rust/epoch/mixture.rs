@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use crate::epoch::order::{Epoch, RankOrder};
 use crate::epoch::shard::Shard;
-use crate::orders::mixture::Mixture;
-use crate::util::error::{invalid, Error};
+use crate::orders::mixture::{epoch_start, Mixture};
+use crate::util::error::Error;
 
 /// A rank's share of one epoch of a mixture.
 #[derive(Debug)]
@@ -22,11 +22,7 @@ impl MixtureShare {
     /// Epoch `epoch` of `mix` for `shard`, whose `n` is the number of stream positions per
     /// epoch.
     pub fn epoch(mix: Arc<Mixture>, shard: Shard, epoch: u64) -> Result<Epoch, Error> {
-        let n = shard.n();
-        let start = epoch
-            .checked_mul(n)
-            .filter(|s| s.checked_add(n).is_some_and(|e| e < u64::MAX))
-            .ok_or_else(|| invalid("(epoch + 1) * num_samples should stay below 2**64 - 1"))?;
+        let start = epoch_start(epoch, shard.n())?;
         Ok(Epoch::new(Self { shard, mix, start }, shard))
     }
 }
@@ -97,7 +93,10 @@ mod tests {
         assert!(MixtureShare::epoch(Arc::clone(&mix), shard, (1 << 32) - 2).is_ok());
         assert_eq!(
             MixtureShare::epoch(mix, shard, (1 << 32) - 1).unwrap_err(),
-            invalid("(epoch + 1) * num_samples should stay below 2**64 - 1")
+            crate::util::error::invalid(
+                "epoch should keep (epoch + 1) * num_samples below 2**64 - 1 (num_samples is \
+                 4294967296), got 4294967295"
+            )
         );
     }
 }

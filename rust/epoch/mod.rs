@@ -8,7 +8,8 @@
 //!
 //! The orders: [`identity`], [`lazy`], [`torch`] (stored, or [`stream`]ed while it is
 //! shuffled), [`mixture`], [`length`] (length-grouped and token-budget batches, stored), and the
-//! names samplers give them in [`named`].
+//! orders samplers name, with their keys, in [`named`] (the names themselves are
+//! `orders/named.rs`'s).
 //!
 //! # Adding an order
 //! Write its pure function of the keys in `orders/` if it needs one. Then add one file here

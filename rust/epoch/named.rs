@@ -1,14 +1,15 @@
-//! The orders a sampler names with `permutation=` (and the identity of `shuffle=False`):
-//! parsing a name, and the epoch each builds.
+//! The orders a sampler names with `permutation=` (and the identity of `shuffle=False`), with
+//! their keys, and the epoch each builds. The names themselves are `orders/named.rs`'s.
 
 use crate::epoch::identity::Identity;
 use crate::epoch::lazy::Lazy;
 use crate::epoch::order::Epoch;
 use crate::epoch::shard::Shard;
 use crate::epoch::torch;
+use crate::orders::named::OrderKind;
 use crate::orders::torch::{epoch_seed, randperm as torch_randperm, Generation};
 use crate::util::buffer::IndexVec;
-use crate::util::error::{invalid, Error};
+use crate::util::error::Error;
 
 /// The permutation `P` of an epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,28 +28,23 @@ pub enum Order {
     Lazy { seed: u64, epoch: u64 },
 }
 
-/// The order names [`Order::parse`] accepts.
-pub const ORDER_NAMES: [&str; 4] = ["torch", "torch-legacy", "lazy", "identity"];
-
 impl Order {
-    /// Parses an order name; `seed` and `epoch` are taken modulo 2**64. `"torch"` is the order
-    /// of torch 2.6 and later, `"torch-legacy"` that of torch up to 2.5 (see `orders/torch.rs`).
-    pub fn parse(permutation: &str, seed: u64, epoch: u64) -> Result<Self, Error> {
-        let torch = |generation| Order::Torch {
-            seed,
-            epoch,
-            generation,
-        };
-        match permutation {
-            "torch" => Ok(torch(Generation::Current)),
-            "torch-legacy" => Ok(torch(Generation::Legacy)),
-            "lazy" => Ok(Order::Lazy { seed, epoch }),
-            "identity" => Ok(Order::Identity),
-            other => Err(invalid(format!(
-                "permutation should be one of {}, got {other:?}",
-                ORDER_NAMES.map(|n| format!("'{n}'")).join(", ")
-            ))),
+    /// The order of `kind` keyed by `seed` and `epoch` (modulo 2**64).
+    pub fn of(kind: OrderKind, seed: u64, epoch: u64) -> Self {
+        match kind {
+            OrderKind::Torch(generation) => Order::Torch {
+                seed,
+                epoch,
+                generation,
+            },
+            OrderKind::Lazy => Order::Lazy { seed, epoch },
+            OrderKind::Identity => Order::Identity,
         }
+    }
+
+    /// The order named `permutation` (see `orders/named.rs`), keyed by `seed` and `epoch`.
+    pub fn parse(permutation: &str, seed: u64, epoch: u64) -> Result<Self, Error> {
+        Ok(Self::of(OrderKind::parse(permutation)?, seed, epoch))
     }
 
     /// Whether the orders named `a` and `b` give the same permutation of `n` items for every
@@ -83,17 +79,6 @@ impl Order {
     }
 }
 
-/// The torch generation named `permutation` (`"torch"` or `"torch-legacy"`), for the orders
-/// built on torch's generator alone (length grouping, token budgets).
-pub fn torch_generation(permutation: &str) -> Result<Generation, Error> {
-    match Order::parse(permutation, 0, 0)? {
-        Order::Torch { generation, .. } => Ok(generation),
-        _ => Err(invalid(format!(
-            "permutation should be 'torch' or 'torch-legacy', got {permutation:?}"
-        ))),
-    }
-}
-
 /// The whole permutation of `[0, n)` of the shuffling order named `permutation`, seeded with
 /// `seed` (epoch 0): `torch.randperm(n)` or the lazy bijection. `interrupted` as for
 /// [`Order::epoch`].
@@ -103,16 +88,14 @@ pub fn permutation(
     permutation: &str,
     interrupted: &mut dyn FnMut() -> bool,
 ) -> Result<IndexVec, Error> {
-    match Order::parse(permutation, seed, 0)? {
+    let kind = OrderKind::parse_among(permutation, OrderKind::shuffles)?;
+    match Order::of(kind, seed, 0) {
         Order::Torch {
             seed, generation, ..
         } => torch_randperm(n, seed, generation, interrupted),
-        Order::Lazy { seed, epoch } => {
-            Lazy::epoch(Shard::whole(n)?, seed, epoch)?.to_vec_from(0, interrupted)
-        }
-        Order::Identity => Err(invalid(
-            "permutation should be one of 'torch', 'torch-legacy', 'lazy', got 'identity'",
-        )),
+        order => order
+            .epoch(Shard::whole(n)?, interrupted)?
+            .to_vec_from(0, interrupted),
     }
 }
 
@@ -194,18 +177,15 @@ mod tests {
 
     #[test]
     fn names_parse_and_compare() {
-        for name in ORDER_NAMES {
+        for name in crate::orders::named::ORDER_NAMES {
             assert!(Order::parse(name, 0, 0).is_ok());
         }
-        let err = Order::parse("random", 0, 0).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "permutation should be one of 'torch', 'torch-legacy', 'lazy', 'identity', got \"random\""
-        );
+        assert!(Order::parse("random", 0, 0).is_err());
         assert!(Order::same_permutation("torch", "torch-legacy", 1000).unwrap());
         assert!(!Order::same_permutation("torch", "torch-legacy", 1 << 40).unwrap());
-        assert_eq!(torch_generation("torch-legacy"), Ok(Generation::Legacy));
-        assert!(torch_generation("lazy").is_err());
         assert!(permutation(5, 0, "identity", &mut || false).is_err());
+        let lazy = permutation(50, 3, "lazy", &mut || false).unwrap();
+        let epoch = build(Shard::whole(50).unwrap(), Order::Lazy { seed: 3, epoch: 0 });
+        assert!((0..50).all(|j| lazy.get(j as usize) == epoch.get(j)));
     }
 }

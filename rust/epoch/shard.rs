@@ -9,7 +9,7 @@
 
 use crate::util::buffer::{zeroed_vec, IndexElem};
 use crate::util::error::{invalid, poll, Error};
-use crate::util::limits::MAX_LEN;
+use crate::util::limits::{written, MAX_LEN};
 
 /// One rank's view of an epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,11 +33,9 @@ impl Shard {
     ) -> Result<Self, Error> {
         if n > MAX_LEN {
             return Err(invalid(format!(
-                "dataset length should be at most 2**63 - 1, got {n}"
+                "dataset length should be at most {}, got {n}",
+                written(MAX_LEN.into())
             )));
-        }
-        if replicas == 0 {
-            return Err(invalid("num_replicas should be a positive integer, got 0"));
         }
         check_rank(i128::from(rank), replicas)?;
         Ok(Self {
@@ -84,6 +82,13 @@ impl Shard {
     /// shard: `offset + position * replicas`. The inverse of [`resume_point`].
     pub fn consumed(&self, position: u64) -> u128 {
         u128::from(self.offset) + u128::from(position) * u128::from(self.replicas)
+    }
+
+    /// The end of the epoch in global positions, `T`: where every rank has read its whole
+    /// share (torch's padding or `drop_last` rule), whatever this shard's offset.
+    pub fn epoch_end(&self) -> u128 {
+        let whole = Self { offset: 0, ..*self };
+        whole.consumed(whole.len())
     }
 
     /// The element of `P` that this rank's `j`-th index is, for `j < len()`.
@@ -139,18 +144,22 @@ impl Shard {
 /// Rank `r` then reads `G(consumed + r + j * replicas)`, the same as a shard built with
 /// `offset = consumed`, while every resume point with the same residue shares one shard.
 pub fn resume_point(consumed: u64, replicas: u64) -> Result<(u64, u64), Error> {
+    check_replicas(replicas)?;
+    Ok((consumed % replicas, consumed / replicas))
+}
+
+/// The number of ranks of a job: at least one.
+fn check_replicas(replicas: u64) -> Result<(), Error> {
     if replicas == 0 {
         return Err(invalid("num_replicas should be a positive integer, got 0"));
     }
-    Ok((consumed % replicas, consumed / replicas))
+    Ok(())
 }
 
 /// torch's `DistributedSampler` rule, in its wording: `rank` is one of the `replicas` ranks
 /// (`replicas >= 1`). Signed, so that a negative rank gets the same message.
 pub fn check_rank(rank: i128, replicas: u64) -> Result<u64, Error> {
-    if replicas == 0 {
-        return Err(invalid("num_replicas should be a positive integer, got 0"));
-    }
+    check_replicas(replicas)?;
     if rank < 0 || rank >= i128::from(replicas) {
         return Err(rank_error(&rank.to_string(), replicas));
     }
@@ -297,6 +306,18 @@ mod tests {
             ))
         );
         assert!(Shard::new(MAX_LEN + 1, 1, 0, 0, false).is_err());
+    }
+
+    #[test]
+    fn the_epoch_end_is_where_every_rank_has_read_its_share() {
+        for (n, w, drop_last, end) in [(10, 3, false, 12), (10, 3, true, 9), (2, 5, false, 5)] {
+            for offset in [0, 1, 7] {
+                let s = Shard::new(n, w, w - 1, offset, drop_last).unwrap();
+                assert_eq!(s.epoch_end(), end);
+            }
+        }
+        let s = Shard::new(MAX_LEN, u64::MAX, 0, 0, false).unwrap();
+        assert_eq!(s.epoch_end(), u128::from(u64::MAX));
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! the result never depends on the number of threads.
 
 use crate::orders::mt19937::TorchMt;
-use crate::orders::torch::{randperm, randperm_from, Generation};
+use crate::orders::torch::{epoch_seed, randperm, randperm_from, Generation};
 use crate::util::buffer::{IndexElem, IndexVec};
 use crate::util::error::{invalid, poll, Error};
 
@@ -135,10 +135,20 @@ pub fn default_megabatch_mult(n: u64, batch_size: u64) -> u64 {
     (n / per).clamp(1, 50)
 }
 
+/// How an epoch is cut into megabatches: `mult` batches of `batch_size` samples each, sized by
+/// [`megabatch_size`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Megabatch {
+    pub batch_size: u64,
+    pub mult: u64,
+}
+
 /// `mult * batch_size` samples per megabatch, capped at `n` (one megabatch holds them all).
 pub fn megabatch_size(n: u64, batch_size: u64, mult: u64) -> Result<u64, Error> {
     if batch_size == 0 || mult == 0 {
-        return Err(invalid("batch_size and megabatch_mult should be positive"));
+        return Err(invalid(format!(
+            "batch_size and megabatch_mult should be positive, got {batch_size} and {mult}"
+        )));
     }
     Ok(batch_size.saturating_mul(mult).min(n.max(1)))
 }
@@ -234,47 +244,38 @@ fn sort_part<T: IndexElem, L: LengthElem>(
         return Ok(());
     }
     if max_len > u64::from(u32::MAX) || size > u32::MAX as usize {
-        // (inverted length, position) keys in 128 bits, sorted in place: the stable sort by
-        // length, descending, with scratch space allocated fallibly (a stable sort allocates
-        // its own and aborts if it cannot).
-        let mut keys: Vec<u128> = Vec::new();
-        let mut vals: Vec<T> = Vec::new();
-        reserve(&mut keys, room)?;
-        reserve(&mut vals, room)?;
-        for mb in part.chunks_mut(size) {
-            keys.clear();
-            keys.extend(
-                mb.iter()
-                    .enumerate()
-                    .map(|(k, &i)| (u128::from(!len_of(i)) << 64) | k as u128),
-            );
-            keys.sort_unstable();
-            vals.clear();
-            vals.extend_from_slice(mb);
-            for (o, &key) in mb.iter_mut().zip(&keys) {
-                *o = vals[key as u64 as usize];
-            }
-        }
-        return Ok(());
+        // (inverted length, position) in 128 bits.
+        let key = |i: T, k: usize| (u128::from(!len_of(i)) << 64) | k as u128;
+        return sort_by_packed_keys(part, size, room, key, |key| key as u64 as usize);
     }
-    // (inverted length, position) keys are distinct, so an unstable sort of them is the
-    // stable sort by length, descending.
-    let mut keys: Vec<u64> = Vec::new();
+    let key = |i: T, k: usize| (u64::from(!(len_of(i) as u32)) << 32) | k as u64;
+    sort_by_packed_keys(part, size, room, key, |key| (key & 0xFFFF_FFFF) as usize)
+}
+
+/// Sorts each megabatch (of `size`) of `part` by length, descending, ties in their order:
+/// `key(index, position)` packs the inverted length above the position, so the keys are
+/// distinct and an unstable sort of them is the stable sort by length; `position(key)` unpacks
+/// the position. The scratch space (`room` keys and indices) is allocated fallibly (a stable
+/// sort allocates its own and aborts if it cannot), before the part is touched.
+fn sort_by_packed_keys<T: IndexElem, K: Ord + Copy>(
+    part: &mut [T],
+    size: usize,
+    room: usize,
+    key: impl Fn(T, usize) -> K,
+    position: impl Fn(K) -> usize,
+) -> Result<(), Error> {
+    let mut keys: Vec<K> = Vec::new();
     let mut vals: Vec<T> = Vec::new();
     reserve(&mut keys, room)?;
     reserve(&mut vals, room)?;
     for mb in part.chunks_mut(size) {
         keys.clear();
-        keys.extend(
-            mb.iter()
-                .enumerate()
-                .map(|(k, &i)| (u64::from(!(len_of(i) as u32)) << 32) | k as u64),
-        );
+        keys.extend(mb.iter().enumerate().map(|(k, &i)| key(i, k)));
         keys.sort_unstable();
         vals.clear();
         vals.extend_from_slice(mb);
-        for (o, &key) in mb.iter_mut().zip(&keys) {
-            *o = vals[(key & 0xFFFF_FFFF) as usize];
+        for (o, &k) in mb.iter_mut().zip(&keys) {
+            *o = vals[position(k)];
         }
     }
     Ok(())
@@ -348,19 +349,25 @@ fn threads() -> usize {
     std::thread::available_parallelism().map_or(1, |t| t.get())
 }
 
-/// transformers' `get_length_grouped_indices` for a megabatch of `megabatch` samples and the
-/// generator seeded with `seed`. `max_len` is [`Stats::max`].
+/// [`megabatch_size`] for `n` samples, as a slice length.
+fn megabatch_len(n: u64, megabatch: Megabatch) -> Result<usize, Error> {
+    let size = megabatch_size(n, megabatch.batch_size, megabatch.mult)?;
+    Ok(usize::try_from(size).unwrap_or(usize::MAX))
+}
+
+/// transformers' `get_length_grouped_indices` for megabatches of `megabatch` (sized by
+/// [`megabatch_size`]) and the generator seeded with `seed`. `max_len` is [`Stats::max`].
 pub fn length_grouped<L: LengthElem>(
     lengths: &[L],
     max_len: u64,
-    megabatch: u64,
+    megabatch: Megabatch,
     seed: u64,
     generation: Generation,
     interrupted: &mut dyn FnMut() -> bool,
 ) -> Result<IndexVec, Error> {
     let n = lengths.len() as u64;
+    let size = megabatch_len(n, megabatch)?;
     let mut order = randperm(n, seed, generation, interrupted)?;
-    let size = usize::try_from(megabatch.clamp(1, n.max(1))).unwrap_or(usize::MAX);
     match &mut order {
         IndexVec::U32(o) => group(o, lengths, size, max_len, threads(), interrupted)?,
         IndexVec::I64(o) => group(o, lengths, size, max_len, threads(), interrupted)?,
@@ -455,25 +462,27 @@ fn pack<T: IndexElem, L: LengthElem>(
     Ok(starts)
 }
 
-/// One epoch of token-budget batches for the generator seeded with `seed`: megabatches of
-/// `megabatch` samples, batches of at most `max_tokens` padded tokens (a longer sample alone)
-/// and at most `max_batch_size` samples, in a shuffled order.
+/// One epoch of token-budget batches for the generator seeded with `seed + epoch`: megabatches of
+/// `megabatch` typical batches (sized by [`megabatch_size`]), batches of at most `max_tokens`
+/// padded tokens (a longer sample alone) and at most `max_batch_size` samples, in a shuffled
+/// order.
 #[allow(clippy::too_many_arguments)]
 pub fn token_budget<L: LengthElem>(
     lengths: &[L],
     max_len: u64,
-    megabatch: u64,
+    megabatch: Megabatch,
     max_tokens: u64,
     max_batch_size: u64,
     seed: u64,
+    epoch: u64,
     generation: Generation,
     interrupted: &mut dyn FnMut() -> bool,
 ) -> Result<Packing, Error> {
     let n = lengths.len() as u64;
+    let size = megabatch_len(n, megabatch)?;
     // The batch order continues the generator where the sample permutation left it.
-    let mut rng = TorchMt::new(seed);
+    let mut rng = TorchMt::new(epoch_seed(seed, epoch));
     let mut samples = randperm_from(n, &mut rng, generation, interrupted)?;
-    let size = usize::try_from(megabatch.clamp(1, n.max(1))).unwrap_or(usize::MAX);
     let starts = match &mut samples {
         IndexVec::U32(o) => {
             sort_megabatches(o, lengths, size, max_len, threads(), interrupted)?;
@@ -536,6 +545,48 @@ mod tests {
             IndexVec::I64(o) => group(o, lengths, size, max, t, &mut ok).unwrap(),
         }
         (0..order.len()).map(|k| order.get(k)).collect()
+    }
+
+    #[test]
+    fn every_key_width_sorts_like_the_reference() {
+        // Lengths below 2**16 (radix sort), below 2**32 (64-bit keys) and above (128-bit keys),
+        // with many ties.
+        for scale in [1u64, 1 << 20, 1 << 40] {
+            let lengths: Vec<u64> = (0..500u64).map(|i| (i * 2654435761 % 97) * scale).collect();
+            for (b, mult) in [(4, 3), (7, 50)] {
+                assert_eq!(
+                    grouped(&lengths, b, mult, 9, 2),
+                    reference(&lengths, b, mult, 9)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn builds_size_megabatches_by_the_megabatch_rule() {
+        let lengths: Vec<u32> = (0..30u32).map(|i| (i * 7) % 11).collect();
+        let max = 10;
+        let build = |batch_size, mult| {
+            let mb = Megabatch { batch_size, mult };
+            length_grouped(&lengths, max, mb, 4, Generation::Current, &mut ok)
+        };
+        let as_vec = |v: IndexVec| (0..v.len()).map(|k| v.get(k)).collect::<Vec<_>>();
+        assert_eq!(as_vec(build(3, 4).unwrap()), grouped(&lengths, 3, 4, 4, 1));
+        // Capped at n: one megabatch, however large the product.
+        assert_eq!(
+            as_vec(build(u64::MAX, 3).unwrap()),
+            grouped(&lengths, 30, 1, 4, 1)
+        );
+        for (b, mult) in [(0, 3), (3, 0)] {
+            assert!(build(b, mult).is_err());
+            let mb = Megabatch {
+                batch_size: b,
+                mult,
+            };
+            assert!(
+                token_budget(&lengths, max, mb, 20, 4, 4, 0, Generation::Current, &mut ok).is_err()
+            );
+        }
     }
 
     #[test]
@@ -616,13 +667,18 @@ mod tests {
     #[test]
     fn token_budget_continues_the_generator() {
         let lengths: Vec<u32> = (0..200u32).map(|i| 1 + (i * 37) % 50).collect();
+        let megabatch = Megabatch {
+            batch_size: 20,
+            mult: 2,
+        };
         let p = token_budget(
             &lengths,
             50,
-            40,
+            megabatch,
             100,
             u64::MAX,
-            3,
+            1,
+            2,
             Generation::Current,
             &mut ok,
         )
@@ -668,7 +724,8 @@ mod tests {
             seed: u64,
         ) {
             let max = lengths.iter().copied().max().unwrap() as u64;
-            let p = token_budget(&lengths, max, megabatch, max_tokens, max_batch_size, seed, Generation::Current, &mut ok).unwrap();
+            let mb = Megabatch { batch_size: megabatch, mult: 1 };
+            let p = token_budget(&lengths, max, mb, max_tokens, max_batch_size, seed, 0, Generation::Current, &mut ok).unwrap();
             let n = lengths.len();
             let mut seen = vec![false; n];
             prop_assert_eq!(p.starts[0], 0);

@@ -25,12 +25,13 @@
 use std::sync::Arc;
 
 use crate::orders::lazy::LazyPermutation;
+use crate::orders::named::OrderKind;
 use crate::orders::torch::Generation;
 use crate::orders::torch::{epoch_seed, randperm};
 use crate::util::buffer::{filled_vec, IndexVec};
 use crate::util::error::{invalid, Error};
 use crate::util::fork_lock::ForkLock;
-use crate::util::limits::MAX_LEN;
+use crate::util::limits::{written, MAX_LEN};
 
 /// The largest sum of weights: keeps `2 * m * wl + wn` within 128 bits for any 64-bit `m`.
 pub const MAX_WEIGHT_SUM: u64 = 1 << 62;
@@ -68,7 +69,12 @@ impl Schedule {
             sum = sum
                 .checked_add(w)
                 .filter(|&s| s <= MAX_WEIGHT_SUM)
-                .ok_or_else(|| invalid("the sum of the weights should be at most 2**62"))?;
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "the sum of the weights should be at most {}",
+                        written(MAX_WEIGHT_SUM.into())
+                    ))
+                })?;
         }
         if sum == 0 {
             return Err(invalid("weights should not all be zero"));
@@ -277,6 +283,22 @@ impl CyclePerm {
     }
 }
 
+/// The stream position where epoch `epoch` of a mixture read `num_samples` positions per epoch
+/// starts: `epoch * num_samples`, for an epoch whose positions all lie below `u64::MAX` (the
+/// largest position a draw is located for), that is `(epoch + 1) * num_samples < 2**64 - 1`.
+pub fn epoch_start(epoch: u64, num_samples: u64) -> Result<u64, Error> {
+    epoch
+        .checked_mul(num_samples)
+        .filter(|s| s.checked_add(num_samples).is_some_and(|e| e < u64::MAX))
+        .ok_or_else(|| {
+            invalid(format!(
+                "epoch should keep (epoch + 1) * num_samples below {} (num_samples is \
+                 {num_samples}), got {epoch}",
+                written(u64::MAX.into())
+            ))
+        })
+}
+
 /// How each source's draws are ordered within a cycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SourceOrder {
@@ -291,23 +313,13 @@ pub enum SourceOrder {
 }
 
 impl SourceOrder {
+    /// The source order named `permutation` (see `orders/named.rs`), keyed by `seed`.
     pub fn parse(permutation: &str, seed: u64) -> Result<Self, Error> {
-        match permutation {
-            "lazy" => Ok(SourceOrder::Lazy { seed }),
-            "torch" => Ok(SourceOrder::Torch {
-                seed,
-                generation: Generation::Current,
-            }),
-            "torch-legacy" => Ok(SourceOrder::Torch {
-                seed,
-                generation: Generation::Legacy,
-            }),
-            "identity" => Ok(SourceOrder::Identity),
-            other => Err(invalid(format!(
-                "permutation should be one of 'lazy', 'torch', 'torch-legacy', 'identity', got \
-                 '{other}'"
-            ))),
-        }
+        Ok(match OrderKind::parse(permutation)? {
+            OrderKind::Lazy => SourceOrder::Lazy { seed },
+            OrderKind::Torch(generation) => SourceOrder::Torch { seed, generation },
+            OrderKind::Identity => SourceOrder::Identity,
+        })
     }
 }
 
@@ -361,7 +373,12 @@ impl Mixture {
             total = total
                 .checked_add(n)
                 .filter(|&t| t <= MAX_LEN)
-                .ok_or_else(|| invalid("the sources' lengths should sum to at most 2**63 - 1"))?;
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "the sources' lengths should sum to at most {}",
+                        written(MAX_LEN.into())
+                    ))
+                })?;
         }
         if segments.is_empty() || segments[0].0 != 0 {
             return Err(invalid(
@@ -379,7 +396,7 @@ impl Mixture {
             }
             if let Some(k) = (0..lengths.len()).find(|&k| weights[k] > 0 && lengths[k] == 0) {
                 return Err(invalid(format!(
-                    "source {k} is empty but has a positive weight; give it weight 0"
+                    "sources[{k}] is empty but weights[{k}] is positive; give it weight 0"
                 )));
             }
             let schedule = Schedule::new(weights)?;

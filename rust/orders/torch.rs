@@ -22,7 +22,7 @@
 use crate::orders::mt19937::TorchMt;
 use crate::util::buffer::{IndexElem, IndexVec};
 use crate::util::error::{invalid, poll, Error};
-use crate::util::limits::MAX_LEN;
+use crate::util::limits::{written, MAX_LEN};
 
 /// torch (from 2.6) uses the swap loop for `n` below this and the inside-out loop from here on.
 pub const SWAP_REGIME_LIMIT: u64 = (u32::MAX / 20) as u64;
@@ -287,7 +287,10 @@ pub fn randperm_from(
     interrupted: &mut dyn FnMut() -> bool,
 ) -> Result<IndexVec, Error> {
     if n > MAX_LEN {
-        return Err(invalid(format!("n should be at most 2**63 - 1, got {n}")));
+        return Err(invalid(format!(
+            "n should be at most {}, got {n}",
+            written(MAX_LEN.into())
+        )));
     }
     let mut perm = IndexVec::zeroed(n, n)?;
     match &mut perm {

@@ -50,11 +50,11 @@ READ = 300_000  # chunks of 8192 indices and more are computed ahead on helper t
 
 
 def length(epoch: int) -> Any:
-    return _core.length_grouped_epoch(LENGTHS, 4999, 4096, 7, epoch, 1, 0, 0, False)
+    return _core.length_grouped_epoch(LENGTHS, 4999, 4096, 1, 7, epoch, 1, 0, 0, False)
 
 
 def budget(epoch: int) -> Any:
-    return _core.TokenBudgetBatches(LENGTHS, 4999, 4096, 20_000, 64, 7, epoch)
+    return _core.TokenBudgetBatches(LENGTHS, 4999, 4096, 1, 20_000, 64, 7, epoch)
 
 
 def mixture_reader(epoch: int) -> Any:

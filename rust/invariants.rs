@@ -4,12 +4,13 @@
 
 use proptest::prelude::*;
 
-use crate::epoch::{EpochIndices, Order};
-use crate::error::Error;
-use crate::lazy::LazyPermutation;
-use crate::mt19937::TorchMt;
-use crate::permutation::{torch_randperm, SWAP_REGIME_LIMIT};
-use crate::shard::{Shard, MAX_LEN};
+use crate::epoch::indices::{EpochIndices, Order};
+use crate::epoch::shard::Shard;
+use crate::orders::lazy::LazyPermutation;
+use crate::orders::mt19937::TorchMt;
+use crate::orders::torch::{torch_randperm, SWAP_REGIME_LIMIT};
+use crate::util::error::Error;
+use crate::util::limits::MAX_LEN;
 
 fn build(shard: Shard, order: Order) -> EpochIndices {
     EpochIndices::build::<Error>(shard, order, &mut || Ok(())).unwrap()
@@ -123,7 +124,7 @@ proptest! {
         start_seed: u64,
     ) {
         let shard = Shard::new(n, w, r_seed % w, n * c_pct / 100, false).unwrap();
-        for order in [Order::Identity, Order::Torch { seed, epoch: 1, generation: crate::permutation::Generation::Current }, Order::Lazy { seed, epoch: 1 }] {
+        for order in [Order::Identity, Order::Torch { seed, epoch: 1, generation: crate::orders::torch::Generation::Current }, Order::Lazy { seed, epoch: 1 }] {
             let e = build(shard, order);
             let start = if e.is_empty() { 0 } else { start_seed % e.len() };
             let v = e.to_vec_from::<Error>(start, &mut || Ok(())).unwrap();
@@ -141,7 +142,7 @@ proptest! {
     fn swap_regime_equals_torchs_loop(n in 0usize..5000, seed: u64) {
         prop_assert!((n as u64) < SWAP_REGIME_LIMIT);
         let mut ours = vec![0u32; n];
-        torch_randperm::<u32, ()>(&mut ours, seed, crate::permutation::Generation::Current, &mut || Ok(())).unwrap();
+        torch_randperm::<u32, ()>(&mut ours, seed, crate::orders::torch::Generation::Current, &mut || Ok(())).unwrap();
         let mut rng = TorchMt::new(seed);
         let mut want: Vec<u32> = (0..n as u32).collect();
         for i in 0..n.saturating_sub(1) {

@@ -1,27 +1,14 @@
 //! Core of `resumable-samplers`: seeded permutations, replica sharding, padding and offset
-//! slicing, written into plain buffers. Nothing here knows about Python; the bindings live in
-//! `python.rs` behind the `python` feature.
+//! slicing, written into plain buffers. Layers, lowest first: `util` (errors, limits, buffers,
+//! threads), `orders` (pure orders), `epoch` (one rank's share, streams, readers) and the
+//! Python `bindings` behind the `python` feature.
 
-pub mod buffer;
 pub mod epoch;
-pub mod error;
-pub mod fork_lock;
-pub mod lazy;
-pub mod length;
-pub mod mixture;
-pub mod mt19937;
-pub mod permutation;
-pub mod reader;
-pub mod shard;
-pub mod stream;
-pub mod thread;
+pub mod orders;
+pub mod util;
 
 #[cfg(feature = "python")]
-mod py_length;
-#[cfg(feature = "python")]
-mod py_reader;
-#[cfg(feature = "python")]
-mod python;
+mod bindings;
 
 #[cfg(test)]
 mod invariants;

@@ -7,6 +7,7 @@ mod epoch;
 mod length;
 mod mixture;
 mod reader;
+mod shards;
 
 use pyo3::prelude::*;
 
@@ -16,6 +17,8 @@ mod _core {
     use super::epoch::{randperm, resume_point, same_order, shard_len, Epoch};
     #[pymodule_export]
     use super::mixture::Mixture;
+    #[pymodule_export]
+    use super::shards::ShardSizes;
     #[pymodule_export]
     use crate::bindings::length::{
         default_megabatch_mult, length_grouped_epoch, lengths_scan, typical_batch_size,

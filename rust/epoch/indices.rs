@@ -7,6 +7,7 @@ use crate::epoch::shard::{gather, Shard};
 use crate::epoch::stream::Streamed;
 use crate::orders::lazy::LazyPermutation;
 use crate::orders::mixture::Mixture;
+use crate::orders::shards::ShardOrder;
 use crate::orders::torch::randperm;
 use crate::orders::torch::Generation;
 use crate::util::buffer::{IndexElem, IndexVec};
@@ -97,6 +98,8 @@ pub enum EpochIndices {
         mix: Arc<Mixture>,
         start: u64,
     },
+    /// Computed: the shard order's rank share.
+    Shards(ShardOrder),
 }
 
 impl EpochIndices {
@@ -150,6 +153,7 @@ impl EpochIndices {
             EpochIndices::Identity(s) | EpochIndices::Lazy { shard: s, .. } => s.len(),
             EpochIndices::Streamed(s) => s.len(),
             EpochIndices::Mixture { shard, .. } => shard.len(),
+            EpochIndices::Shards(s) => s.len(),
         }
     }
 
@@ -185,6 +189,7 @@ impl EpochIndices {
         debug_assert!(start + out.len() as u64 <= self.len());
         match self {
             EpochIndices::Streamed(s) => return s.fill_range(start, out, interrupted),
+            EpochIndices::Shards(s) => return s.fill(start, out, interrupted),
             EpochIndices::Stored(v) => {
                 let s = start as usize;
                 match v {
@@ -257,8 +262,13 @@ impl EpochIndices {
                 }
                 out
             }
-            EpochIndices::Mixture { mix, .. } => {
-                let mut out = IndexVec::zeroed(len, mix.total_len())?;
+            EpochIndices::Mixture { .. } | EpochIndices::Shards(_) => {
+                let n = match self {
+                    EpochIndices::Mixture { mix, .. } => mix.total_len(),
+                    EpochIndices::Shards(s) => s.n(),
+                    _ => unreachable!("matched above"),
+                };
+                let mut out = IndexVec::zeroed(len, n)?;
                 let mut buf = crate::util::buffer::zeroed_vec::<u64>(len.min(MIXTURE_CHUNK))?;
                 let mut done = 0u64;
                 while done < len {

@@ -58,7 +58,7 @@ pub struct ChunkReader {
 fn computes(epoch: &EpochIndices) -> bool {
     matches!(
         epoch,
-        EpochIndices::Lazy { .. } | EpochIndices::Mixture { .. }
+        EpochIndices::Lazy { .. } | EpochIndices::Mixture { .. } | EpochIndices::Shards(_)
     )
 }
 

@@ -5,4 +5,5 @@ pub mod lazy;
 pub mod length;
 pub mod mixture;
 pub mod mt19937;
+pub mod shards;
 pub mod torch;

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from resumable_samplers.mixture import ResumableMixtureSampler
     from resumable_samplers.permutation import PERMUTATIONS, randperm
     from resumable_samplers.registry import Registry
+    from resumable_samplers.shards import ResumableShardSampler
     from resumable_samplers.samplers import (
         SAMPLER_REGISTRY,
         ResumableDistributedSampler,
@@ -49,6 +50,7 @@ _MODULE_OF: dict[str, str] = {
     "ResumableSequentialSampler": "resumable_samplers.samplers",
     "create_sampler": "resumable_samplers.samplers",
     "ResumableMixtureSampler": "resumable_samplers.mixture",
+    "ResumableShardSampler": "resumable_samplers.shards",
     "ResumableLengthGroupedSampler": "resumable_samplers.length",
     "ResumableTokenBudgetBatchSampler": "resumable_samplers.length",
 }
@@ -57,6 +59,7 @@ _REGISTERING = (
     "resumable_samplers.samplers",
     "resumable_samplers.mixture",
     "resumable_samplers.length",
+    "resumable_samplers.shards",
 )
 
 
@@ -87,6 +90,7 @@ __all__ = [
     "ResumableSampler",
     "ResumableSamplerType",
     "ResumableSequentialSampler",
+    "ResumableShardSampler",
     "ResumableTokenBudgetBatchSampler",
     "__version__",
     "create_sampler",

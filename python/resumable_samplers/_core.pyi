@@ -132,6 +132,37 @@ class Mixture:
     def depth(self) -> int:
         """The largest depth of the schedule's tree (the proportion bound is half of it)."""
 
+@final
+class ShardSizes:
+    """The shards of a dataset by size (``ConcatDataset`` order): a 1-D C-contiguous ``int64``
+    array of non-negative sizes summing to at most ``2**63 - 1``."""
+
+    def __new__(cls, sizes: npt.NDArray[np.int64]) -> ShardSizes: ...
+    @property
+    def n(self) -> int:
+        """The number of samples."""
+
+    @property
+    def shards(self) -> int:
+        """The number of non-empty shards."""
+
+    @property
+    def digest(self) -> int:
+        """A digest of the non-empty shards' sizes in order, in ``[0, 2**63)``."""
+
+    def epoch(
+        self,
+        window: int,
+        seed: int,
+        epoch: int,
+        levels: list[tuple[int, int]] | list[list[int]],
+        num_replicas: int,
+        rank: int,
+        drop_last: bool,
+    ) -> Epoch:
+        """Rank ``rank``'s share of epoch ``epoch`` of the shard order after the resume
+        ``levels`` (``(num_replicas, position)`` pairs, oldest first)."""
+
 # Length grouping and token-budget batches (rust/length.rs). ``lengths`` is a 1-D C-contiguous
 # NumPy array of any integer type in native byte order; it is read with the GIL released, in
 # place (``lengths_scan``, and builds over an array nothing can write) or, for a build over a

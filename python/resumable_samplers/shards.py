@@ -1,0 +1,284 @@
+"""A lazy, locality-aware shuffle over a sharded dataset that resumes exactly and elastically."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from resumable_samplers import _checks, _core, _state
+from resumable_samplers.samplers import (
+    SAMPLER_REGISTRY,
+    ResumableSampler,
+    _checked_replicas,
+    _replicas,
+    _ResumableIteration,
+    _Start,
+)
+
+ORDER_NAME = "shards"
+"""The ``permutation`` a shard sampler's state names."""
+
+MAX_LEVEL_REPLICAS = 2**20
+"""The largest ``num_replicas`` a state can be resumed from elastically (a level of its
+``levels`` field)."""
+
+# The state fields a shard sampler adds to the shared ones.
+_FIELDS = ("window", "shard_count", "shard_digest", "levels")
+
+Levels = tuple[tuple[int, int], ...]
+
+
+def shard_sizes_array(shard_sizes: Any) -> npt.NDArray[np.int64]:
+    """``shard_sizes`` (a sequence of ints, a 1-d integer NumPy array or the path of a ``.npy``
+    file holding one) as a contiguous ``int64`` array.
+
+    Raises:
+        TypeError: if it is none of those, or holds something other than integers.
+        ValueError: if the file cannot be read, the array is not 1-d, or a size is outside
+            ``[0, 2**63 - 1]``.
+    """
+    value = shard_sizes
+    if isinstance(value, (str, os.PathLike)):
+        try:
+            value = np.load(value, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"shard_sizes: cannot read {os.fspath(shard_sizes)!r}: {e}") from None
+        if not isinstance(value, np.ndarray):
+            raise ValueError(f"shard_sizes: {os.fspath(shard_sizes)!r} holds no single array")
+    elif isinstance(value, (bytes, bytearray)) or not isinstance(value, Sequence | np.ndarray):
+        raise TypeError(
+            "shard_sizes should be a sequence of ints, a NumPy array or a .npy path, got "
+            f"{type(value).__name__}"
+        )
+    if not isinstance(value, np.ndarray):
+        try:
+            arr = np.asarray(value)
+        except (OverflowError, ValueError, TypeError):
+            arr = None
+        # Bools would convert silently: look for one before trusting NumPy's conversion.
+        if (
+            arr is not None
+            and arr.dtype.kind in "iu"
+            and arr.ndim == 1
+            and not any(isinstance(z, (bool, np.bool_)) for z in value)
+        ):
+            value = arr
+    if not isinstance(value, np.ndarray):
+        for k, z in enumerate(value):
+            if _checks._is_bool(z):
+                raise TypeError(f"shard_sizes[{k}] should be an integer, got a bool ({z})")
+            z = _checks.as_int(f"shard_sizes[{k}]", z)
+            if not 0 <= z <= _checks.MAX_LEN:
+                raise ValueError(f"shard_sizes[{k}] should be in [0, 2**63 - 1], got {z}")
+        value = np.fromiter(value, dtype=np.int64, count=len(value))
+    if value.dtype.kind not in "iu":
+        raise TypeError(f"shard_sizes should hold integers, got an array of {value.dtype}")
+    if value.ndim != 1:
+        raise ValueError(f"shard_sizes should be 1-dimensional, got shape {value.shape}")
+    if value.dtype.kind == "u" and value.size and int(value.max()) > _checks.MAX_LEN:
+        k = int(np.argmax(value > _checks.MAX_LEN))
+        raise ValueError(f"shard_sizes[{k}] should be in [0, 2**63 - 1], got {int(value[k])}")
+    out = np.array(value, dtype=np.int64)  # a copy: the core reads it without the GIL
+    out.flags.writeable = False
+    return out
+
+
+def _levels_field(value: Any) -> Levels:
+    if not isinstance(value, list) or not all(
+        isinstance(lv, list)
+        and len(lv) == 2
+        and all(type(x) is int and 0 <= x <= _checks.MAX_LEN for x in lv)
+        and 1 <= lv[0] <= MAX_LEVEL_REPLICAS
+        for lv in value
+    ):
+        raise ValueError(
+            "state field 'levels' should be a list of [num_replicas, position] pairs of ints "
+            f"(num_replicas in [1, 2**20]), got {value!r}"
+        )
+    return tuple((lv[0], lv[1]) for lv in value)
+
+
+@SAMPLER_REGISTRY.register
+class ResumableShardSampler(_ResumableIteration, ResumableSampler):
+    """A shuffle over a dataset stored in shards that reads few shards at a time, resumes
+    exactly and continues with another number of ranks.
+
+    Indices follow ``torch.utils.data.ConcatDataset`` over the shards: shard ``k`` holds
+    ``[sum(shard_sizes[:k]), sum(shard_sizes[:k + 1]))``. Each epoch puts the shards in a new
+    keyed order, cuts that stream of samples into ``num_replicas`` contiguous parts of equal
+    size (each cut splits at most one shard) and reads each part in windows of ``window``
+    consecutive shards, whose samples are shuffled by a keyed bijection. So every index is read
+    once per epoch over the ranks (padding and ``drop_last`` as in ``DistributedSampler``: every
+    rank reads ``ceil(n / num_replicas)``, or ``floor`` with ``drop_last``), a rank has at most
+    ``window`` shards open at a time (a cache of ``window`` shards never reloads one), the whole
+    epoch loads at most ``K + 2 * num_replicas`` shards, and two adjacent samples come from the
+    same shard about ``1 / window`` of the time. An epoch is a pure function of
+    ``(shard_sizes, window, seed, epoch, num_replicas)``; memory is 16 bytes per shard, no
+    per-sample array, and any position is found in O(log K).
+
+    A state saved by ``W`` ranks and loaded by ``W'`` ranks continues with exactly what the
+    ``W`` ranks had left, cut into ``W'`` parts that keep the windows (see ``docs/shards.md``).
+
+    Args:
+        shard_sizes: the number of samples of each shard: a sequence of ints, a 1-d integer
+            NumPy array, or the path of a ``.npy`` file holding one (up to ``2**63 - 1``
+            samples in all).
+        window: how many consecutive shards a rank reads at a time, mixing their samples.
+        seed: keys the shard order and the windows' shuffles; in ``[-2**63, 2**64)``.
+        batch_size: the number of samples per batch (for ``start_iter`` and :meth:`seek`).
+        num_replicas: the number of processes; defaults to the process group's, or 1.
+        rank: this process's rank; defaults to the process group's, or 0.
+        drop_last: give every rank ``floor(n / num_replicas)`` samples, leaving the rest out,
+            instead of padding to ``ceil(n / num_replicas)``.
+    """
+
+    def __init__(
+        self,
+        shard_sizes: Sequence[int] | npt.NDArray[np.integer[Any]] | str | os.PathLike[str],
+        *,
+        window: int = 8,
+        seed: int = 0,
+        batch_size: int = 1,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        drop_last: bool = False,
+    ) -> None:
+        super().__init__(batch_size)
+        self._shard_sizes = shard_sizes_array(shard_sizes)
+        self._sizes = _core.ShardSizes(self._shard_sizes)
+        self.window = _checks.positive_int("window", window, _checks.MAX_LEN)
+        self.num_replicas, self.rank = _replicas(num_replicas, rank)
+        self.drop_last = _checks.as_bool("drop_last", drop_last)
+        self.seed = _checks.as_int("seed", seed)
+        _checks.order_key(self.seed, 0, ORDER_NAME)
+        # The resume levels of one epoch: ``(epoch, ((W_0, k_0), ...))``.
+        self._resumed: tuple[int, Levels] | None = None
+
+    @property
+    def num_shards(self) -> int:
+        """The number of shards (empty ones included)."""
+        return len(self._shard_sizes)
+
+    def __len__(self) -> int:
+        """This rank's number of samples per epoch (whatever ``start_iter`` is)."""
+        return self._rank_len()
+
+    def _settings(self) -> _state.Settings:
+        num_replicas, rank = _checked_replicas(self.num_replicas, self.rank)
+        return _state.Settings(
+            self._sizes.n,
+            num_replicas,
+            rank,
+            True,
+            _checks.as_bool("drop_last", self.drop_last),
+            ORDER_NAME,
+            _checks.as_int("seed", self.seed),
+            _checks.as_int("epoch", self.epoch),
+        )
+
+    def _levels(self, epoch: int) -> Levels:
+        resumed = self._resumed
+        return resumed[1] if resumed is not None and resumed[0] == epoch else ()
+
+    def _epoch_key(self, st: _state.Settings, offset: int) -> tuple[Any, ...]:
+        seed, epoch = _checks.order_key(st.seed, st.epoch, ORDER_NAME)
+        window = _checks.positive_int("window", self.window, _checks.MAX_LEN)
+        levels = self._levels(st.epoch)
+        return (window, seed, epoch, levels, st.num_replicas, st.rank, st.drop_last)
+
+    def _new_epoch(self, key: tuple[Any, ...]) -> _core.Epoch:
+        window, seed, epoch, levels, num_replicas, rank, drop_last = key
+        return self._sizes.epoch(window, seed, epoch, list(levels), num_replicas, rank, drop_last)
+
+    def _total(self, st: _state.Settings) -> int:
+        # The resumed sequence of the epoch (all of it without a resume), over this job's ranks.
+        return len(self._share(st, 0)) * st.num_replicas
+
+    def _state_fields(self, epoch: int) -> dict[str, Any]:
+        return {
+            "window": self.window,
+            "shard_count": self._sizes.shards,
+            "shard_digest": self._sizes.digest,
+            "levels": [list(lv) for lv in self._levels(epoch)],
+        }
+
+    def _extra_state(self) -> dict[str, Any]:
+        return self._state_fields(self._settings().epoch)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where this sampler is (see :class:`ResumableSampler`'s samplers), plus ``window``,
+        the shards' count and digest, and the resume ``levels`` of the epoch: the
+        ``[num_replicas, position]`` of each earlier job of other size that read part of it."""
+        st, consumed = self._position(self._settings())
+        return _state.make(st, consumed, self._state_fields(st.epoch))
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a state saved by :meth:`state_dict`, possibly by a job with another
+        number of replicas or batch size.
+
+        With the saved ``num_replicas``, every rank continues its own part. With another, the
+        epoch continues with what the saved job's ranks had left (each had read ``offset /
+        num_replicas`` samples), cut into this job's parts; the state then records the saved
+        job as a level, so later states resume the same way.
+
+        Raises:
+            ValueError: if the state is malformed or belongs to other shards, ``window``, seed
+                or ``drop_last``; the message names the field.
+        """
+        yielded = _state.torchdata_yielded(state)
+        if yielded is not None:
+            self._pending = _Start(None, yielded * self._settings().num_replicas)
+            return
+        st = self._settings()
+        epoch, offset = _state.read(state, st, _FIELDS)
+        for name, ours in (
+            ("window", self.window),
+            ("shard_count", self._sizes.shards),
+            ("shard_digest", self._sizes.digest),
+        ):
+            saved = state[name]
+            if type(saved) is not int or saved != ours:
+                raise ValueError(
+                    f"state field {name!r} is {saved!r} but this sampler has {ours!r}; resuming "
+                    "would continue in a different order"
+                )
+        levels = _levels_field(state["levels"])
+        saved_replicas = state["num_replicas"]
+        start = offset
+        if saved_replicas != st.num_replicas:
+            if saved_replicas > MAX_LEVEL_REPLICAS:
+                raise ValueError(
+                    f"state field 'num_replicas' is {saved_replicas}; an elastic resume needs "
+                    "at most 2**20"
+                )
+            if offset % saved_replicas:
+                raise ValueError(
+                    f"state field 'offset' ({offset}) should be a multiple of 'num_replicas' "
+                    f"({saved_replicas}) to resume with {st.num_replicas} replicas"
+                )
+            if offset or levels:
+                levels = (*levels, (saved_replicas, offset // saved_replicas))
+            start = 0
+        previous = self._resumed, self.epoch
+        self._resumed = (epoch, levels)
+        self.set_epoch(epoch)
+        try:
+            self._share(self._settings(), 0)  # the levels must fit the epoch
+        except ValueError as e:
+            self._resumed = previous[0]
+            self.set_epoch(previous[1])
+            raise ValueError(f"state field 'levels' does not fit this epoch: {e}") from None
+        self._pending = _Start(epoch, start)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_sizes", None)  # rebuilt from the sizes
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._sizes = _core.ShardSizes(self._shard_sizes)

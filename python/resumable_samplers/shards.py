@@ -260,8 +260,7 @@ class ResumableShardSampler(_ResumableIteration, ResumableSampler):
                     f"state field 'offset' ({offset}) should be a multiple of 'num_replicas' "
                     f"({saved_replicas}) to resume with {st.num_replicas} replicas"
                 )
-            if offset or levels:
-                levels = (*levels, (saved_replicas, offset // saved_replicas))
+            levels = (*levels, (saved_replicas, offset // saved_replicas))
             start = 0
         previous = self._resumed, self.epoch
         self._resumed = (epoch, levels)

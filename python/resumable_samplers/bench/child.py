@@ -14,14 +14,19 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from resumable_samplers.bench import cases, scale_cases, trainer_cases
+from resumable_samplers.bench import cases, scale_cases, shard_cases, trainer_cases
 from resumable_samplers.bench.cases import Setup, Unavailable
 from resumable_samplers.bench.spec import Spec
 
 RESULT_PREFIX = "@@resumable-samplers-bench "
 """Marks the child's report among whatever else it prints."""
 
-SETUPS: dict[str, Setup] = {**cases.SETUPS, **scale_cases.SETUPS, **trainer_cases.SETUPS}
+SETUPS: dict[str, Setup] = {
+    **cases.SETUPS,
+    **scale_cases.SETUPS,
+    **trainer_cases.SETUPS,
+    **shard_cases.SETUPS,
+}
 """Every case, by name."""
 
 

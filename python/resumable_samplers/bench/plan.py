@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from resumable_samplers.bench.shard_cases import plan_shards
 from resumable_samplers.bench.spec import (
     AUTO_REPEAT,
     AUTO_REPEAT_MAX_N,
@@ -46,6 +47,11 @@ _BYTES_PER_INDEX: dict[tuple[str, str], float] = {
     ("resume", "lazy"): 0,
     ("first", "lazy"): 0,
     ("iterate", "lazy"): 0,
+    # Mosaic's shuffles: the int64 sample ids and their temporaries
+    ("shard_first", "py1e"): 12,
+    ("shard_first", "py1br"): 12,
+    ("shard_locality", "py1e"): 24,
+    ("shard_locality", "py1br"): 24,
 }
 _MARGIN_BYTES = 256 * MIB
 
@@ -111,6 +117,9 @@ def plan(options: Options) -> list[Spec]:
         impls = [i for i in IMPLS[section] if i not in options.exclude]
         if section == "e":
             specs += _plan_scale(options, impls)
+            continue
+        if section == "s":
+            specs += plan_shards(options.sizes, options.seed, options.repeat, impls)
             continue
         case = CASES[section]
         sizes = [options.loader_n] if section == "d" else options.sizes

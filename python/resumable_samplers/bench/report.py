@@ -14,6 +14,7 @@ from resumable_samplers.bench.machine import describe, metadata
 from resumable_samplers.bench.plan import Options
 from resumable_samplers.bench.plot import RATIO_OF, plot
 from resumable_samplers.bench.runner import BENCH_EXTRA
+from resumable_samplers.bench.shard_cases import shard_table
 from resumable_samplers.bench.spec import (
     CASES,
     LAZY_FIRST_NS,
@@ -98,9 +99,12 @@ def report_text(outcomes: list[Outcome], result: dict[str, Any]) -> str:
     parts = [describe(meta), sizes_text(meta)]
     for section in SECTIONS:
         if any(o.spec.section == section for o in outcomes):
-            body = (
-                scale_table(result["lazy_at_scale"]) if section == "e" else table(section, outcomes)
-            )
+            if section == "s":
+                body = shard_table(outcomes)
+            elif section == "e":
+                body = scale_table(result["lazy_at_scale"])
+            else:
+                body = table(section, outcomes)
             parts.append(f"### ({section}) {SECTIONS[section]}\n\n{body}")
     c = result["checks"]
     check_lines = [
@@ -133,6 +137,8 @@ def sizes_text(meta: dict[str, Any]) -> str:
             parts.append(f"({section}) n = {sizes}")
         elif section == "d":
             parts.append(f"(d) n = {format_n(meta['loader_n'])}")
+        elif section == "s":
+            parts.append("(s) see its table")
         else:
             parts.append(
                 "(e) first index n = "

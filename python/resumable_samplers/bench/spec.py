@@ -16,11 +16,13 @@ SECTIONS: dict[str, str] = {
     "d": "DataLoader index throughput (batch_size=256, num_workers=0)",
     "e": "lazy order at scale",
     "f": "transformers Trainer: first batch, and after a resume at 50% (1 process, batch 8)",
+    "s": "sharded datasets: the shard order against Mosaic Streaming (W=8, rank 3)",
 }
 """The measurements, by the letter ``--only`` selects them with."""
 
 DEFAULT_SECTIONS: tuple[str, ...] = ("a", "b", "c", "d", "e")
-"""What runs without ``--only``; ``f`` (it needs transformers) is asked for by name."""
+"""What runs without ``--only``; ``f`` (it needs transformers) and ``s`` (Mosaic Streaming) are
+asked for by name."""
 
 IMPLS: dict[str, tuple[str, ...]] = {
     "a": ("ours", "lazy", "torch", "numpy"),
@@ -29,6 +31,7 @@ IMPLS: dict[str, tuple[str, ...]] = {
     "d": ("ours", "list"),
     "e": ("lazy", "grain"),
     "f": ("ours", "lazy", "stock"),
+    "s": ("ours", "py1e", "py1br"),
 }
 """The implementations compared in each measurement; ``ours`` (the torch order) comes first.
 

@@ -451,3 +451,84 @@ def test_a_gloo_job_takes_its_ranks_from_the_group_and_resumes_elastically(
         s.load_state_dict(state)
         resumed += list(s)
     assert set(resumed) == set(left)
+
+
+# -- the benchmark section ---------------------------------------------------------------------
+
+
+def test_bench_section_s_plans_mosaic_up_to_its_size_limit() -> None:
+    from resumable_samplers.bench import shard_cases
+
+    impls = ["ours", "py1e", "py1br"]
+    specs = [(s.case, s.impl, s.n) for s in shard_cases.plan_shards([10**9], 0, None, impls)]
+    first = [(c, i, n) for c, i, n in specs if c == "shard_first"]
+    assert first == [
+        ("shard_first", impl, n)
+        for n in shard_cases.FIRST_NS
+        for impl in impls
+        if impl == "ours" or n <= shard_cases.PEER_MAX_N
+    ]
+    assert [(i, n) for c, i, n in specs if c == "shard_locality"] == [
+        (i, shard_cases.LOCALITY_N) for i in impls
+    ]
+    small = shard_cases.plan_shards([10**5], 0, 1, ["ours"])
+    assert [(s.case, s.n, s.repeat) for s in small] == [
+        ("shard_first", 10**5, 1),
+        ("shard_locality", 10**5, 1),
+    ]
+
+
+def test_bench_shard_sizes_and_cached_loads() -> None:
+    from collections import OrderedDict
+
+    from resumable_samplers.bench import shard_cases
+
+    sizes = shard_cases.shard_sizes(123_457, 3)
+    assert int(sizes.sum()) == 123_457 and len(sizes) == 12
+    rng = np.random.default_rng(0)
+    seq = rng.integers(0, 12, 5000)
+    seq = np.repeat(seq, rng.integers(1, 4, 5000))
+    for cache in (1, 3, 8):
+        held: OrderedDict[int, None] = OrderedDict()  # an LRU cache, item by item
+        loads = 0
+        for k in seq.tolist():
+            if k in held:
+                held.move_to_end(k)
+            else:
+                loads += 1
+                held[k] = None
+                if len(held) > cache:
+                    held.popitem(last=False)
+        assert shard_cases.cached_loads(seq, cache) == loads
+
+
+def test_bench_measures_our_locality_within_its_bounds() -> None:
+    from resumable_samplers.bench import child
+    from resumable_samplers.bench.spec import Spec
+
+    report = child.measure(Spec("s", "shard_locality", "ours", 200_000))
+    assert report["status"] == "ok", report
+    m = report["metrics"]
+    assert m["max_open"] <= m["window"]
+    assert m["loads"] == m["cached_loads"] <= m["load_bound"]
+    report = child.measure(Spec("s", "shard_first", "ours", 200_000))
+    assert report["status"] == "ok", report
+    assert {"first_index_s", "resume_s", "elastic_s"} <= set(report["metrics"])
+
+
+def test_bench_reports_mosaic_as_not_measured_when_absent(monkeypatch: pytest.MonkeyPatch) -> None:
+    from resumable_samplers.bench import child, shard_cases
+    from resumable_samplers.bench.spec import Spec
+
+    real = shard_cases.importlib.import_module
+
+    def no_streaming(name: str, package: str | None = None) -> Any:
+        if name.startswith("streaming"):
+            raise ImportError("No module named 'streaming'")
+        return real(name, package)
+
+    monkeypatch.setattr(shard_cases.importlib, "import_module", no_streaming)
+    monkeypatch.delenv(shard_cases.STREAMING_SHUFFLE_ENV, raising=False)
+    report = child.measure(Spec("s", "shard_first", "py1e", 100_000))
+    assert report["status"] == "unavailable"
+    assert "mosaicml-streaming" in report["reason"]

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from resumable_samplers.mixture import ResumableMixtureSampler
     from resumable_samplers.permutation import PERMUTATIONS, randperm
     from resumable_samplers.registry import Registry
-    from resumable_samplers.shards import ResumableShardSampler
     from resumable_samplers.samplers import (
         SAMPLER_REGISTRY,
         ResumableDistributedSampler,
@@ -32,6 +31,7 @@ if TYPE_CHECKING:
         ResumableSequentialSampler,
         create_sampler,
     )
+    from resumable_samplers.shards import ResumableShardSampler
 
 try:
     __version__ = version("resumable-samplers")

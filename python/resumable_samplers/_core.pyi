@@ -11,6 +11,7 @@ __all__ = [
     "Epoch",
     "Mixture",
     "Reader",
+    "ShardSizes",
     "TokenBudgetBatches",
     "default_megabatch_mult",
     "length_grouped_epoch",

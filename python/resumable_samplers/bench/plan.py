@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from resumable_samplers.bench.shard_cases import plan_shards
 from resumable_samplers.bench.spec import (
     AUTO_REPEAT,
     AUTO_REPEAT_MAX_N,
@@ -119,6 +118,8 @@ def plan(options: Options) -> list[Spec]:
             specs += _plan_scale(options, impls)
             continue
         if section == "s":
+            from resumable_samplers.bench.shard_cases import plan_shards  # imports NumPy
+
             specs += plan_shards(options.sizes, options.seed, options.repeat, impls)
             continue
         case = CASES[section]

@@ -49,6 +49,8 @@ use crate::util::limits::MAX_LEN;
 
 /// The largest number of ranks of a resumed level (its runs are kept in memory).
 pub const MAX_LEVEL_REPLICAS: u64 = 1 << 20;
+/// Windows of at most this many shards are read through a table of their shards.
+const TABLE_SHARDS: usize = 64;
 /// Indices computed between two calls of the caller's `interrupted`.
 const CHECK_EVERY: u64 = 1 << 16;
 /// Keys the windows' bijections apart from the shard order's.
@@ -322,10 +324,9 @@ impl ShardOrder {
                 .min(run.s0 + run.len - p)
                 .min(self.part_len - j)
                 .min((out.len() - k) as u64);
-            for (c, o) in out[k..k + count as usize].iter_mut().enumerate() {
-                let q = w.start + w.perm.index(p - w.start + c as u64);
-                *o = self.index_at(&w, q);
-            }
+            let seg = &mut out[k..k + count as usize];
+            w.perm.fill(p - w.start, 1, seg);
+            self.map_window(&w, seg);
             k += count as usize;
             j += count;
             since_check += count;
@@ -374,6 +375,32 @@ impl ShardOrder {
             first: lo,
             last: hi - 1,
             perm: LazyPermutation::new(end - start, self.window_key, start),
+        }
+    }
+
+    /// Replaces each window offset `v` in `seg` by the dataset index at stream position
+    /// `w.start + v`.
+    fn map_window(&self, w: &Window, seg: &mut [u64]) {
+        let shards = w.last + 1 - w.first;
+        if shards > TABLE_SHARDS || seg.len() < shards {
+            for v in seg.iter_mut() {
+                *v = self.index_at(w, w.start + *v);
+            }
+            return;
+        }
+        // Where each of the window's shards starts in the stream and in the dataset.
+        let perm = self.shard_perm.as_ref().expect("a window has samples");
+        let mut stream = [u64::MAX; TABLE_SHARDS + 1];
+        let mut base = [0u64; TABLE_SHARDS];
+        for i in 0..shards {
+            stream[i] = self.starts[w.first + i];
+            base[i] = self.sizes.base[perm.index((w.first + i) as u64) as usize];
+        }
+        let stream = &stream[..shards];
+        for v in seg.iter_mut() {
+            let q = w.start + *v;
+            let t = stream.partition_point(|&s| s <= q) - 1;
+            *v = base[t] + (q - stream[t]);
         }
     }
 
@@ -566,6 +593,20 @@ mod tests {
         let mut out = [0u64; 64];
         o.fill(o.len() - 64, &mut out, &mut || false).unwrap();
         assert!(out.iter().all(|&i| i < 1_000_000_000));
+    }
+
+    #[test]
+    fn reads_through_the_shard_table_equal_direct_lookups() {
+        let sizes: Vec<i64> = (0..300).map(|k| 1 + (k * 7919) % 23).collect();
+        for window in [1, 5, TABLE_SHARDS as u64, TABLE_SHARDS as u64 + 3] {
+            let o = order(&sizes, window, 9, 4, &[(3, 40)], 2, 1, false);
+            let whole = read(&o); // long segments: the table, up to TABLE_SHARDS shards
+            for (j, &want) in whole.iter().enumerate() {
+                let mut one = [0u64]; // one index: a direct lookup
+                o.fill(j as u64, &mut one, &mut || false).unwrap();
+                assert_eq!(one[0], want, "window {window}, position {j}");
+            }
+        }
     }
 
     #[test]

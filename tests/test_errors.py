@@ -183,3 +183,14 @@ def test_token_budget_max_batch_size_from_2_pow_64_is_refused_at_construction(m:
         rs.ResumableTokenBudgetBatchSampler([3, 1, 2], 8, max_batch_size=m)
     s = rs.ResumableTokenBudgetBatchSampler([3, 1, 2], 8, max_batch_size=2**64 - 1)
     assert sorted(i for b in s for i in b) == [0, 1, 2]
+
+
+@pytest.mark.parametrize(("drop_last", "end"), [(False, 12), (True, 8)])
+def test_a_state_offset_past_the_end_of_its_epoch_is_refused(drop_last: bool, end: int) -> None:
+    """10 items over 4 ranks: torch's epoch ends at 12 (padded) or 8 (``drop_last``)."""
+    s = rs.ResumableDistributedSampler(DS, 4, 1, drop_last=drop_last)
+    state = {**s.state_dict(), "offset": end + 1}
+    with pytest.raises(ValueError, match=rf"state field 'offset' should be in \[0, {end}\]"):
+        s.load_state_dict(state)
+    s.load_state_dict({**state, "offset": end})
+    assert list(s) == []

@@ -570,14 +570,22 @@ FIELD_OK: dict[str, Callable[[Any, Cfg, str, dict[str, Any]], bool]] = {
         type(v) is bool and (v == (c.shuffle and c.kind != "sequential") or c.n <= 1)
     ),
     "drop_last": lambda v, c, p, s: type(v) is bool and v == c.drop_last,
-    # the end of an epoch of W ranks lies below n + W
+    # at most the end of an epoch of W ranks (padded, or trimmed with drop_last)
     "offset": lambda v, c, p, s: (
-        type(v) is int and 0 <= v <= (c.n + s["num_replicas"] - 1 if c.n else 0)
+        type(v) is int and 0 <= v <= epoch_end(c.n, s["num_replicas"], c.drop_last)
     ),
     "num_replicas": lambda v, c, p, s: (
-        type(v) is int and v >= 1 and s["offset"] <= (c.n + v - 1 if c.n else 0)
+        type(v) is int and 1 <= v <= MAX_LEN and s["offset"] <= epoch_end(c.n, v, c.drop_last)
     ),
 }
+
+
+def epoch_end(n: int, w: int, drop_last: bool) -> int:
+    """The end of an epoch of ``n`` items over ``w`` ranks, in global positions (torch's
+    ``total_size``)."""
+    return (n // w if drop_last else -(-n // w)) * w
+
+
 FIELDS = tuple(FIELD_OK)
 
 

@@ -136,6 +136,30 @@ def test_same_order() -> None:
         same_order("torch", "numpy", 10)
 
 
+def test_the_limits_are_the_cores() -> None:
+    """The core exports its limits; the samplers, the state check and the command line take
+    them from there."""
+    import torch
+
+    from resumable_samplers import _checks, _cli, mixture
+
+    assert _core.MAX_LEN == torch.iinfo(torch.int64).max == _checks.MAX_LEN == _cli.MAX_LEN
+    g = torch.Generator()
+    for seed in (_core.SEED_MIN, _core.SEED_END - 1):
+        g.manual_seed(seed)  # torch's own range, both ends
+    for seed in (_core.SEED_MIN - 1, _core.SEED_END):
+        with pytest.raises((RuntimeError, ValueError)):
+            g.manual_seed(seed)
+    assert (_checks.SEED_MIN, _checks.SEED_END) == (_core.SEED_MIN, _core.SEED_END)
+    assert mixture.MAX_WEIGHT_SUM == _core.MAX_WEIGHT_SUM == 2**62
+    assert rs.PERMUTATIONS == ("torch", "lazy")
+    assert set(rs.PERMUTATIONS) | set(mixture.MIXTURE_PERMUTATIONS) <= set(_core.ORDER_NAMES)
+    # transformers' megabatches hold megabatch_mult * batch_size samples, all of them at most.
+    assert [_core.megabatch_size(10, 3, m) for m in (1, 3, 4)] == [3, 9, 10]
+    s = rs.ResumableLengthGroupedSampler(list(range(10)), 3, megabatch_mult=4)
+    assert s.megabatch_size == 10
+
+
 @pytest.mark.parametrize(
     ("torch_version", "order"),
     [

@@ -85,3 +85,71 @@ def test_unknown_names_raise_key_error_listing_the_names() -> None:
         rs.create_sampler("Nope", Sized(3))
     for name in BUILTINS:
         assert name in str(info.value)
+
+
+def _every_sampler() -> list[rs.Resumable]:
+    return [
+        rs.ResumableRandomSampler(Sized(8), batch_size=2),
+        rs.ResumableSequentialSampler(Sized(8)),
+        rs.ResumableDistributedSampler(Sized(8), num_replicas=2, rank=1),
+        rs.ResumableMixtureSampler([3, 5], [1, 1]),
+        rs.ResumableLengthGroupedSampler([3, 1, 4, 1, 5, 9], 2),
+        rs.ResumableTokenBudgetBatchSampler([3, 1, 4, 1, 5, 9], max_tokens=10),
+    ]
+
+
+def test_every_sampler_is_resumable_and_registered() -> None:
+    for sampler in _every_sampler():
+        assert isinstance(sampler, rs.Resumable), type(sampler).__name__
+        assert rs.SAMPLER_REGISTRY.get(type(sampler).__name__) is type(sampler)
+    assert "Resumable" in rs.__all__
+
+
+def test_the_token_budget_batch_sampler_is_created_by_name() -> None:
+    lengths = [3, 1, 4, 1, 5, 9, 2, 6]
+    made = rs.create_sampler("ResumableTokenBudgetBatchSampler", lengths, 12, seed=3)
+    direct = rs.ResumableTokenBudgetBatchSampler(lengths, 12, seed=3)
+    assert isinstance(made, rs.ResumableTokenBudgetBatchSampler)
+    assert list(made) == list(direct)
+
+
+def test_non_resumable_objects_are_not_resumable() -> None:
+    import torch.utils.data as tud
+
+    assert not isinstance(tud.SequentialSampler(Sized(3)), rs.Resumable)
+    assert not isinstance(tud.DistributedSampler(Sized(3), num_replicas=1, rank=0), rs.Resumable)
+    assert not isinstance(tud.BatchSampler(range(3), 2, False), rs.Resumable)
+
+
+def test_the_sampler_registry_refuses_a_class_that_is_not_resumable() -> None:
+    import torch.utils.data as tud
+
+    with pytest.raises(TypeError, match=r"SequentialSampler has no .*seek.*start_iter"):
+        rs.SAMPLER_REGISTRY.register(tud.SequentialSampler)
+    assert "SequentialSampler" not in rs.SAMPLER_REGISTRY
+
+
+class _Helios(rs.ResumableSampler):
+    """The helios pattern: only ``__iter__`` and ``__len__``."""
+
+    def __init__(self, n: int, batch_size: int) -> None:
+        super().__init__(batch_size)
+        self.n = n
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._adjust_to_start_iter(torch_perm(self.n, self.epoch)))
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def test_a_helios_style_subclass_is_resumable_and_seeks() -> None:
+    s = _Helios(10, batch_size=3)
+    assert isinstance(s, rs.Resumable)
+    s.seek(4, 2)
+    assert s.epoch == 4 and s.start_iter == 2
+    assert list(s) == torch_perm(10, 4)[6:]
+    assert list(s) == torch_perm(10, 4)  # the start applied once
+    with pytest.raises(ValueError, match="batches should be a non-negative integer, got -1"):
+        s.seek(5, -1)
+    assert s.epoch == 4  # a refused seek changes nothing

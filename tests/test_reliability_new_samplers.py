@@ -208,11 +208,11 @@ def test_writable_lengths_changed_during_a_build_do_not_change_the_order() -> No
     g = torch.Generator().manual_seed(SEED)
     want = hf.get_length_grouped_indices(original.tolist(), 8, None, generator=g)
 
-    in_build = rs.ResumableLengthGroupedSampler._new_epoch.__code__
+    in_build = rs.ResumableLengthGroupedSampler._build_epoch.__code__
     changed = threading.Event()
 
     def reverse(signum: int, frame: Any) -> None:
-        # Only while the core builds the epoch (called from _new_epoch), once per build.
+        # Only while the core builds the epoch (called from _build_epoch), once per build.
         if frame is not None and frame.f_code is in_build and not changed.is_set():
             lengths[:] = lengths[::-1].copy()
             changed.set()

@@ -31,6 +31,9 @@ from torchdata.stateful_dataloader.sampler import StatefulDistributedSampler
 
 import resumable_samplers as rs
 from conftest import Sized, torch_perm
+from resumable_samplers import _core, _state
+from resumable_samplers._resume import EpochKey
+from resumable_samplers.samplers import _ResumableOrder
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _workers import IndexDataset
@@ -528,3 +531,61 @@ def test_a_subclass_whose_set_epoch_skips_super_resumes_in_stateful_dataloader(
         if i == 11 and workers:  # torchdata runs a finished multi-worker epoch again
             done -= 11
         assert resumed == full[done:], i
+
+
+# A sampler over an order is its settings, its epoch builder and its extra state: the resume
+# object gives it state_dict, load_state_dict, seek, start_iter, indices() and copies.
+
+
+class _Tagged(_ResumableOrder, rs.ResumableSampler):
+    """The lazy order of ``n`` items over ``num_replicas`` ranks, with one field of its own."""
+
+    def __init__(self, n: int, tag: int, batch_size: int = 1, num_replicas: int = 1, rank: int = 0):
+        super().__init__(batch_size)
+        self.n, self.tag, self.num_replicas, self.rank, self.seed = n, tag, num_replicas, rank, 9
+
+    def __len__(self) -> int:
+        return self._rank_len()
+
+    def _settings(self) -> _state.Settings:
+        return _state.Settings.of(
+            self.n, self.num_replicas, self.rank, True, False, "lazy", self.seed, self.epoch
+        )
+
+    def _build_epoch(self, key: EpochKey) -> _core.Epoch:
+        return _core.Epoch(
+            key.n,
+            key.num_replicas,
+            key.rank,
+            key.offset,
+            key.drop_last,
+            "lazy",
+            key.seed,
+            key.epoch,
+        )
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"tag": self.tag}
+
+
+def test_a_sampler_written_on_the_interface_resumes_exactly() -> None:
+    lazy = rs.randperm(20, 9, permutation="lazy").tolist()  # epoch 0 of a lazy sampler, seed 9
+    s = _Tagged(20, tag=7, batch_size=2)
+    it = iter(s)
+    assert [next(it) for _ in range(6)] == lazy[:6]
+    state = s.state_dict()
+    assert state["tag"] == 7 and state["offset"] == 6
+    assert s.indices().tolist() == lazy[6:]
+    copied = pickle.loads(pickle.dumps(s))
+    assert list(copied) == lazy[6:]
+    # Loaded by two ranks: the rest of the epoch, dealt as DistributedSampler deals it.
+    ranks = [_Tagged(20, tag=7, num_replicas=2, rank=r) for r in range(2)]
+    for r in ranks:
+        r.load_state_dict(state)
+    assert sorted(list(ranks[0]) + list(ranks[1])) == sorted(lazy[6:])
+    with pytest.raises(ValueError, match="state field 'tag' is 7 but this sampler has 8"):
+        _Tagged(20, tag=8).load_state_dict(state)
+    s.seek(0, 3)
+    assert list(s) == lazy[6:]
+    s.start_iter = 1
+    assert list(s) == lazy[2:]

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from resumable_samplers.registry import Registry
     from resumable_samplers.samplers import (
         SAMPLER_REGISTRY,
+        Resumable,
         ResumableDistributedSampler,
         ResumableRandomSampler,
         ResumableSampler,
@@ -43,6 +44,7 @@ _MODULE_OF: dict[str, str] = {
     "randperm": "resumable_samplers.permutation",
     "Registry": "resumable_samplers.registry",
     "SAMPLER_REGISTRY": "resumable_samplers.samplers",
+    "Resumable": "resumable_samplers.samplers",
     "ResumableDistributedSampler": "resumable_samplers.samplers",
     "ResumableRandomSampler": "resumable_samplers.samplers",
     "ResumableSampler": "resumable_samplers.samplers",
@@ -83,6 +85,7 @@ __all__ = [
     "PERMUTATIONS",
     "SAMPLER_REGISTRY",
     "Registry",
+    "Resumable",
     "ResumableDistributedSampler",
     "ResumableLengthGroupedSampler",
     "ResumableMixtureSampler",

@@ -8,16 +8,14 @@ from typing import Any
 
 import numpy as np
 
-SEED_MIN = -(2**63)
-SEED_END = 2**64
-MAX_LEN = 2**63 - 1
-U64_MAX = 2**64 - 1
+from resumable_samplers import _core
+from resumable_samplers._limits import LEN_RANGE, SEED_RANGE, TORCH, TORCH_LEGACY, text
 
-_BOUNDS = {MAX_LEN: "2**63 - 1", U64_MAX: "2**64 - 1"}
-
-
-def _bound(value: int) -> str:
-    return _BOUNDS.get(value, str(value))
+# The core's limits, for the modules that check arguments against them.
+from resumable_samplers._limits import MAX_LEN as MAX_LEN
+from resumable_samplers._limits import SEED_END as SEED_END
+from resumable_samplers._limits import SEED_MIN as SEED_MIN
+from resumable_samplers._limits import U64_MAX as U64_MAX
 
 
 def _is_bool(value: Any) -> bool:
@@ -49,7 +47,7 @@ def positive_int(name: str, value: Any, at_most: int | None = None) -> int:
     if v <= 0:
         raise ValueError(f"{name} should be a positive integer, got {v}")
     if at_most is not None and v > at_most:
-        raise ValueError(f"{name} should be at most {_bound(at_most)}, got {v}")
+        raise ValueError(f"{name} should be at most {text(at_most)}, got {v}")
     return v
 
 
@@ -59,16 +57,17 @@ def non_negative_int(name: str, value: Any, at_most: int | None = None) -> int:
     if v < 0:
         raise ValueError(f"{name} should be a non-negative integer, got {v}")
     if at_most is not None and v > at_most:
-        raise ValueError(f"{name} should be at most {_bound(at_most)}, got {v}")
+        raise ValueError(f"{name} should be at most {text(at_most)}, got {v}")
     return v
 
 
-def rank(value: int, num_replicas: int) -> None:
-    """Check ``0 <= rank < num_replicas``, with torch's wording."""
-    if not 0 <= value < num_replicas:
-        raise ValueError(
-            f"Invalid rank {value}, rank should be in the interval [0, {num_replicas - 1}]"
-        )
+def replicas(num_replicas: Any, rank: Any) -> tuple[int, int]:
+    """``num_replicas`` and ``rank`` as ints; the core checks that ``rank`` is one of the
+    ``num_replicas`` ranks (``ValueError`` in torch's wording)."""
+    num_replicas = positive_int("num_replicas", num_replicas, MAX_LEN)
+    rank = non_negative_int("rank", rank, U64_MAX)
+    _core.shard_len(0, num_replicas, rank, 0, False)
+    return num_replicas, rank
 
 
 def as_bool(name: str, value: Any) -> bool:
@@ -85,16 +84,16 @@ def dataset_len(name: str, data: Any) -> int:
     try:
         length = len(data)
     except OverflowError:
-        raise ValueError(f"len({name}) should be in [0, 2**63 - 1], got a larger value") from None
+        raise ValueError(f"len({name}) should be in {LEN_RANGE}, got a larger value") from None
     except ValueError as e:  # e.g. __len__ returned a negative number
-        raise ValueError(f"len({name}) should be in [0, 2**63 - 1]: {e}") from None
+        raise ValueError(f"len({name}) should be in {LEN_RANGE}: {e}") from None
     except TypeError as e:  # e.g. __len__ returned a float, or a 0-d tensor has no length
         raise TypeError(f"{name} should have an integer length: {e}") from None
     except Exception as e:  # a broken __len__
         raise TypeError(f"{name} should have a length: len({name}) raised {e!r}") from None
     n = as_int(f"len({name})", length)
     if not 0 <= n <= MAX_LEN:
-        raise ValueError(f"len({name}) should be in [0, 2**63 - 1], got {n}")
+        raise ValueError(f"len({name}) should be in {LEN_RANGE}, got {n}")
     return n
 
 
@@ -107,7 +106,7 @@ def generator_seed(seed: int, epoch: int) -> int:
     s = as_int("seed", seed) + as_int("epoch", epoch)
     if not SEED_MIN <= s < SEED_END:
         raise ValueError(
-            f"seed + epoch should be in [-2**63, 2**64) (torch.Generator's range), got {s}"
+            f"seed + epoch should be in {SEED_RANGE} (torch.Generator's range), got {s}"
         )
     return s % SEED_END
 
@@ -121,12 +120,12 @@ def order_key(seed: int, epoch: int, permutation: str) -> tuple[int, int]:
     """
     seed = as_int("seed", seed)
     epoch = as_int("epoch", epoch)
-    if permutation in ("torch", "torch-legacy"):
+    if permutation in (TORCH, TORCH_LEGACY):
         generator_seed(seed, epoch)
     else:
         for name, value in (("seed", seed), ("epoch", epoch)):
             if not SEED_MIN <= value < SEED_END:
-                raise ValueError(f"{name} should be in [-2**63, 2**64), got {value}")
+                raise ValueError(f"{name} should be in {SEED_RANGE}, got {value}")
     return seed % SEED_END, epoch % SEED_END
 
 

@@ -11,16 +11,11 @@ import argparse
 import math
 from collections.abc import Callable
 
-MAX_LEN = 2**63 - 1
-"""The largest size (a dataset length, ``randperm``'s ``n``) the library takes."""
-SEED_MIN, SEED_END = -(2**63), 2**64
-"""torch's generator seeds: ``[-2**63, 2**64)``."""
-
-_BOUNDS = {MAX_LEN: "2**63 - 1", SEED_MIN: "-2**63", SEED_END - 1: "2**64 - 1"}
-
-
-def _text(bound: int) -> str:
-    return _BOUNDS.get(bound, str(bound))
+from resumable_samplers._limits import MAX_LEN as MAX_LEN
+from resumable_samplers._limits import SEED_END as SEED_END
+from resumable_samplers._limits import SEED_MIN as SEED_MIN
+from resumable_samplers._limits import SEED_RANGE as SEED_RANGE
+from resumable_samplers._limits import text as _text
 
 
 def _whole(token: str, what: str) -> int:
@@ -57,7 +52,7 @@ def seed(text: str) -> int:
     """A seed in torch's range ``[-2**63, 2**64)``."""
     value = _whole(text, "an integer seed")
     if not SEED_MIN <= value < SEED_END:
-        raise argparse.ArgumentTypeError(f"seed should be in [-2**63, 2**64), got {value}")
+        raise argparse.ArgumentTypeError(f"seed should be in {SEED_RANGE}, got {value}")
     return value
 
 
@@ -74,7 +69,7 @@ def sizes(text: str, minimum: int = 1) -> list[int]:
             raise argparse.ArgumentTypeError(f"a size should be {kind}, got {token.strip()}")
         if value > MAX_LEN:
             raise argparse.ArgumentTypeError(
-                f"a size should be at most 2**63 - 1, got {token.strip()}"
+                f"a size should be at most {_text(MAX_LEN)}, got {token.strip()}"
             )
         out.add(value)
     if not out:

@@ -6,7 +6,11 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "MAX_LEN",
+    "MAX_WEIGHT_SUM",
     "ORDER_NAMES",
+    "SEED_END",
+    "SEED_MIN",
     "SWAP_REGIME_LIMIT",
     "Epoch",
     "Mixture",
@@ -16,12 +20,25 @@ __all__ = [
     "default_megabatch_mult",
     "length_grouped_epoch",
     "lengths_scan",
+    "megabatch_size",
     "randperm",
     "resume_point",
     "same_order",
     "shard_len",
     "typical_batch_size",
 ]
+
+MAX_LEN: int
+"""``2**63 - 1``: the largest dataset length (indices are torch ``int64``s)."""
+
+MAX_WEIGHT_SUM: int
+"""``2**62``: the largest sum of a mixture's integer weights."""
+
+SEED_MIN: int
+"""``-2**63``: the smallest seed (and ``seed + epoch``) torch's generator takes."""
+
+SEED_END: int
+"""``2**64``: seeds (and ``seed + epoch``) lie below it; the core takes them modulo it."""
 
 ORDER_NAMES: tuple[str, ...]
 """The order names: ``"torch"``, ``"torch-legacy"``, ``"lazy"``, ``"identity"``."""
@@ -156,7 +173,7 @@ class ShardSizes:
         window: int,
         seed: int,
         epoch: int,
-        levels: list[tuple[int, int]] | list[list[int]],
+        levels: list[tuple[int, int]],
         num_replicas: int,
         rank: int,
         drop_last: bool,
@@ -164,10 +181,10 @@ class ShardSizes:
         """Rank ``rank``'s share of epoch ``epoch`` of the shard order after the resume
         ``levels`` (``(num_replicas, position)`` pairs, oldest first)."""
 
-# Length grouping and token-budget batches (rust/length.rs). ``lengths`` is a 1-D C-contiguous
-# NumPy array of any integer type in native byte order; it is read with the GIL released, in
-# place (``lengths_scan``, and builds over an array nothing can write) or, for a build over a
-# writable array, through a copy taken when the build starts.
+# Length grouping and token-budget batches (rust/orders/length.rs). ``lengths`` is a 1-D
+# C-contiguous NumPy array of any integer type in native byte order; it is read with the GIL
+# released, in place (``lengths_scan``, and builds over an array nothing can write) or, for a
+# build over a writable array, through a copy taken when the build starts.
 
 _Lengths = npt.NDArray[np.integer[Any]]
 
@@ -183,6 +200,9 @@ def lengths_scan(
 
 def default_megabatch_mult(n: int, batch_size: int) -> int:
     """transformers' default: ``min(n // (batch_size * 4), 50)``, at least 1."""
+
+def megabatch_size(n: int, batch_size: int, megabatch_mult: int) -> int:
+    """Samples per megabatch: ``megabatch_mult * batch_size``, capped at ``n``."""
 
 def typical_batch_size(n: int, total: int, max_tokens: int, max_batch_size: int) -> int:
     """``max_tokens // ceil(total / n)``, between 1 and ``max_batch_size``."""

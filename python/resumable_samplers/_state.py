@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from resumable_samplers import _checks
+from resumable_samplers import _checks, _core
+from resumable_samplers._limits import SEED_RANGE, text
 from resumable_samplers.permutation import same_order
 
 FORMAT = "resumable-samplers"
@@ -35,6 +36,38 @@ class Settings(NamedTuple):
     permutation: str
     seed: int
     epoch: int
+
+    @classmethod
+    def of(
+        cls,
+        n: int,
+        num_replicas: Any,
+        rank: Any,
+        shuffle: Any,
+        drop_last: Any,
+        permutation: str,
+        seed: Any,
+        epoch: Any,
+    ) -> Settings:
+        """The settings from a sampler's attributes, which users may set directly (as with
+        torch's samplers): checked, and normalised to plain ints and bools."""
+        num_replicas, rank = _checks.replicas(num_replicas, rank)
+        return cls(
+            n,
+            num_replicas,
+            rank,
+            _checks.as_bool("shuffle", shuffle),
+            _checks.as_bool("drop_last", drop_last),
+            permutation,
+            _checks.as_int("seed", seed),
+            _checks.as_int("epoch", epoch),
+        )
+
+
+def epoch_end(n: int, num_replicas: int, drop_last: bool) -> int:
+    """The end of an epoch of ``n`` items over ``num_replicas`` ranks, in global positions:
+    every rank's share (the core's sharding rule) times ``num_replicas``."""
+    return _core.shard_len(n, num_replicas, 0, 0, drop_last) * num_replicas
 
 
 def make(settings: Settings, offset: int, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -103,6 +136,35 @@ def _same_order(sizes: tuple[int, ...], saved: tuple[bool, str, int], ours: Sett
         _same("seed", seed, ours.seed)
 
 
+def as_mapping(state: Any) -> Mapping[str, Any]:
+    """``state`` if it is a mapping (a state dict), else ``ValueError``."""
+    if not isinstance(state, Mapping):
+        raise ValueError(f"state should be a dict from state_dict(), got {type(state).__name__}")
+    return state
+
+
+def same_fields(state: Mapping[str, Any], ours: Mapping[str, Any]) -> None:
+    """Check that ``state`` has each of a sampler's own fields ``ours``, with our value (an
+    ``int``): these fields fix the order, so another value would continue in another one."""
+    missing = [name for name in ours if name not in state]
+    if missing:
+        raise ValueError(f"state is missing field(s) {missing}")
+    for name, value in ours.items():
+        saved = state[name]
+        if type(saved) is int and saved == value:
+            continue
+        if name == "lengths_fingerprint":
+            raise ValueError(
+                f"state field 'lengths_fingerprint' is {saved!r} but this sampler's lengths "
+                f"have {value}: lengths changed since the state was saved (or belong to another "
+                "dataset); resuming would continue in a different order"
+            )
+        raise ValueError(
+            f"state field {name!r} is {saved!r} but this sampler has {value!r}; resuming would "
+            "continue in a different order"
+        )
+
+
 TORCHDATA_YIELDED = "yielded"
 """The one field of a torchdata ``StatefulDistributedSampler`` state (torchdata 0.11)."""
 
@@ -145,8 +207,7 @@ def read(
         ValueError: naming the first field that is missing, unknown, malformed, newer than this
             library, or that would change the order.
     """
-    if not isinstance(state, Mapping):
-        raise ValueError(f"state should be a dict from state_dict(), got {type(state).__name__}")
+    state = as_mapping(state)
     fields = FIELDS + extra
     unknown = sorted(str(k) for k in state if k not in fields)
     if unknown:
@@ -172,7 +233,7 @@ def read(
     shuffle = _field_bool(state, "shuffle")
     drop_last = _field_bool(state, "drop_last")
     if not _checks.SEED_MIN <= seed < _checks.SEED_END:
-        raise ValueError(f"state field 'seed' should be in [-2**63, 2**64), got {seed}")
+        raise ValueError(f"state field 'seed' should be in {SEED_RANGE}, got {seed}")
     permutation = state["permutation"]
     if not isinstance(permutation, str):
         raise ValueError(f"state field 'permutation' should be a str, got {permutation!r}")
@@ -181,8 +242,11 @@ def read(
     _same("drop_last", drop_last, settings.drop_last)
     if replicas < 1:
         raise ValueError(f"state field 'num_replicas' should be >= 1, got {replicas}")
-    # The end of an epoch of ``num_replicas`` ranks lies below ``n + num_replicas``.
-    end = n + replicas - 1 if n else 0
+    if replicas > _checks.MAX_LEN:
+        raise ValueError(
+            f"state field 'num_replicas' should be at most {text(_checks.MAX_LEN)}, got {replicas}"
+        )
+    end = epoch_end(n, replicas, drop_last)
     if not 0 <= offset <= end:
         raise ValueError(
             f"state field 'offset' should be in [0, {end}] (the end of an epoch of "

@@ -14,11 +14,13 @@ import functools
 import re
 from importlib.metadata import PackageNotFoundError, version
 
+from resumable_samplers._limits import TORCH, TORCH_LEGACY
+
 FIRST_CURRENT_RELEASE = (2, 6)
 """The first torch release (major, minor) whose ``randperm`` has the inside-out loop."""
 
-CURRENT = "torch"
-LEGACY = "torch-legacy"
+CURRENT = TORCH
+LEGACY = TORCH_LEGACY
 
 
 def order_for_version(torch_version: str) -> str:

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from resumable_samplers import _checks
-from resumable_samplers.samplers import ResumableDistributedSampler, ResumableSampler
+from resumable_samplers.samplers import Resumable
 
 __all__ = ["LoaderProgress"]
 
@@ -86,12 +86,12 @@ class LoaderProgress:
         self.batches = 0
         chain = _batch_samplers(dataloader)
         sampler = getattr(chain[-1], "sampler", None)
-        if not isinstance(sampler, (ResumableSampler, ResumableDistributedSampler)):
+        if not isinstance(sampler, Resumable):
             raise ValueError(
                 "the DataLoader's sampler should be a resumable sampler (ResumableRandomSampler, "
                 f"ResumableSequentialSampler), got {type(sampler).__name__}"
             )
-        self.sampler: Any = sampler
+        self.sampler: Resumable = sampler
         from accelerate.data_loader import DataLoaderDispatcher  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
         self._dispatch = isinstance(dataloader, DataLoaderDispatcher)
@@ -179,16 +179,10 @@ class LoaderProgress:
                 loader = skip_first_batches(self.dataloader, skip)
             else:
                 # Each step of the loop takes `per_step` batches of the sampler, over all processes.
-                self._seek(epoch, skip * (1 if self._split else self._processes))
+                self.sampler.seek(epoch, skip * (1 if self._split else self._processes))
         for batch in loader:
             self.batches += 1
             yield batch
-
-    def _seek(self, epoch: int, batches: int) -> None:
-        if hasattr(self.sampler, "seek"):
-            self.sampler.seek(epoch, batches)
-        else:  # a helios-style subclass of ResumableSampler (only __iter__ and __len__)
-            self.sampler.start_iter = batches
 
     def _length(self) -> int:
         """The number of samples in an epoch of the sampler."""

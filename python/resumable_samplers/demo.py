@@ -457,10 +457,12 @@ def _usage_error(message: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """The ``demo`` command."""
-    if args.seed + args.epochs - 1 >= 2**64:
+    from resumable_samplers._limits import SEED_END, text
+
+    if args.seed + args.epochs - 1 >= SEED_END:
         return _usage_error(
-            f"--seed + --epochs - 1 should be below 2**64 (the sampler seeds epoch e with seed "
-            f"+ e), got --seed {args.seed} and --epochs {args.epochs}"
+            f"--seed + --epochs - 1 should be below {text(SEED_END)} (the sampler seeds epoch e "
+            f"with seed + e), got --seed {args.seed} and --epochs {args.epochs}"
         )
     options = DemoOptions(
         dataset_size=args.dataset_size,

@@ -22,13 +22,13 @@ import numpy.typing as npt
 import torch.utils.data as tud
 
 from resumable_samplers import _checks, _core, _state
+from resumable_samplers._resume import EpochKey, Resume
 from resumable_samplers.permutation import core_order
 from resumable_samplers.samplers import (
     SAMPLER_REGISTRY,
     ResumableSampler,
-    _checked_replicas,
     _replicas,
-    _ResumableIteration,
+    _ResumableOrder,
 )
 
 LengthsLike = Sequence[int] | npt.NDArray[np.integer[Any]] | str | os.PathLike[str]
@@ -72,6 +72,12 @@ class _Lengths:
             where = (os.fspath(filename), array.dtype.str, array.offset, array.shape[0])
             return (_reopen, (where, self.limit, self.fingerprint))
         return (_Lengths, (array, self.limit))
+
+
+def _megabatch_size(n: int, batch_size: int, megabatch_mult: int) -> int:
+    """Samples per megabatch, by the core's rule (``megabatch_mult * batch_size``, capped at
+    ``n``); both factors are positive, and any factor from ``2**64`` on caps it at ``n``."""
+    return _core.megabatch_size(n, min(batch_size, _U64_MAX), min(megabatch_mult, _U64_MAX))
 
 
 def _reopen(where: tuple[str, str, int, int], limit: int, fingerprint: int) -> _Lengths:
@@ -129,33 +135,8 @@ def _as_array(lengths: Any) -> npt.NDArray[Any]:
     return array  # type: ignore[no-any-return]
 
 
-def _check_fields(state: Any, ours: dict[str, int]) -> dict[str, Any]:
-    """``state`` without the fields in ``ours``, after checking each against ours."""
-    if not isinstance(state, Mapping):
-        raise ValueError(f"state should be a dict from state_dict(), got {type(state).__name__}")
-    rest = dict(state)
-    missing = [name for name in ours if name not in rest]
-    if missing:
-        raise ValueError(f"state is missing field(s) {missing}")
-    for name, value in ours.items():
-        saved = rest.pop(name)
-        if type(saved) is int and saved == value:
-            continue
-        if name == "lengths_fingerprint":
-            raise ValueError(
-                f"state field 'lengths_fingerprint' is {saved!r} but this sampler's lengths "
-                f"have {value}: lengths changed since the state was saved (or belong to another "
-                "dataset); resuming would continue in a different order"
-            )
-        raise ValueError(
-            f"state field {name!r} is {saved!r} but this sampler has {value!r}; resuming would "
-            "continue in a different order"
-        )
-    return rest
-
-
 @SAMPLER_REGISTRY.register
-class ResumableLengthGroupedSampler(_ResumableIteration, ResumableSampler):
+class ResumableLengthGroupedSampler(_ResumableOrder, ResumableSampler):
     """Length-grouped sampler that can resume mid-epoch; replaces transformers'
     ``LengthGroupedSampler`` and ``DistributedLengthGroupedSampler``.
 
@@ -202,7 +183,7 @@ class ResumableLengthGroupedSampler(_ResumableIteration, ResumableSampler):
         _checks.order_key(self.seed, 0, "torch")
         if megabatch_mult is None:
             # Any batch_size from 2**64 on gives transformers' minimum, 1.
-            batch = min(self._batch_size, _checks.U64_MAX)
+            batch = min(self.batch_size, _checks.U64_MAX)
             megabatch_mult = _core.default_megabatch_mult(n, batch)
         self.megabatch_mult = _checks.positive_int("megabatch_mult", megabatch_mult)
         self.num_replicas, self.rank = _replicas(num_replicas, rank)
@@ -227,7 +208,7 @@ class ResumableLengthGroupedSampler(_ResumableIteration, ResumableSampler):
     @property
     def megabatch_size(self) -> int:
         """Samples per megabatch: ``megabatch_mult * batch_size``, at most ``len(lengths)``."""
-        return min(self.megabatch_mult * self._batch_size, self._lengths.n)
+        return _megabatch_size(self._lengths.n, self.batch_size, self.megabatch_mult)
 
     def __len__(self) -> int:
         """This rank's number of samples per epoch (whatever ``start_iter`` is), from the
@@ -235,35 +216,33 @@ class ResumableLengthGroupedSampler(_ResumableIteration, ResumableSampler):
         return self._rank_len()
 
     def _settings(self) -> _state.Settings:
-        num_replicas, rank = _checked_replicas(self.num_replicas, self.rank)
-        return _state.Settings(
+        return _state.Settings.of(
             self._lengths.n,
-            num_replicas,
-            rank,
+            self.num_replicas,
+            self.rank,
             True,
-            _checks.as_bool("drop_last", self.drop_last),
+            self.drop_last,
             core_order("torch"),  # the installed torch's randperm generation
-            _checks.as_int("seed", self.seed),
+            self.seed,
             self.epoch,
         )
 
-    def _new_epoch(self, key: tuple[Any, ...]) -> _core.Epoch:
-        _n, num_replicas, rank, offset, drop_last, order, seed, epoch = key
+    def _build_epoch(self, key: EpochKey) -> _core.Epoch:
         lengths = self._lengths
         return _core.length_grouped_epoch(
             lengths.array,
             lengths.max,
             self.megabatch_size,
-            seed,
-            epoch,
-            num_replicas,
-            rank,
-            offset,
-            drop_last,
-            order,
+            key.seed,
+            key.epoch,
+            key.num_replicas,
+            key.rank,
+            key.offset,
+            key.drop_last,
+            key.order,
         )
 
-    def _order_fields(self) -> dict[str, int]:
+    def _extra_state(self) -> dict[str, Any]:
         return {
             "lengths_fingerprint": self._lengths.fingerprint,
             "megabatch_size": self.megabatch_size,
@@ -273,7 +252,7 @@ class ResumableLengthGroupedSampler(_ResumableIteration, ResumableSampler):
         """Where this sampler is (see :meth:`ResumableDistributedSampler.state_dict`), plus
         ``lengths_fingerprint`` (a 63-bit hash of the lengths) and ``megabatch_size``, which
         together with the seed fix the order."""
-        return {**super().state_dict(), **self._order_fields()}
+        return super().state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a state saved by :meth:`state_dict`, possibly by a job with another
@@ -284,10 +263,11 @@ class ResumableLengthGroupedSampler(_ResumableIteration, ResumableSampler):
                 (``lengths_fingerprint``), megabatch size, seed or ``drop_last``; the message
                 names the field.
         """
-        super().load_state_dict(_check_fields(state, self._order_fields()))
+        super().load_state_dict(state)
 
 
-class ResumableTokenBudgetBatchSampler(_ResumableIteration, tud.Sampler[list[int]]):
+@SAMPLER_REGISTRY.register
+class ResumableTokenBudgetBatchSampler(_ResumableOrder, tud.Sampler[list[int]]):
     """Batch sampler of similar-length samples under a budget of padded tokens, resumable
     mid-epoch. Use it as ``DataLoader(dataset, batch_sampler=...)``.
 
@@ -343,7 +323,7 @@ class ResumableTokenBudgetBatchSampler(_ResumableIteration, tud.Sampler[list[int
         oversized: str = "error",
     ) -> None:
         super().__init__()
-        self._batch_size = 1  # positions count batches
+        self._resume = Resume(1)  # positions, start_iter and seek count batches
         self.max_tokens = _checks.positive_int("max_tokens", max_tokens, _U64_MAX)
         if max_batch_size is not None:
             max_batch_size = _checks.positive_int("max_batch_size", max_batch_size, _U64_MAX)
@@ -366,7 +346,7 @@ class ResumableTokenBudgetBatchSampler(_ResumableIteration, tud.Sampler[list[int
         if megabatch_mult is None:
             megabatch_mult = _core.default_megabatch_mult(n, typical)
         self.megabatch_mult = _checks.positive_int("megabatch_mult", megabatch_mult)
-        self.megabatch_size = min(self.megabatch_mult * typical, n)
+        self.megabatch_size = _megabatch_size(n, typical, self.megabatch_mult)
         """Samples per megabatch: ``megabatch_mult`` typical batches, at most ``len(lengths)``."""
         self.num_replicas, self.rank = _replicas(num_replicas, rank)
         self.drop_last = _checks.as_bool("drop_last", drop_last)
@@ -432,16 +412,15 @@ class ResumableTokenBudgetBatchSampler(_ResumableIteration, tud.Sampler[list[int
         return self._rank_len()
 
     def _settings(self) -> _state.Settings:
-        num_replicas, rank = _checked_replicas(self.num_replicas, self.rank)
         epoch = _checks.as_int("epoch", self.epoch)
-        return _state.Settings(
+        return _state.Settings.of(
             len(self._batches_of(epoch)),
-            num_replicas,
-            rank,
+            self.num_replicas,
+            self.rank,
             True,
-            _checks.as_bool("drop_last", self.drop_last),
+            self.drop_last,
             core_order("torch"),  # the installed torch's randperm generation
-            _checks.as_int("seed", self.seed),
+            self.seed,
             epoch,
         )
 
@@ -449,9 +428,9 @@ class ResumableTokenBudgetBatchSampler(_ResumableIteration, tud.Sampler[list[int
         # The samples are permuted (then the batches, fewer of them): the samples decide.
         return (self._lengths.n,)
 
-    def _new_epoch(self, key: tuple[Any, ...]) -> _core.Epoch:
-        _n, num_replicas, rank, offset, drop_last, _order, _seed, _epoch = key
-        return self._batches_of(self._settings().epoch).epoch(num_replicas, rank, offset, drop_last)
+    def _build_epoch(self, key: EpochKey) -> _core.Epoch:
+        batches = self._batches_of(self._settings().epoch)
+        return batches.epoch(key.num_replicas, key.rank, key.offset, key.drop_last)
 
     def __iter__(self) -> Iterator[list[int]]:  # type: ignore[override]
         """Yield this epoch's batches as lists of sample indices, from the pending start if
@@ -463,14 +442,14 @@ class ResumableTokenBudgetBatchSampler(_ResumableIteration, tud.Sampler[list[int
         first = next(ids, None)  # starts the reader
         if first is None:
             return
-        run = self._run
+        run = self._resume.run  # the run ``ids`` reads
         assert run is not None
         batches = self._batches_of(run.settings.epoch)
         yield batches.batch(first)
         for k in ids:
             yield batches.batch(k)
 
-    def _order_fields(self) -> dict[str, int]:
+    def _extra_state(self) -> dict[str, Any]:
         return {
             "lengths_fingerprint": self._lengths.fingerprint,
             "max_tokens": self.max_tokens,
@@ -483,7 +462,7 @@ class ResumableTokenBudgetBatchSampler(_ResumableIteration, tud.Sampler[list[int
         (``offset``), with ``dataset_length`` the epoch's number of batches, plus the fields
         that fix the batches (``lengths_fingerprint``, ``max_tokens``, ``max_batch_size``,
         ``megabatch_size``). Plain ints, strs and bools. O(1) once the epoch's batches exist."""
-        return {**super().state_dict(), **self._order_fields()}
+        return super().state_dict()
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a state saved by :meth:`state_dict`, possibly with another number of
@@ -494,20 +473,22 @@ class ResumableTokenBudgetBatchSampler(_ResumableIteration, tud.Sampler[list[int
                 ``max_tokens``, ``max_batch_size``, megabatch size, seed or ``drop_last``); the
                 message names the field.
         """
-        rest = _check_fields(state, self._order_fields())
         previous = self.epoch
-        epoch = rest.get("epoch")
+        try:
+            super().load_state_dict(state)
+        except ValueError:
+            self.epoch = previous
+            raise
+
+    def _load_extra(self, state: Mapping[str, Any]) -> None:
+        super()._load_extra(state)
+        epoch = state.get("epoch")
         if type(epoch) is int:
             try:
                 _checks.order_key(self.seed, epoch, "torch")
             except ValueError as e:
                 raise ValueError(f"state field 'epoch' is out of range: {e}") from None
             self.epoch = epoch  # the state's epoch decides its number of batches
-        try:
-            super().load_state_dict(rest)
-        except ValueError:
-            self.epoch = previous
-            raise
 
     def __getstate__(self) -> dict[str, Any]:
         """A copy (``pickle``, ``copy.deepcopy``, ``torch.save``) continues where this sampler

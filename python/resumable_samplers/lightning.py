@@ -16,11 +16,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
 from resumable_samplers.length import ResumableTokenBudgetBatchSampler
-from resumable_samplers.samplers import (
-    ResumableDistributedSampler,
-    ResumableSampler,
-    _ResumableIteration,
-)
+from resumable_samplers.samplers import Resumable
 
 __all__ = ["SamplerResume", "loader_positions"]
 
@@ -50,9 +46,8 @@ _Callback: Any = type("_Callback", _callback_bases(), {})
 
 
 def _resumable_object(obj: Any) -> bool:
-    """Whether ``obj`` is one of the library's resumable samplers or batch samplers (or a
-    helios-style subclass of ``ResumableSampler``)."""
-    return isinstance(obj, (_ResumableIteration, ResumableSampler, ResumableDistributedSampler))
+    """Whether ``obj`` is a resumable sampler or batch sampler (:class:`Resumable`)."""
+    return isinstance(obj, Resumable)
 
 
 def _loader_batch_size(loader: Any) -> int | None:
@@ -84,7 +79,7 @@ def _refuse_wrapped(wrapper: Any) -> None:
     )
 
 
-class _Resumable(NamedTuple):
+class _Driving(NamedTuple):
     """What drives one train loader: its resumable samplers (positions in the loader's
     batches) and its resumable batch sampler, whose epoch Lightning does not set."""
 
@@ -92,7 +87,7 @@ class _Resumable(NamedTuple):
     batch_sampler: Any
 
 
-def _resumable(loader: Any) -> _Resumable:
+def _resumable(loader: Any) -> _Driving:
     """The resumable objects that drive ``loader``; raises for one the callback cannot resume."""
     sampler = getattr(loader, "sampler", None)
     batch_sampler = getattr(loader, "batch_sampler", None)
@@ -135,17 +130,7 @@ def _resumable(loader: Any) -> _Resumable:
                 f"the train DataLoader makes batches of {size} but its {type(obj).__name__} "
                 f"has batch_size={obj.batch_size}; give the sampler the loader's batch size"
             )
-    return _Resumable(samplers, own_batches)
-
-
-def _seek(sampler: Any, epoch: int, batches: int) -> None:
-    """``sampler.seek(epoch, batches)``; a helios-style subclass of ``ResumableSampler`` (only
-    ``__iter__``/``__len__``) gets the epoch and ``start_iter`` instead."""
-    if hasattr(sampler, "seek"):
-        sampler.seek(epoch, batches)
-    else:
-        sampler.set_epoch(epoch)
-        sampler.start_iter = batches
+    return _Driving(samplers, own_batches)
 
 
 def _combined(trainer: Any) -> tuple[list[Any], str, list[float] | None]:
@@ -291,7 +276,7 @@ class SamplerResume(_Callback):  # type: ignore[misc]
         """Note that the run resumes from a checkpoint."""
         self._resuming = True
 
-    def _found(self, trainer: Any) -> list[_Resumable]:
+    def _found(self, trainer: Any) -> list[_Driving]:
         loaders, _, _ = _combined(trainer)
         return [_resumable(loader) for loader in loaders]
 
@@ -314,7 +299,7 @@ class SamplerResume(_Callback):  # type: ignore[misc]
         for f, (batches, _) in zip(found, positions, strict=True):
             for obj in (*f.samplers, f.batch_sampler):
                 if obj is not None:
-                    _seek(obj, epoch, batches)
+                    obj.seek(epoch, batches)
         # Lightning made the epoch's iterator before this hook (and before it set the epoch); with
         # workers, it has drawn indices already. A new one starts at the samplers' new positions.
         fetcher = getattr(trainer.fit_loop, "_data_fetcher", None)

@@ -9,25 +9,24 @@ from typing import Any
 
 import numpy as np
 
-from resumable_samplers import _checks, _core, _state
+from resumable_samplers import _checks, _core, _limits, _state
+from resumable_samplers._resume import EpochKey
 from resumable_samplers.permutation import core_order
 from resumable_samplers.samplers import (
     SAMPLER_REGISTRY,
     ResumableSampler,
-    _checked_replicas,
     _replicas,
-    _ResumableIteration,
-    _Start,
+    _ResumableOrder,
 )
 
-MIXTURE_PERMUTATIONS: tuple[str, ...] = ("lazy", "torch", "identity")
+MIXTURE_PERMUTATIONS: tuple[str, ...] = (_limits.LAZY, _limits.TORCH, _limits.IDENTITY)
 """The accepted values of a mixture's ``permutation``: each source's order within a cycle."""
 
-MAX_WEIGHT_SUM = 2**62
-"""Integer weights up to this sum are used exactly; others are scaled to it."""
+_U64 = _limits.text(_checks.U64_MAX)  # the core's unsigned 64-bit arguments, as messages write it
 
-# The state fields a mixture adds to the shared ones.
-_FIELDS = ("source_lengths", "weight_starts", "weights")
+MAX_WEIGHT_SUM = _limits.MAX_WEIGHT_SUM
+"""Integer weights up to this sum (``2**62``, the core's limit) are used exactly; others are
+scaled to it."""
 
 
 def integer_weights(weights: Sequence[Any]) -> list[int]:
@@ -92,10 +91,12 @@ def _lengths(sources: Sequence[Any]) -> list[int]:
         else:
             n = _checks.as_int(f"sources[{k}]", source)
             if not 0 <= n <= _checks.MAX_LEN:
-                raise ValueError(f"sources[{k}] should be a length in [0, 2**63 - 1], got {n}")
+                raise ValueError(f"sources[{k}] should be a length in {_limits.LEN_RANGE}, got {n}")
             lengths.append(n)
     if sum(lengths) > _checks.MAX_LEN:
-        raise ValueError("the sources' lengths should sum to at most 2**63 - 1")
+        raise ValueError(
+            f"the sources' lengths should sum to at most {_limits.text(_checks.MAX_LEN)}"
+        )
     return lengths
 
 
@@ -110,13 +111,13 @@ def _int_list(state: dict[str, Any], name: str) -> list[int]:
     value = state[name]
     if not _u64s(value):
         raise ValueError(
-            f"state field {name!r} should be a list of ints in [0, 2**64 - 1], got {value!r}"
+            f"state field {name!r} should be a list of ints in [0, {_U64}], got {value!r}"
         )
     return value  # type: ignore[no-any-return]
 
 
 @SAMPLER_REGISTRY.register
-class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
+class ResumableMixtureSampler(_ResumableOrder, ResumableSampler):
     """A weighted mixture of datasets: a deterministic stream that draws from source ``k`` in
     proportion ``weights[k]``, resumes exactly, shards like ``DistributedSampler`` and can be
     reweighted at a resume.
@@ -185,9 +186,7 @@ class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
                 )
         if num_samples is None:
             num_samples = sum(self._lengths)
-        self.num_samples = _checks.non_negative_int("num_samples", num_samples)
-        if self.num_samples > _checks.MAX_LEN:
-            raise ValueError(f"num_samples should be at most 2**63 - 1, got {self.num_samples}")
+        self.num_samples = _checks.non_negative_int("num_samples", num_samples, _checks.MAX_LEN)
         self.num_replicas, self.rank = _replicas(num_replicas, rank)
         self.drop_last = _checks.as_bool("drop_last", drop_last)
         self.seed = _checks.as_int("seed", seed)
@@ -228,16 +227,15 @@ class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
         return self._rank_len()
 
     def _settings(self) -> _state.Settings:
-        num_replicas, rank = _checked_replicas(self.num_replicas, self.rank)
         epoch = self._checked_epoch(self.epoch)
-        return _state.Settings(
+        return _state.Settings.of(
             self.num_samples,
-            num_replicas,
-            rank,
+            self.num_replicas,
+            self.rank,
             True,
-            _checks.as_bool("drop_last", self.drop_last),
+            self.drop_last,
             self._order(),
-            _checks.as_int("seed", self.seed),
+            self.seed,
             epoch,
         )
 
@@ -249,17 +247,16 @@ class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
             raise ValueError(f"{name} should be a non-negative integer for a mixture, got {epoch}")
         if (epoch + 1) * self.num_samples >= _checks.U64_MAX:
             raise ValueError(
-                f"{name} should keep (epoch + 1) * num_samples below 2**64 - 1 (num_samples is "
+                f"{name} should keep (epoch + 1) * num_samples below {_U64} (num_samples is "
                 f"{self.num_samples}), got {epoch}"
             )
         return epoch
 
-    def _epoch_key(self, st: _state.Settings, offset: int) -> tuple[Any, ...]:
-        return (self._mix, st.n, st.num_replicas, st.rank, offset, st.drop_last, st.epoch)
-
-    def _new_epoch(self, key: tuple[Any, ...]) -> _core.Epoch:
-        mix, *args = key
-        return mix.epoch(*args)  # type: ignore[no-any-return]
+    def _build_epoch(self, key: EpochKey) -> _core.Epoch:
+        # The stream positions [epoch * n, (epoch + 1) * n) of the current schedule.
+        return self._mix.epoch(
+            key.n, key.num_replicas, key.rank, key.offset, key.drop_last, key.epoch
+        )
 
     def _permuted_sizes(self) -> tuple[int, ...]:
         # Each source is permuted on its own, whatever num_samples is.
@@ -286,7 +283,9 @@ class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
                 seed or permutation, or has other weights and ``reweight`` is false.
         """
         reweight = self.reweight if reweight is None else _checks.as_bool("reweight", reweight)
-        epoch, offset = _state.read(state, self._settings(), _FIELDS, self._permuted_sizes())
+        epoch, offset = _state.read(
+            state, self._settings(), tuple(self._extra_state()), self._permuted_sizes()
+        )
         self._checked_epoch(epoch, "state field 'epoch'")
         lengths = _int_list(state, "source_lengths")
         if lengths != self._lengths:
@@ -303,7 +302,7 @@ class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
             or not all(_u64s(w) for w in weights)
         ):
             raise ValueError(
-                "state field 'weights' should be one list of ints in [0, 2**64 - 1] per entry of "
+                f"state field 'weights' should be one list of ints in [0, {_U64}] per entry of "
                 "'weight_starts'"
             )
         segments = [(s, list(w)) for s, w in zip(starts, weights, strict=True)]
@@ -330,9 +329,9 @@ class ResumableMixtureSampler(_ResumableIteration, ResumableSampler):
                 )
             mix = self._core_mixture(segments)
         self._segments, self._mix = segments, mix
-        self._cached, self._run = None, None
+        self._resume.forget()  # the epochs of the previous schedule
         self.set_epoch(epoch)
-        self._pending = _Start(epoch, offset)
+        self._resume.restore(epoch, offset)
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()

@@ -7,10 +7,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from resumable_samplers import _checks, _core
+from resumable_samplers import _checks, _core, _limits
 from resumable_samplers._torch_version import torch_order
 
-PERMUTATIONS: tuple[str, ...] = ("torch", "lazy")
+PERMUTATIONS: tuple[str, ...] = (_limits.TORCH, _limits.LAZY)
 """The accepted values of ``permutation``.
 
 - ``"torch"`` (the default): ``torch.randperm``'s order of the installed torch, bit for bit (torch
@@ -68,7 +68,7 @@ def randperm(
     """
     n = _checks.non_negative_int("n", n)
     if n > _checks.MAX_LEN:
-        raise ValueError(f"n should be in [0, 2**63 - 1], got {n}")
+        raise ValueError(f"n should be in {_limits.LEN_RANGE}, got {n}")
     _checks.choice("permutation", permutation, PERMUTATIONS)
     s, _ = _checks.order_key(seed, 0, permutation)
     out: Any = _core.randperm(n, s, core_order(permutation))

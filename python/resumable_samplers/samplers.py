@@ -8,28 +8,17 @@ resume point without building a Python list.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sized
-from typing import Any, NamedTuple
+from collections.abc import Iterator, Mapping, Sized
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 import torch.utils.data as tud
 
-from resumable_samplers import _checks, _core, _state
+from resumable_samplers import _checks, _core, _limits, _state
+from resumable_samplers._resume import EpochKey, Resume
 from resumable_samplers.permutation import PERMUTATIONS, core_order
 from resumable_samplers.registry import Registry
-
-SAMPLER_REGISTRY = Registry("sampler")
-"""The registry of sampler types that :func:`create_sampler` looks names up in.
-
-Example:
-    .. code-block:: python
-
-        @SAMPLER_REGISTRY.register
-        class MySampler(ResumableSampler): ...
-
-        SAMPLER_REGISTRY.register(OtherSampler)
-"""
 
 Indices = npt.NDArray[np.uint32] | npt.NDArray[np.int64]
 
@@ -43,172 +32,166 @@ def _replicas(num_replicas: int | None, rank: int | None) -> tuple[int, int]:
         num_replicas = dist.get_world_size() if group else 1
     if rank is None:
         rank = dist.get_rank() if group else 0
-    return _checked_replicas(num_replicas, rank)
+    return _checks.replicas(num_replicas, rank)
 
 
-def _checked_replicas(num_replicas: Any, rank: Any) -> tuple[int, int]:
-    """``num_replicas`` and ``rank`` as ints, checked (torch's wording for the rank)."""
-    num_replicas = _checks.positive_int("num_replicas", num_replicas, _checks.MAX_LEN)
-    rank = _checks.as_int("rank", rank)
-    _checks.rank(rank, num_replicas)
-    return num_replicas, rank
+@runtime_checkable
+class Resumable(Protocol):
+    """A sampler (or batch sampler) that resumes mid-epoch: what the registry, the framework
+    integrations and :data:`ResumableSamplerType` rely on.
 
-
-class _Start(NamedTuple):
-    """Where the next iterator starts: the global position ``offset`` of epoch ``epoch``.
-
-    ``epoch is None`` (``start_iter``) applies to whichever epoch is iterated next; otherwise
-    (``load_state_dict``, ``seek``) the start applies only if the sampler is still in ``epoch``
-    when that iterator starts, and is dropped if the loop has moved to another epoch.
+    Every sampler of this library is one, and so is a helios-style subclass of
+    :class:`ResumableSampler` that implements only ``__iter__`` and ``__len__``. Check an object
+    with ``isinstance(obj, Resumable)``.
     """
 
-    epoch: int | None
-    offset: int
-
-
-class _Run(NamedTuple):
-    """The most recently started iterator: what it reads and how far it got."""
-
-    settings: _state.Settings
-    epoch: _core.Epoch
-    reader: _core.Reader
-
-    def consumed(self) -> int:
-        """The global position every rank has consumed, by this rank's count."""
-        return self.epoch.consumed(self.reader.position())
-
-
-class _ResumableIteration:
-    """The resume machinery every resumable sampler shares.
-
-    A sampler is in an epoch and holds at most one pending start (:class:`_Start`). The next
-    iterator, when it starts (at its first ``next()``, as torchdata's samplers do), consumes it;
-    later iterators start at the beginning of the epoch. ``state_dict()`` reports the pending
-    start, or else how far the most recent iterator of the current epoch got, and never rolls
-    over to the next epoch. Nothing here depends on ``StopIteration`` or on ``set_epoch`` being
-    called through ``super()``: the epoch is read from the sampler's attributes when needed.
-    """
-
-    _batch_size: int
-    _pending: _Start | None = None
-    _run: _Run | None = None
-    _cached: tuple[tuple[Any, ...], _core.Epoch] | None = None
-
-    def _settings(self) -> _state.Settings:
-        raise NotImplementedError
+    epoch: int
+    """The current epoch (set by :meth:`set_epoch`)."""
 
     @property
     def batch_size(self) -> int:
         """The number of samples per batch, which ``start_iter`` and :meth:`seek` count in."""
-        return self._batch_size
+        ...
 
-    def _total(self, st: _state.Settings) -> int:
-        """The epoch's length in global positions (``T``)."""
-        shard = _core.shard_len(st.n, st.num_replicas, st.rank, 0, st.drop_last)
-        return shard * st.num_replicas
+    @property
+    def start_iter(self) -> int:
+        """The number of this rank's batches the next iterator skips, whatever its epoch."""
+        ...
+
+    @start_iter.setter
+    def start_iter(self, ite: int) -> None: ...
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch the next iterator reads."""
+        ...
+
+    def seek(self, epoch: int, batches: int = 0) -> None:
+        """Place the sampler in ``epoch``, ``batches`` of this rank's batches in."""
+        ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+    def __len__(self) -> int: ...
+
+
+def _protocol_members(protocol: type) -> tuple[str, ...]:
+    """The names a class must define to implement ``protocol``."""
+    names = set(getattr(protocol, "__annotations__", {}))
+    names |= {k for k in vars(protocol) if not k.startswith("_") or k in ("__iter__", "__len__")}
+    return tuple(sorted(names))
+
+
+class _SamplerRegistry(Registry):
+    """The sampler registry: it takes classes whose instances are :class:`Resumable`."""
+
+    def register(self, obj: Any = None, suffix: str | None = None) -> Any:
+        if isinstance(obj, type):
+            # ``epoch`` may be set in ``__init__`` (torch's DistributedSampler): the methods
+            # and properties are what a class shows.
+            missing = [
+                name
+                for name in _protocol_members(Resumable)
+                if name != "epoch" and not hasattr(obj, name)
+            ]
+            if missing:
+                raise TypeError(
+                    f"the sampler registry takes resumable samplers (see Resumable); "
+                    f"{obj.__name__} has no {', '.join(missing)}"
+                )
+        return super().register(obj, suffix)
+
+
+SAMPLER_REGISTRY = _SamplerRegistry("sampler")
+"""The registry of sampler types that :func:`create_sampler` looks names up in; it takes
+classes whose instances are :class:`Resumable`.
+
+Example:
+    .. code-block:: python
+
+        @SAMPLER_REGISTRY.register
+        class MySampler(ResumableSampler): ...
+
+        SAMPLER_REGISTRY.register(OtherSampler)
+"""
+
+
+class _HoldsResume:
+    """What every resumable sampler has: one :class:`~resumable_samplers._resume.Resume`, and
+    ``batch_size`` and ``start_iter`` read from it."""
+
+    _resume: Resume
+
+    @property
+    def batch_size(self) -> int:
+        """The number of samples per batch, which ``start_iter`` and :meth:`seek` count in."""
+        return self._resume.batch_size
+
+    @property
+    def start_iter(self) -> int:
+        """The number of this rank's batches the next iterator skips, whatever its epoch.
+
+        Setting it replaces any pending start (one restored by ``load_state_dict`` included);
+        the next iterator consumes it, so later epochs are whole. It reads 0 when no
+        ``start_iter`` is pending.
+        """
+        return self._resume.start_iter
+
+    @start_iter.setter
+    def start_iter(self, ite: int) -> None:
+        self._resume.skip_batches(_checks.non_negative_int("start_iter", ite))
+
+
+class _ResumableOrder(_HoldsResume):
+    """The resumable samplers' public methods, on top of their :class:`Resume` object.
+
+    A sampler supplies the interface of :class:`~resumable_samplers._resume.EpochSource`:
+    ``_settings()`` (what determines its order), ``_build_epoch(key)`` (this rank's share of an
+    epoch; by default a permutation of ``key.n`` items) and ``_extra_state()`` (its own state
+    fields, by default none; a loaded state must have the same values unless the sampler
+    overrides ``_load_extra``).
+    """
+
+    def _settings(self) -> _state.Settings:
+        raise NotImplementedError
+
+    def _build_epoch(self, key: EpochKey) -> _core.Epoch:
+        return key.build()
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def _load_extra(self, state: Mapping[str, Any]) -> None:
+        """Check the sampler's own fields of a loaded state (before the shared ones)."""
+        _state.same_fields(state, self._extra_state())
+
+    def _permuted_sizes(self) -> tuple[int, ...] | None:
+        """The lengths of the permutations an epoch's order is made of, which decide whether
+        the two torch generations order it alike; ``None``: one of the epoch's length."""
+        return None
 
     def _rank_len(self) -> int:
         """This rank's number of positions in a whole epoch."""
         st = self._settings()
         return _core.shard_len(st.n, st.num_replicas, st.rank, 0, st.drop_last)
 
-    def _batches_start(self, batches: int) -> int:
-        """The global position after ``batches`` of this rank's batches on every rank."""
-        return batches * self._batch_size * self._settings().num_replicas
-
-    def _applies(self, pending: _Start, st: _state.Settings) -> bool:
-        return pending.epoch in (None, st.epoch)
-
-    def _position(self, st: _state.Settings) -> tuple[_state.Settings, int]:
-        """The settings of the current epoch and the global position consumed in it."""
-        pending = self._pending
-        if pending is not None and self._applies(pending, st):
-            return st, min(pending.offset, self._total(st))
-        run = self._run
-        if run is not None and run.settings._replace(n=st.n) == st:
-            # The running epoch keeps its length, as torch's samplers' iterators do.
-            return run.settings, run.consumed()
-        return st, 0
-
-    def _epoch_key(self, st: _state.Settings, offset: int) -> tuple[Any, ...]:
-        """What identifies this rank's share of the epoch with shard offset ``offset``: the
-        arguments of ``_core.Epoch``."""
-        if st.shuffle:
-            seed, epoch = _checks.order_key(st.seed, st.epoch, st.permutation)
-            order = st.permutation
-        else:
-            order, seed, epoch = "identity", 0, 0
-        return (st.n, st.num_replicas, st.rank, offset, st.drop_last, order, seed, epoch)
-
-    def _new_epoch(self, key: tuple[Any, ...]) -> _core.Epoch:
-        """Build the share that ``key`` (from :meth:`_epoch_key`) identifies."""
-        return _core.Epoch(*key)
-
-    def _share(self, st: _state.Settings, offset: int) -> _core.Epoch:
-        """This rank's share of the epoch with shard offset ``offset``, built once and cached."""
-        key = self._epoch_key(st, offset)
-        cached = self._cached
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        # Never hold two epochs at once: drop the previous one (and the last iterator, which
-        # references it) before building the next.
-        del cached
-        self._cached = None
-        self._run = None
-        built = self._new_epoch(key)
-        self._cached = (key, built)
-        return built
-
-    def _start(self) -> _core.Reader:
-        """Start an iterator: consume the pending start and read the epoch from there (an epoch
-        that cannot be built leaves the start pending)."""
+    def _checked_order(self) -> _state.Settings:
+        """The settings, with the epoch's order key checked (bad settings raise here)."""
         st = self._settings()
-        pending, self._pending = self._pending, None  # one iterator takes it, even across threads
-        consumed = 0
-        if pending is not None and self._applies(pending, st):
-            consumed = min(pending.offset, self._total(st))
-        offset, position = _core.resume_point(consumed, st.num_replicas)
-        try:
-            epoch = self._share(st, offset)
-        except BaseException:
-            if self._pending is None:
-                self._pending = pending
-            raise
-        reader = epoch.reader(min(position, len(epoch)))
-        self._run = _Run(st, epoch, reader)
-        return reader
+        if st.shuffle:
+            _checks.order_key(st.seed, st.epoch, st.permutation)
+        return st
 
     def _readers(self) -> Iterator[_core.Reader]:
-        yield self._start()
+        yield self._resume.start(self)
 
     def __iter__(self) -> Iterator[int]:
         """Yield this epoch's indices as Python ints, from the pending start if there is one.
 
         The iterator starts (and consumes the pending start) at its first ``next()``.
         """
-        st = self._settings()  # bad settings raise here, not at the first next()
-        if st.shuffle:
-            _checks.order_key(st.seed, st.epoch, st.permutation)
+        self._checked_order()  # bad settings raise here, not at the first next()
         # The reader's ``next`` is C code; the generator only runs once, to start it.
         return itertools.chain.from_iterable(self._readers())
-
-    @property
-    def start_iter(self) -> int:
-        """The number of this rank's batches the next iterator skips, whatever its epoch.
-
-        Setting it replaces any pending start (one restored by :meth:`load_state_dict`
-        included); the next iterator consumes it, so later epochs are whole. It reads 0 when no
-        ``start_iter`` is pending.
-        """
-        pending = self._pending
-        if pending is None or pending.epoch is not None:
-            return 0
-        return pending.offset // (self._batch_size * self._settings().num_replicas)
-
-    @start_iter.setter
-    def start_iter(self, ite: int) -> None:
-        batches = _checks.non_negative_int("start_iter", ite)
-        self._pending = _Start(None, self._batches_start(batches))
 
     def seek(self, epoch: int, batches: int = 0) -> None:
         """Place the sampler in ``epoch``, ``batches`` of this rank's batches in.
@@ -228,14 +211,11 @@ class _ResumableIteration:
         previous = object.__getattribute__(self, "epoch")
         try:
             self.set_epoch(epoch)  # type: ignore[attr-defined]
-            st = self._settings()  # an epoch the order cannot have is refused here
-            if st.shuffle:
-                _checks.order_key(st.seed, st.epoch, st.permutation)
-            start = self._batches_start(batches)
+            st = self._checked_order()  # an epoch the order cannot have is refused here
         except BaseException:
             object.__setattr__(self, "epoch", previous)  # a refused seek changes nothing
             raise
-        self._pending = _Start(epoch, start)
+        self._resume.restore(epoch, batches * self._resume.batch_size * st.num_replicas)
 
     def indices(self) -> Indices:
         """This epoch's remaining indices (from where :meth:`state_dict` says the epoch is) as a
@@ -244,10 +224,7 @@ class _ResumableIteration:
         ``uint32`` when the dataset has at most ``2**32`` items, else ``int64``. For the torch
         order the array is a view of the sampler's own buffer, not a copy.
         """
-        st, consumed = self._position(self._settings())
-        offset, position = _core.resume_point(consumed, st.num_replicas)
-        epoch = self._share(st, offset)
-        out: Any = epoch.array(min(position, len(epoch)))
+        out: Any = self._resume.remaining(self)
         return out  # type: ignore[no-any-return]
 
     def state_dict(self) -> dict[str, Any]:
@@ -260,17 +237,8 @@ class _ResumableIteration:
         end of this epoch: the state never names the next epoch). The position is global, so
         the state can be loaded with another number of replicas or another batch size.
         """
-        st, consumed = self._position(self._settings())
+        st, consumed = self._resume.position(self._settings())
         return _state.make(st, consumed, self._extra_state())
-
-    def _extra_state(self) -> dict[str, Any]:
-        """A sampler's own state fields, beyond the shared ones."""
-        return {}
-
-    def _permuted_sizes(self) -> tuple[int, ...] | None:
-        """The lengths of the permutations an epoch's order is made of, which decide whether
-        the two torch generations order it alike; ``None``: one of the epoch's length."""
-        return None
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a state saved by :meth:`state_dict`, possibly by a job with another
@@ -294,30 +262,26 @@ class _ResumableIteration:
                 length, seed, permutation, ``shuffle`` or ``drop_last``); the message names the
                 field.
         """
+        self._load_extra(_state.as_mapping(state))
         yielded = _state.torchdata_yielded(state)
         if yielded is not None:
-            self._pending = _Start(None, yielded * self._settings().num_replicas)
+            self._resume.skip_indices(yielded)
             return
         epoch, offset = _state.read(
             state, self._settings(), tuple(self._extra_state()), self._permuted_sizes()
         )
         self.set_epoch(epoch)  # type: ignore[attr-defined]
-        self._pending = _Start(epoch, offset)
+        self._resume.restore(epoch, offset)
 
     def __getstate__(self) -> dict[str, Any]:
         """A copy (``pickle``, ``copy.deepcopy``, ``torch.save``) continues where this sampler
         is: its position becomes the copy's pending start."""
         state = self.__dict__.copy()
-        state.pop("_cached", None)  # rebuilt on demand
-        state.pop("_run", None)  # the position is carried by ``_pending``
-        if self._pending is None and self._run is not None:
-            st, consumed = self._position(self._settings())
-            if consumed:
-                state["_pending"] = _Start(st.epoch, consumed)
+        state["_resume"] = self._resume.copied(self)
         return state
 
 
-class ResumableSampler(tud.Sampler[int]):
+class ResumableSampler(_HoldsResume, tud.Sampler[int]):
     r"""Base class for samplers that are resumable, as in helios-ml.
 
     Let :math:`b_i` be the :math:`i`-th batch of epoch :math:`e`. A sampler is resumable if, when
@@ -333,17 +297,10 @@ class ResumableSampler(tud.Sampler[int]):
         batch_size: the number of samples per batch (used to turn ``start_iter`` into indices).
     """
 
-    _pending: _Start | None = None
-
     def __init__(self, batch_size: int) -> None:
         super().__init__()
-        self._batch_size = _checks.positive_int("batch_size", batch_size)
+        self._resume = Resume(_checks.positive_int("batch_size", batch_size))
         self._epoch = 0
-
-    @property
-    def batch_size(self) -> int:
-        """The number of samples per batch, which ``start_iter`` counts in."""
-        return self._batch_size
 
     @property
     def epoch(self) -> int:
@@ -354,29 +311,30 @@ class ResumableSampler(tud.Sampler[int]):
     def epoch(self, epoch: int) -> None:
         self._epoch = _checks.as_int("epoch", epoch)
 
-    @property
-    def start_iter(self) -> int:
-        """The number of batches the next iteration skips; it applies once, then reads 0."""
-        pending = self._pending
-        return 0 if pending is None else pending.offset // self._batch_size
-
-    @start_iter.setter
-    def start_iter(self, ite: int) -> None:
-        self._pending = _Start(None, _checks.non_negative_int("start_iter", ite) * self._batch_size)
-
     def _adjust_to_start_iter(self, indices: list[int]) -> list[int]:
         """Drop the first ``start_iter * batch_size`` of ``indices`` and consume ``start_iter``."""
-        start = self.start_iter * self._batch_size
-        self._pending = None
-        return indices[start:]
+        return indices[self._resume.take_start_iter() :]
 
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch; shuffled samplers seed their order with ``seed + epoch``."""
         self.epoch = epoch
 
+    def seek(self, epoch: int, batches: int = 0) -> None:
+        """Place the sampler in ``epoch``, ``batches`` of its batches in: :meth:`set_epoch`,
+        then ``start_iter = batches`` (the library's samplers refine this: the start applies
+        only to that epoch).
+
+        Args:
+            epoch: the epoch to continue.
+            batches: how many batches of that epoch were done.
+        """
+        batches = _checks.non_negative_int("batches", batches)
+        self.set_epoch(epoch)
+        self.start_iter = batches
+
 
 @SAMPLER_REGISTRY.register
-class ResumableRandomSampler(_ResumableIteration, ResumableSampler):
+class ResumableRandomSampler(_ResumableOrder, ResumableSampler):
     """Random sampler that can resume mid-epoch; replaces torch's ``RandomSampler``.
 
     Epoch ``e`` yields ``torch.randperm(len(data_source), generator=torch.Generator().manual_seed(
@@ -415,13 +373,14 @@ class ResumableRandomSampler(_ResumableIteration, ResumableSampler):
         return self._num_samples
 
     def _settings(self) -> _state.Settings:
-        seed = _checks.as_int("seed", self._seed)
         order = core_order(self._permutation)  # the installed torch's generation
-        return _state.Settings(self._num_samples, 1, 0, True, False, order, seed, self.epoch)
+        return _state.Settings.of(
+            self._num_samples, 1, 0, True, False, order, self._seed, self.epoch
+        )
 
 
 @SAMPLER_REGISTRY.register
-class ResumableSequentialSampler(_ResumableIteration, ResumableSampler):
+class ResumableSequentialSampler(_ResumableOrder, ResumableSampler):
     """Sequential sampler that can resume mid-epoch; replaces torch's ``SequentialSampler``.
 
     Like torch's ``SequentialSampler``, the length of ``data_source`` is read when an epoch
@@ -446,11 +405,12 @@ class ResumableSequentialSampler(_ResumableIteration, ResumableSampler):
         return self._num_samples
 
     def _settings(self) -> _state.Settings:
-        return _state.Settings(self._num_samples, 1, 0, False, False, "identity", 0, self.epoch)
+        order = _limits.IDENTITY
+        return _state.Settings.of(self._num_samples, 1, 0, False, False, order, 0, self.epoch)
 
 
 @SAMPLER_REGISTRY.register
-class ResumableDistributedSampler(_ResumableIteration, tud.DistributedSampler[int]):
+class ResumableDistributedSampler(_ResumableOrder, tud.DistributedSampler[int]):
     """Distributed sampler that can resume mid-epoch; replaces torch's ``DistributedSampler``.
 
     Each rank yields exactly what ``torch.utils.data.DistributedSampler`` (and helios-ml's
@@ -488,7 +448,7 @@ class ResumableDistributedSampler(_ResumableIteration, tud.DistributedSampler[in
         if rank is not None:
             rank = _checks.as_int("rank", rank)
             if num_replicas is not None:
-                _checks.rank(rank, num_replicas)
+                num_replicas, rank = _checks.replicas(num_replicas, rank)
         shuffle = _checks.as_bool("shuffle", shuffle)
         drop_last = _checks.as_bool("drop_last", drop_last)
         seed = _checks.as_int("seed", seed)
@@ -500,7 +460,7 @@ class ResumableDistributedSampler(_ResumableIteration, tud.DistributedSampler[in
         self.num_samples = _core.shard_len(n, self.num_replicas, self.rank, 0, drop_last)
         self.total_size = self.num_samples * self.num_replicas
         self._dataset_len = n
-        self._batch_size = _checks.positive_int("batch_size", batch_size)
+        self._resume = Resume(_checks.positive_int("batch_size", batch_size))
         self._permutation = permutation
 
     def __len__(self) -> int:
@@ -510,23 +470,21 @@ class ResumableDistributedSampler(_ResumableIteration, tud.DistributedSampler[in
         return self._rank_len()
 
     def _settings(self) -> _state.Settings:
-        # Users set these attributes directly, as with torch's sampler; normalise them so the
-        # state stays plain ints and bools.
-        num_replicas, rank = _checked_replicas(self.num_replicas, self.rank)
-        return _state.Settings(
+        return _state.Settings.of(
             self._dataset_len,
-            num_replicas,
-            rank,
-            _checks.as_bool("shuffle", self.shuffle),
-            _checks.as_bool("drop_last", self.drop_last),
+            self.num_replicas,
+            self.rank,
+            self.shuffle,
+            self.drop_last,
             core_order(self._permutation),  # the installed torch's generation
-            _checks.as_int("seed", self.seed),
-            _checks.as_int("epoch", self.epoch),
+            self.seed,
+            self.epoch,
         )
 
 
-ResumableSamplerType = ResumableSampler | ResumableDistributedSampler
-"""Any resumable sampler: a :class:`ResumableSampler` or a :class:`ResumableDistributedSampler`."""
+ResumableSamplerType = Resumable
+"""Any resumable sampler: an object that implements :class:`Resumable` (every sampler of this
+library, a helios-style subclass of :class:`ResumableSampler`)."""
 
 
 def create_sampler(type_name: str, *args: Any, **kwargs: Any) -> ResumableSamplerType:

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from resumable_samplers import _checks, _core, _state
+from resumable_samplers._resume import EpochKey
 from resumable_samplers.samplers import (
     SAMPLER_REGISTRY,
     ResumableSampler,
-    _checked_replicas,
     _replicas,
-    _ResumableIteration,
-    _Start,
+    _ResumableOrder,
 )
 
 ORDER_NAME = "shards"
@@ -103,7 +102,7 @@ def _levels_field(value: Any) -> Levels:
 
 
 @SAMPLER_REGISTRY.register
-class ResumableShardSampler(_ResumableIteration, ResumableSampler):
+class ResumableShardSampler(_ResumableOrder, ResumableSampler):
     """A shuffle over a dataset stored in shards that reads few shards at a time, resumes
     exactly and continues with another number of ranks.
 
@@ -150,13 +149,18 @@ class ResumableShardSampler(_ResumableIteration, ResumableSampler):
         super().__init__(batch_size)
         self._shard_sizes = shard_sizes_array(shard_sizes)
         self._sizes = _core.ShardSizes(self._shard_sizes)
-        self.window = _checks.positive_int("window", window, _checks.MAX_LEN)
+        self._window = _checks.positive_int("window", window, _checks.MAX_LEN)
         self.num_replicas, self.rank = _replicas(num_replicas, rank)
         self.drop_last = _checks.as_bool("drop_last", drop_last)
         self.seed = _checks.as_int("seed", seed)
         _checks.order_key(self.seed, 0, ORDER_NAME)
-        # The resume levels of one epoch: ``(epoch, ((W_0, k_0), ...))``.
+        # The resume levels of one epoch (see load_state_dict): its key, and the levels.
         self._resumed: tuple[int, Levels] | None = None
+
+    @property
+    def window(self) -> int:
+        """How many consecutive shards a rank reads at a time."""
+        return self._window
 
     @property
     def num_shards(self) -> int:
@@ -168,53 +172,42 @@ class ResumableShardSampler(_ResumableIteration, ResumableSampler):
         return self._rank_len()
 
     def _settings(self) -> _state.Settings:
-        num_replicas, rank = _checked_replicas(self.num_replicas, self.rank)
-        return _state.Settings(
+        return _state.Settings.of(
             self._sizes.n,
-            num_replicas,
-            rank,
+            self.num_replicas,
+            self.rank,
             True,
-            _checks.as_bool("drop_last", self.drop_last),
+            self.drop_last,
             ORDER_NAME,
-            _checks.as_int("seed", self.seed),
-            _checks.as_int("epoch", self.epoch),
+            self.seed,
+            self.epoch,
         )
 
-    def _levels(self, epoch: int) -> Levels:
+    def _levels(self, key_epoch: int) -> Levels:
+        """The resume levels of the epoch whose unsigned key is ``key_epoch``."""
         resumed = self._resumed
-        return resumed[1] if resumed is not None and resumed[0] == epoch else ()
+        return resumed[1] if resumed is not None and resumed[0] == key_epoch else ()
 
-    def _epoch_key(self, st: _state.Settings, offset: int) -> tuple[Any, ...]:
-        seed, epoch = _checks.order_key(st.seed, st.epoch, ORDER_NAME)
-        window = _checks.positive_int("window", self.window, _checks.MAX_LEN)
-        levels = self._levels(st.epoch)
-        return (window, seed, epoch, levels, st.num_replicas, st.rank, st.drop_last)
+    def _build_epoch(self, key: EpochKey) -> _core.Epoch:
+        # Cut at the shards' own rule (key.offset is always 0: positions count per rank).
+        levels = list(self._levels(key.epoch))
+        return self._sizes.epoch(
+            self._window, key.seed, key.epoch, levels, key.num_replicas, key.rank, key.drop_last
+        )
 
-    def _new_epoch(self, key: tuple[Any, ...]) -> _core.Epoch:
-        window, seed, epoch, levels, num_replicas, rank, drop_last = key
-        return self._sizes.epoch(window, seed, epoch, list(levels), num_replicas, rank, drop_last)
-
-    def _total(self, st: _state.Settings) -> int:
-        # The resumed sequence of the epoch (all of it without a resume), over this job's ranks.
-        return len(self._share(st, 0)) * st.num_replicas
-
-    def _state_fields(self, epoch: int) -> dict[str, Any]:
+    def _extra_state(self) -> dict[str, Any]:
+        _, epoch = _checks.order_key(self.seed, self.epoch, ORDER_NAME)
         return {
-            "window": self.window,
+            "window": self._window,
             "shard_count": self._sizes.shards,
             "shard_digest": self._sizes.digest,
             "levels": [list(lv) for lv in self._levels(epoch)],
         }
 
-    def _extra_state(self) -> dict[str, Any]:
-        return self._state_fields(self._settings().epoch)
-
-    def state_dict(self) -> dict[str, Any]:
-        """Where this sampler is (see :class:`ResumableSampler`'s samplers), plus ``window``,
-        the shards' count and digest, and the resume ``levels`` of the epoch: the
-        ``[num_replicas, position]`` of each earlier job of other size that read part of it."""
-        st, consumed = self._position(self._settings())
-        return _state.make(st, consumed, self._state_fields(st.epoch))
+    def _load_extra(self, state: Mapping[str, Any]) -> None:
+        ours = self._extra_state()
+        del ours["levels"]  # the saved job's, checked by load_state_dict
+        _state.same_fields(state, ours)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from a state saved by :meth:`state_dict`, possibly by a job with another
@@ -223,7 +216,7 @@ class ResumableShardSampler(_ResumableIteration, ResumableSampler):
         With the saved ``num_replicas``, every rank continues its own part. With another, the
         epoch continues with what the saved job's ranks had left (each had read ``offset /
         num_replicas`` samples), cut into this job's parts; the state then records the saved
-        job as a level, so later states resume the same way.
+        job as a level (``levels``), so later states resume the same way.
 
         Raises:
             ValueError: if the state is malformed or belongs to other shards, ``window``, seed
@@ -231,24 +224,13 @@ class ResumableShardSampler(_ResumableIteration, ResumableSampler):
         """
         yielded = _state.torchdata_yielded(state)
         if yielded is not None:
-            self._pending = _Start(None, yielded * self._settings().num_replicas)
+            self._resume.skip_indices(yielded)
             return
+        self._load_extra(_state.as_mapping(state))
         st = self._settings()
         epoch, offset = _state.read(state, st, _FIELDS)
-        for name, ours in (
-            ("window", self.window),
-            ("shard_count", self._sizes.shards),
-            ("shard_digest", self._sizes.digest),
-        ):
-            saved = state[name]
-            if type(saved) is not int or saved != ours:
-                raise ValueError(
-                    f"state field {name!r} is {saved!r} but this sampler has {ours!r}; resuming "
-                    "would continue in a different order"
-                )
         levels = _levels_field(state["levels"])
         saved_replicas = state["num_replicas"]
-        start = offset
         if saved_replicas != st.num_replicas:
             if saved_replicas > MAX_LEVEL_REPLICAS:
                 raise ValueError(
@@ -261,17 +243,20 @@ class ResumableShardSampler(_ResumableIteration, ResumableSampler):
                     f"({saved_replicas}) to resume with {st.num_replicas} replicas"
                 )
             levels = (*levels, (saved_replicas, offset // saved_replicas))
-            start = 0
-        previous = self._resumed, self.epoch
-        self._resumed = (epoch, levels)
-        self.set_epoch(epoch)
+            offset = 0
+        _, key_epoch = _checks.order_key(st.seed, epoch, ORDER_NAME)
+        # The levels must fit the epoch: build it (it is then cached for the first iterator).
+        previous = self._resumed
+        self._resumed = (key_epoch, levels)
+        self._resume.forget()
         try:
-            self._share(self._settings(), 0)  # the levels must fit the epoch
+            self._resume.share(self._build_epoch, st._replace(epoch=epoch), 0)
         except ValueError as e:
-            self._resumed = previous[0]
-            self.set_epoch(previous[1])
+            self._resumed = previous
+            self._resume.forget()
             raise ValueError(f"state field 'levels' does not fit this epoch: {e}") from None
-        self._pending = _Start(epoch, start)
+        self.set_epoch(epoch)
+        self._resume.restore(epoch, offset)
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()

@@ -34,9 +34,10 @@ from resumable_samplers import _checks, _core
 from resumable_samplers.length import ResumableLengthGroupedSampler
 from resumable_samplers.permutation import PERMUTATIONS
 from resumable_samplers.samplers import (
+    Resumable,
     ResumableRandomSampler,
     ResumableSequentialSampler,
-    _ResumableIteration,
+    _ResumableOrder,
 )
 
 __all__ = ["STRATEGIES", "ResumableTrainerMixin"]
@@ -83,13 +84,20 @@ def _batch_chain(batch_sampler: Any) -> list[Any]:
     return chain
 
 
-def _epoch_head(sampler: Any, count: int) -> list[int]:
-    """The first ``count`` indices of the sampler's current epoch, read from its (cached) epoch
-    without starting an iterator: O(count) for the lazy order, a view of the stored epoch
-    otherwise."""
-    settings = sampler._settings()
-    epoch = sampler._share(settings, 0)
-    return list(itertools.islice(epoch.reader(0, ahead=False), count))
+def _epoch_head(sampler: Resumable, count: int) -> list[int]:
+    """The first ``count`` indices of the sampler's current epoch, leaving its pending start as
+    it is. A library sampler reads them from its (cached) epoch without starting an iterator:
+    O(count) for the lazy order, a view of the stored epoch otherwise; a helios-style sampler
+    from an iterator of the whole epoch."""
+    if isinstance(sampler, _ResumableOrder):
+        epoch = sampler._resume.head(sampler)
+        return list(itertools.islice(epoch.reader(0, ahead=False), count))
+    skip = sampler.start_iter
+    sampler.start_iter = 0
+    try:
+        return list(itertools.islice(iter(sampler), count))
+    finally:
+        sampler.start_iter = skip
 
 
 class _Prefixed:
@@ -129,7 +137,7 @@ class ResumedBatchSampler(SkipBatchSampler):  # type: ignore[misc]
         shard = batch_sampler if isinstance(batch_sampler, BatchSamplerShard) else None
         inner = shard.batch_sampler if shard is not None else batch_sampler
         sampler = getattr(inner, "sampler", None)
-        if not isinstance(sampler, _ResumableIteration):
+        if not isinstance(sampler, Resumable):
             raise ValueError(
                 "ResumedBatchSampler needs a batch sampler over a resumable sampler, got "
                 f"{type(sampler).__name__}"
@@ -333,8 +341,8 @@ def _checked_batch_sampler(loader: Any) -> Any:
     """
     chain = _batch_chain(getattr(loader, "batch_sampler", None))
     sampler = getattr(chain[-1], "sampler", None)
-    if not isinstance(sampler, _ResumableIteration):
-        found = next((b for b in chain if isinstance(b, _ResumableIteration)), sampler)
+    if not isinstance(sampler, Resumable):
+        found = next((b for b in chain if isinstance(b, Resumable)), sampler)
         raise ValueError(
             "ResumableTrainerMixin resumes a training DataLoader whose sampler is a resumable "
             f"sampler with the loader's batch size, got a {type(found).__name__} (the Trainer "

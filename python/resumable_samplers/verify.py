@@ -196,7 +196,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seeds",
         type=parse_seeds,
         default=parse_seeds(DEFAULT_SEEDS),
-        help=f"comma-separated seeds in [-2**63, 2**64) (default: {DEFAULT_SEEDS})",
+        help=f"comma-separated seeds in {_cli.SEED_RANGE} (default: {DEFAULT_SEEDS})",
     )
     parser.add_argument(
         "--max-sampler-n",

@@ -149,6 +149,12 @@ pub(crate) fn default_megabatch_mult(n: u64, batch_size: u64) -> u64 {
     length::default_megabatch_mult(n, batch_size)
 }
 
+/// Samples per megabatch: `megabatch_mult * batch_size`, capped at `n`.
+#[pyfunction]
+pub(crate) fn megabatch_size(n: u64, batch_size: u64, megabatch_mult: u64) -> PyResult<u64> {
+    Ok(length::megabatch_size(n, batch_size, megabatch_mult)?)
+}
+
 /// The typical number of samples of a token-budget batch: `max_tokens // ceil(sum / n)`,
 /// between 1 and `max_batch_size`.
 #[pyfunction]

@@ -21,14 +21,20 @@ mod _core {
     use super::shards::ShardSizes;
     #[pymodule_export]
     use crate::bindings::length::{
-        default_megabatch_mult, length_grouped_epoch, lengths_scan, typical_batch_size,
-        TokenBudgetBatches,
+        default_megabatch_mult, length_grouped_epoch, lengths_scan, megabatch_size,
+        typical_batch_size, TokenBudgetBatches,
     };
 
     #[pymodule_init]
     fn init(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
         use pyo3::types::PyModuleMethods;
         m.add("SWAP_REGIME_LIMIT", crate::orders::torch::SWAP_REGIME_LIMIT)?;
+        m.add("MAX_LEN", crate::util::limits::MAX_LEN)?;
+        m.add("MAX_WEIGHT_SUM", crate::orders::mixture::MAX_WEIGHT_SUM)?;
+        // torch.Generator.manual_seed's seeds, [-2**63, 2**64): the core takes a seed (and
+        // seed + epoch) modulo 2**64.
+        m.add("SEED_MIN", i64::MIN)?;
+        m.add("SEED_END", 1u128 << 64)?;
         m.add(
             "ORDER_NAMES",
             pyo3::types::PyTuple::new(m.py(), crate::epoch::indices::ORDER_NAMES)?,

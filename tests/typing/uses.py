@@ -9,10 +9,14 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler, TensorData
 from typing_extensions import assert_type
 
 from resumable_samplers import (
+    Resumable,
     ResumableDistributedSampler,
+    ResumableLengthGroupedSampler,
+    ResumableMixtureSampler,
     ResumableRandomSampler,
     ResumableSamplerType,
     ResumableSequentialSampler,
+    ResumableTokenBudgetBatchSampler,
     create_sampler,
     randperm,
 )
@@ -31,3 +35,11 @@ assert_type(state, dict[str, Any])
 some: ResumableSamplerType = create_sampler("ResumableRandomSampler", data)
 perm: npt.NDArray[np.uint32] | npt.NDArray[np.int64] = randperm(10, seed=3)
 start: int = ResumableDistributedSampler(data, 2, 1).start_iter
+resumables: list[Resumable] = [
+    ResumableRandomSampler(data),
+    ResumableSequentialSampler(data),
+    ResumableDistributedSampler(data, 2, 1),
+    ResumableMixtureSampler([data, data], [1, 2]),
+    ResumableLengthGroupedSampler([3, 1, 4], 2),
+    ResumableTokenBudgetBatchSampler([3, 1, 4], 8),
+]

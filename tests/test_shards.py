@@ -532,3 +532,14 @@ def test_bench_reports_mosaic_as_not_measured_when_absent(monkeypatch: pytest.Mo
     report = child.measure(Spec("s", "shard_first", "py1e", 100_000))
     assert report["status"] == "unavailable"
     assert "mosaicml-streaming" in report["reason"]
+
+
+def test_an_elastic_state_replaces_an_epoch_already_read() -> None:
+    state, _, left = _stop(job(SIZES, 3, 1), 4)
+    for s in job(SIZES, 2, 1):
+        list(s)  # epoch 1 of the new job, read (and kept) before the state is loaded
+        fresh = job(SIZES, 2, 0)[s.rank]
+        fresh.load_state_dict(state)
+        s.load_state_dict(state)
+        assert list(s) == list(fresh)
+        assert set(s.indices().tolist()) <= set(left)

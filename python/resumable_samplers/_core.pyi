@@ -7,6 +7,7 @@ import numpy.typing as npt
 
 __all__ = [
     "MAX_LEN",
+    "MAX_LEVEL_REPLICAS",
     "MAX_WEIGHT_SUM",
     "ORDER_NAMES",
     "SEED_END",
@@ -33,6 +34,9 @@ MAX_LEN: int
 
 MAX_WEIGHT_SUM: int
 """``2**62``: the largest sum of a mixture's integer weights."""
+
+MAX_LEVEL_REPLICAS: int
+"""``2**20``: the most ranks of a resume level of the shard order (an elastic resume's old job)."""
 
 SEED_MIN: int
 """``-2**63``: the smallest seed (and ``seed + epoch``) torch's generator takes."""

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from resumable_samplers import _checks, _core, _state
+from resumable_samplers import _checks, _core, _limits, _state
 from resumable_samplers._resume import EpochKey
 from resumable_samplers.samplers import (
     SAMPLER_REGISTRY,
@@ -21,7 +21,7 @@ from resumable_samplers.samplers import (
 ORDER_NAME = "shards"
 """The ``permutation`` a shard sampler's state names."""
 
-MAX_LEVEL_REPLICAS = 2**20
+MAX_LEVEL_REPLICAS = _limits.MAX_LEVEL_REPLICAS
 """The largest ``num_replicas`` a state can be resumed from elastically (a level of its
 ``levels`` field)."""
 
@@ -96,7 +96,7 @@ def _levels_field(value: Any) -> Levels:
     ):
         raise ValueError(
             "state field 'levels' should be a list of [num_replicas, position] pairs of ints "
-            f"(num_replicas in [1, 2**20]), got {value!r}"
+            f"(num_replicas in [1, {_limits.text(MAX_LEVEL_REPLICAS)}]), got {value!r}"
         )
     return tuple((lv[0], lv[1]) for lv in value)
 
@@ -116,8 +116,8 @@ class ResumableShardSampler(_ResumableOrder, ResumableSampler):
     ``window`` shards open at a time (a cache of ``window`` shards never reloads one), the whole
     epoch loads at most ``K + 2 * num_replicas`` shards, and two adjacent samples come from the
     same shard about ``1 / window`` of the time. An epoch is a pure function of
-    ``(shard_sizes, window, seed, epoch, num_replicas)``; memory is 16 bytes per shard, no
-    per-sample array, and any position is found in O(log K).
+    ``(shard_sizes, window, seed, epoch, num_replicas)``; memory is about 24 bytes per shard,
+    no per-sample array, and any position is found in O(log K).
 
     A state saved by ``W`` ranks and loaded by ``W'`` ranks continues with exactly what the
     ``W`` ranks had left, cut into ``W'`` parts that keep the windows (see ``docs/shards.md``).
@@ -235,7 +235,7 @@ class ResumableShardSampler(_ResumableOrder, ResumableSampler):
             if saved_replicas > MAX_LEVEL_REPLICAS:
                 raise ValueError(
                     f"state field 'num_replicas' is {saved_replicas}; an elastic resume needs "
-                    "at most 2**20"
+                    f"at most {_limits.text(MAX_LEVEL_REPLICAS)}"
                 )
             if offset % saved_replicas:
                 raise ValueError(

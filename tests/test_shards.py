@@ -543,3 +543,13 @@ def test_an_elastic_state_replaces_an_epoch_already_read() -> None:
         s.load_state_dict(state)
         assert list(s) == list(fresh)
         assert set(s.indices().tolist()) <= set(left)
+
+
+def test_an_elastic_level_past_the_cores_limit_is_refused() -> None:
+    from resumable_samplers import _core, shards
+
+    assert shards.MAX_LEVEL_REPLICAS == _core.MAX_LEVEL_REPLICAS == 2**20
+    state = make(num_replicas=2, rank=0).state_dict()
+    state["levels"] = [[2**20 + 1, 0]]
+    with pytest.raises(ValueError, match=r"'levels'.*2\*\*20"):
+        make(num_replicas=2, rank=0).load_state_dict(state)

@@ -311,5 +311,6 @@ def shard_table(outcomes: list[Outcome]) -> str:
         f"about {SAMPLES_PER_SHARD} samples per shard. Mosaic's times are its shuffle alone; "
         f"it is not run above n = {format_n(PEER_MAX_N)}.",
     ]
-    lines += [f"Not measured: {note}." for note in sorted(notes)]
+    for note in sorted(notes):
+        lines += ["", f"Not measured: {note}."]
     return "\n".join(lines)

@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 class NpyShards(Dataset[torch.Tensor]):
     """The rows of ``.npy`` files in ``ConcatDataset`` order: index ``i`` is row
     ``i - starts[k]`` of file ``k``. Each process keeps the ``cache`` files it read last; with
-    ``cache >= window`` a ``ResumableShardSampler`` never makes it read a file twice in an epoch.
+    ``cache >= window`` a ``ResumableShardSampler`` makes it read each file once per epoch.
     """
 
     def __init__(self, paths: Sequence[str | Path], cache: int = 8) -> None:

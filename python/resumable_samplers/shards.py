@@ -113,7 +113,7 @@ class ResumableShardSampler(_ResumableOrder, ResumableSampler):
     consecutive shards, whose samples are shuffled by a keyed bijection. So every index is read
     once per epoch over the ranks (padding and ``drop_last`` as in ``DistributedSampler``: every
     rank reads ``ceil(n / num_replicas)``, or ``floor`` with ``drop_last``), a rank has at most
-    ``window`` shards open at a time (a cache of ``window`` shards never reloads one), the whole
+    ``window`` shards open at a time (an LRU cache of ``window`` shards reads each once), the whole
     epoch loads at most ``K + 2 * num_replicas`` shards, and two adjacent samples come from the
     same shard about ``1 / window`` of the time. An epoch is a pure function of
     ``(shard_sizes, window, seed, epoch, num_replicas)``; memory is about 24 bytes per shard,

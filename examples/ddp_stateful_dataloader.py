@@ -36,6 +36,7 @@ import argparse
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,9 @@ from torch.utils.data import TensorDataset
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from resumable_samplers import ResumableDistributedSampler
+
+# torchdata's loader calls torch.set_vital, which recent torch deprecates with a warning
+warnings.filterwarnings("ignore", message="'set_vital' is deprecated")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -4,7 +4,9 @@ A tiny model learns a synthetic regression problem with ``DistributedDataParalle
 processes (gloo backend). Each process draws its batches from a ``ResumableDistributedSampler``.
 Every ``--checkpoint-every`` optimizer steps, rank 0 writes one checkpoint file atomically: the
 model, the optimizer, ``sampler.state_dict()``, the epoch and the step. ``--resume`` continues from
-that file at exactly the next batch, in exactly the order the uninterrupted run would have used.
+that file at exactly the next batch, in exactly the order the uninterrupted run would have used;
+``--resume-from PATH`` continues from another file and leaves it as it is (``--checkpoint`` is
+then where this run writes), so that several runs can resume from one checkpoint.
 
 The sampler's state holds a *global* position, so the resumed job may have another number of
 processes. The global batch (``--global-batch-size``) stays the same and each process takes an
@@ -56,6 +58,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--log-dir", type=Path, default=Path("logs"), help="the indices each rank trained on"
     )
     parser.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    parser.add_argument(
+        "--resume-from",
+        type=Path,
+        metavar="PATH",
+        help="continue from this checkpoint, left as it is (this run writes --checkpoint)",
+    )
     parser.add_argument(
         "--stop-after", type=int, metavar="STEPS", help="stop after STEPS steps, as if killed"
     )
@@ -116,8 +124,11 @@ def main(argv: list[str] | None = None) -> None:
     optimizer = torch.optim.SGD(model.parameters(), lr=0.02, momentum=0.9)
 
     epoch, step = 0, 0
-    if args.resume and args.checkpoint.exists():
-        checkpoint = torch.load(args.checkpoint, weights_only=True)
+    source = args.resume_from or (args.checkpoint if args.resume else None)
+    if args.resume_from is not None and not args.resume_from.exists():
+        raise SystemExit(f"--resume-from {args.resume_from}: no such checkpoint")
+    if source is not None and source.exists():
+        checkpoint = torch.load(source, weights_only=True)
         model.module.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         sampler.load_state_dict(checkpoint["sampler"])  # saved with any number of processes

@@ -4,7 +4,7 @@ training loop and a resume)."""
 
 from __future__ import annotations
 
-# --8<-- [start:dataset]
+# [start:dataset]
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,8 +48,8 @@ class NpyShards(Dataset[torch.Tensor]):
         return torch.from_numpy(self.shard(k)[i - self.starts[k]])
 
 
-# --8<-- [end:dataset]
-# --8<-- [start:write]
+# [end:dataset]
+# [start:write]
 def write_shards(root: Path, sizes: Sequence[int], seed: int = 0) -> list[Path]:
     """Shard files of ``sizes`` rows: row ``j`` of the whole dataset holds ``j`` in its first
     column (so a batch tells which indices it holds)."""
@@ -65,4 +65,4 @@ def write_shards(root: Path, sizes: Sequence[int], seed: int = 0) -> list[Path]:
     return paths
 
 
-# --8<-- [end:write]
+# [end:write]

@@ -4,16 +4,16 @@
 
 use proptest::prelude::*;
 
-use crate::epoch::indices::{EpochIndices, Order};
+use crate::epoch::named::Order;
+use crate::epoch::order::Epoch;
 use crate::epoch::shard::Shard;
 use crate::orders::lazy::LazyPermutation;
 use crate::orders::mt19937::TorchMt;
 use crate::orders::torch::{torch_randperm, SWAP_REGIME_LIMIT};
-use crate::util::error::Error;
 use crate::util::limits::MAX_LEN;
 
-fn build(shard: Shard, order: Order) -> EpochIndices {
-    EpochIndices::build::<Error>(shard, order, &mut || Ok(())).unwrap()
+fn build(shard: Shard, order: Order) -> Epoch {
+    order.epoch(shard, &mut || false).unwrap()
 }
 
 proptest! {
@@ -127,9 +127,9 @@ proptest! {
         for order in [Order::Identity, Order::Torch { seed, epoch: 1, generation: crate::orders::torch::Generation::Current }, Order::Lazy { seed, epoch: 1 }] {
             let e = build(shard, order);
             let start = if e.is_empty() { 0 } else { start_seed % e.len() };
-            let v = e.to_vec_from::<Error>(start, &mut || Ok(())).unwrap();
+            let v = e.to_vec_from(start, &mut || false).unwrap();
             let mut chunk = vec![0u64; (e.len() - start) as usize];
-            e.fill_range(start, &mut chunk).unwrap();
+            e.fill(start, &mut chunk, &mut || false).unwrap();
             for (k, &x) in chunk.iter().enumerate() {
                 prop_assert_eq!(x, e.get(start + k as u64));
                 prop_assert_eq!(v.get(k), x);
@@ -142,7 +142,7 @@ proptest! {
     fn swap_regime_equals_torchs_loop(n in 0usize..5000, seed: u64) {
         prop_assert!((n as u64) < SWAP_REGIME_LIMIT);
         let mut ours = vec![0u32; n];
-        torch_randperm::<u32, ()>(&mut ours, seed, crate::orders::torch::Generation::Current, &mut || Ok(())).unwrap();
+        torch_randperm(&mut ours, seed, crate::orders::torch::Generation::Current, &mut || false).unwrap();
         let mut rng = TorchMt::new(seed);
         let mut want: Vec<u32> = (0..n as u32).collect();
         for i in 0..n.saturating_sub(1) {

@@ -21,7 +21,10 @@ from resumable_samplers.bench import (
     checks,
     child,
     cli,
+    length_cases,
+    length_targets,
     machine,
+    mixture_targets,
     plan,
     plot,
     progress,
@@ -62,7 +65,14 @@ def test_quick_run_writes_results_and_checks_bit_identity(tmp_path: Path) -> Non
     )
     assert code == 0
     result = json.loads((tmp_path / "results.json").read_text())
-    assert set(result) == {"meta", "checks", "lazy_at_scale", "results"}
+    assert set(result) == {
+        "meta",
+        "checks",
+        "lazy_at_scale",
+        "mixtures",
+        "length_grouping",
+        "results",
+    }
     meta = result["meta"]
     assert meta["sizes"] == [10**4]
     assert meta["sections"] == ["a", "e"]
@@ -515,7 +525,7 @@ def test_bench_subcommand_registers_with_a_func() -> None:
     )
     options = cli.options_from(args)
     assert options.sizes == list(spec.DEFAULT_SIZES)
-    assert options.sections == ["a", "b", "c", "d", "e"]
+    assert options.sections == ["a", "b", "c", "d", "e", "g", "h"]
     assert options.loader_n == 3000
     assert options.lazy_iter_ns == [2000, 10**4]
     assert options.lazy_randperm_n == spec.DEFAULT_LAZY_RANDPERM_N
@@ -577,3 +587,231 @@ def test_trainer_section_is_asked_for_by_name_and_skips_the_stock_trainer_at_1e9
     assert cli.options_from(parser.parse_args(["--only", "f"])).sections == ["f"]
     assert plan.estimate_bytes("trainer", "stock", 10**9) > 24 * spec.GIB
     assert plan.estimate_bytes("trainer", "lazy", 10**9) == plan.estimate_bytes("epoch", "lazy", 1)
+
+
+def test_mixture_and_length_sections_run_end_to_end(tmp_path: Path) -> None:
+    # Sections g and h at tiny sizes, every measurement a child process; Megatron is optional.
+    pytest.importorskip("transformers")
+    pytest.importorskip("torchdata")
+    args = ["--only", "g,h", "--sizes", "1e4", "--mixture-iter-n", "1e4", "--length-n", "5000"]
+    args += ["--repeat", "1", "--no-plot", "--check", "--out", str(tmp_path)]
+    assert cli.main(args) == 0  # no target is judged below its stated size
+    result = json.loads((tmp_path / "results.json").read_text())
+    meta = result["meta"]
+    assert meta["sections"] == ["g", "h"]
+    assert (meta["mixture_n"], meta["mixture_iter_n"], meta["length_n"]) == ([10**4], 10**4, [5000])
+    runs = {(r["case"], r["impl"], r["n"], r["k"]): r for r in result["results"]}
+    assert set(runs) == {
+        ("mixture_first", "ours", 10**4, 3),
+        ("mixture_first", "megatron", 10**4, 3),
+        ("mixture_first", "ours", 10**4, 1000),
+        ("mixture_first", "megatron", 10**4, 1000),
+        ("mixture_iterate", "lazy", 10**4, 0),
+        ("mixture_iterate", "ours", 10**4, 3),
+        ("mixture_iterate", "ours", 10**4, 1000),
+        ("mixture_restore", "torchdata", 10**4, 3),
+        *(
+            (case, impl, 5000, 0)
+            for case in ("length_epoch", "length_resume")
+            for impl in ("ours", "budget", "transformers")
+        ),
+        ("length_padding", "ours", 5000, 0),
+    }
+    for key, r in runs.items():
+        if key[1] == "megatron" and r["status"] == "unavailable":
+            assert "megatron-core" in r["reason"]
+            continue
+        assert r["status"] == "ok", r
+    assert runs[("mixture_iterate", "ours", 10**4, 3)]["metrics"]["count"] == 10**4
+    padding = runs[("length_padding", "ours", 5000, 0)]["metrics"]
+    assert padding["random"] < padding["length_grouped"] < padding["token_budget"] <= 1
+    # the length-grouped order is transformers': the same first index, fresh and resumed
+    assert result["checks"]["same_first_index"]["passed"] is True
+    for case in ("length_epoch", "length_resume"):
+        ours = runs[(case, "ours", 5000, 0)]["metrics"]["first_index"]
+        assert ours == runs[(case, "transformers", 5000, 0)]["metrics"]["first_index"]
+
+    for key, targets_of in (
+        ("mixtures", mixture_targets.TARGETS),
+        ("length_grouping", length_targets.TARGETS),
+    ):
+        summary = result[key]
+        assert summary["passed"] is None
+        assert summary["not_judged"] == list(targets_of)
+        assert all("the target is stated at n = 1e" in why for why in summary["why"].values())
+    text = (tmp_path / "results.md").read_text()
+    assert "### (g) weighted mixtures" in text
+    assert "| iterate: mixture K=3 / plain lazy sampler | 1e4 |" in text
+    assert "### (h) length grouping" in text
+    assert "| first epoch: transformers / ours | 5e3 |" in text
+    assert "(met)" in text or "(MISSED)" in text
+
+
+def test_length_sampler_resumes_where_transformers_order_continues() -> None:
+    # A real reference: transformers' LengthGroupedSampler, iterated to the resume point.
+    pytest.importorskip("transformers")
+    import numpy as np
+    import torch
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    n = 3000
+    reports = {
+        impl: child.measure(spec.Spec("h", "length_resume", impl, n, seed=5))
+        for impl in ("ours", "budget")
+    }
+    lengths = np.load(length_cases.lengths_file(n), mmap_mode="r").tolist()
+    order = list(
+        LengthGroupedSampler(32, lengths=lengths, generator=torch.Generator().manual_seed(5))
+    )
+    assert reports["ours"]["metrics"]["first_index"] == order[length_cases.half_position(n)]
+    assert reports["budget"]["status"] == "ok"
+
+
+def _mixture_outcomes(first_s: float, ratio: float, n: int = 10**9) -> list[spec.Outcome]:
+    rss = {"base": spec.GIB, "peak": spec.GIB, "extra": 0, "reset": True}
+    first = {"time_s": first_s + 1e-3, "build_s": 1e-3, "first_s": first_s, "first": 0}
+    iter_n = mixture_targets.TARGET_MIXTURE_ITER_N
+    return [
+        *(
+            spec.Outcome(
+                spec.Spec("g", "mixture_first", "ours", n, k=k), "ok", metrics=first, rss=rss
+            )
+            for k in spec.MIXTURE_KS
+        ),
+        spec.Outcome(
+            spec.Spec("g", "mixture_iterate", "lazy", iter_n),
+            "ok",
+            metrics={"ns_per_index": 30.0},
+            rss=rss,
+        ),
+        spec.Outcome(
+            spec.Spec("g", "mixture_iterate", "ours", iter_n, k=3),
+            "ok",
+            metrics={"ns_per_index": 30.0 * ratio},
+            rss=rss,
+        ),
+    ]
+
+
+def test_mixture_targets_are_judged_at_their_sizes() -> None:
+    good = mixture_targets.mixtures(_mixture_outcomes(2e-4, 1.1))
+    assert (good["passed"], good["missed"], good["not_judged"]) == (True, [], [])
+    slow = mixture_targets.mixtures(_mixture_outcomes(2e-3, 2.0))
+    assert slow["passed"] is False
+    assert slow["missed"] == ["mixture_first_index", "mixture_iterate"]
+    small = mixture_targets.mixtures(_mixture_outcomes(2e-3, 1.1, n=10**8))
+    assert small["passed"] is None
+    assert small["not_judged"] == ["mixture_first_index"]
+    assert small["why"]["mixture_first_index"] == (
+        "measured at n = 1e8, the target is stated at n = 1e9"
+    )
+
+
+def test_one_missed_row_misses_a_target_of_several_rows() -> None:
+    outcomes = _mixture_outcomes(2e-4, 1.1)
+    outcomes[1].metrics = {**outcomes[1].metrics, "first_s": 5e-3}  # K=1000 slow, K=3 fast
+    summary = mixture_targets.mixtures(outcomes)
+    assert summary["missed"] == ["mixture_first_index"]
+
+
+def _length_outcomes(bytes_per_sample: float, ratio: float) -> list[spec.Outcome]:
+    def rss(n: int, per: float) -> dict[str, Any]:
+        return {"base": spec.GIB, "peak": spec.GIB, "extra": int(per * n), "reset": True}
+
+    make = spec.Spec
+    big, small = length_targets.TARGET_LENGTH_N, length_targets.TARGET_TRANSFORMERS_N
+    epoch = {"construct_s": 0.1, "first_epoch_s": 1.0, "first_index": 7}
+    return [
+        spec.Outcome(
+            make("h", "length_epoch", "ours", small), "ok", metrics=epoch, rss=rss(small, 4)
+        ),
+        spec.Outcome(
+            make("h", "length_epoch", "transformers", small),
+            "ok",
+            metrics={"first_epoch_s": ratio, "first_index": 7},
+            rss=rss(small, 60),
+        ),
+        spec.Outcome(make("h", "length_epoch", "ours", big), "ok", metrics=epoch, rss=rss(big, 4)),
+        spec.Outcome(
+            make("h", "length_epoch", "budget", big),
+            "ok",
+            metrics={
+                "construct_s": 0.1,
+                "first_epoch_s": 1.0,
+                "batches": 9,
+                "first_batch_index": 3,
+            },
+            rss=rss(big, bytes_per_sample),
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("per_sample", "ratio", "missed"),
+    [(4.3, 40.0, []), (9.0, 40.0, ["length_memory"]), (4.3, 3.0, ["length_vs_transformers"])],
+)
+def test_check_exits_non_zero_when_a_length_target_is_missed(
+    per_sample: float,
+    ratio: float,
+    missed: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def fake_run_all(options: plan.Options, into: list[spec.Outcome]) -> list[spec.Outcome]:
+        into += _length_outcomes(per_sample, ratio)
+        return into
+
+    monkeypatch.setattr(runner, "run_all", fake_run_all)
+    code = cli.main(["--only", "h", "--no-plot", "--check", "--out", str(tmp_path)])
+    assert code == (1 if missed else 0)
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert result["length_grouping"]["missed"] == missed
+    assert result["length_grouping"]["passed"] is (not missed)
+    err = capsys.readouterr().err
+    assert ("--check: performance targets missed: " + ", ".join(missed) in err) is bool(missed)
+
+
+def test_plan_of_sections_g_and_h(tmp_path: Path) -> None:
+    options = _options(
+        tmp_path,
+        sections=["g", "h"],
+        mixture_ns=[10**9],
+        mixture_iter_n=10**7,
+        length_ns=[10**7, 10**8],
+    )
+    specs = [(s.case, s.impl, s.n, s.k) for s in plan.plan(options)]
+    assert specs[:4] == [
+        ("mixture_first", "ours", 10**9, 3),
+        ("mixture_first", "megatron", 10**9, 3),
+        ("mixture_first", "ours", 10**9, 1000),
+        ("mixture_first", "megatron", 10**9, 1000),
+    ]
+    assert ("mixture_restore", "torchdata", spec.TORCHDATA_MAX_N, 3) in specs
+    assert specs[-1] == ("length_padding", "ours", 10**7, 0)
+    # Megatron's K = 1000 index is built at 1e7 and scaled: it fits where K = 3 at 1e9 does not
+    k3, k1000 = (s for s in plan.plan(options) if s.impl == "megatron")
+    budget = _options(tmp_path, mem_budget=4 * spec.GIB)
+    assert plan.skip_reason(k3, budget, [], {}, {}) is not None
+    assert plan.skip_reason(k1000, budget, [], {}, {}) is None
+    # transformers' sampler stops at 1e7
+    hf = [s for s in plan.plan(options) if s.impl == "transformers"]
+    reasons = {s.n: plan.skip_reason(s, options, [], {}, {}) for s in hf}
+    assert reasons[10**7] is None
+    assert reasons[10**8] is not None and "up to n = 1e7" in reasons[10**8][1]
+
+
+def test_sizes_bound_the_mixture_and_length_sections() -> None:
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    options = cli.options_from(parser.parse_args([]))
+    assert {"g", "h"} <= set(options.sections)  # one command measures the whole library
+    assert options.mixture_ns == list(spec.DEFAULT_MIXTURE_NS)
+    options = cli.options_from(parser.parse_args(["--sizes", "1e6"]))
+    assert (options.mixture_ns, options.mixture_iter_n, options.length_ns) == (
+        [10**6],
+        10**6,
+        [10**6],
+    )
+    options = cli.options_from(parser.parse_args(["--quick"]))
+    assert options.length_ns == list(spec.QUICK_LENGTH_NS)

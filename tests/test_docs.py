@@ -1,9 +1,14 @@
 """The documentation: every Python block of ``docs/*.md`` runs; the site builds without warnings.
 
-The blocks of a page run in order in one namespace, inside a one-process gloo group (the
-distributed snippets take ``num_replicas``/``rank`` from it, as under torchrun). A block made of
-``--8<-- "path"`` lines (pymdownx.snippets) runs the file it includes (or the section of it that
-``"path:section"`` names), as the page shows it.
+The blocks of a page run in order in one namespace, as a reader would run them: no process group
+exists before a page runs, so a page that needs one (``docs/distributed.md``) shows how it is
+created.
+
+Pages show their code. A block taken from a script that the test suite runs carries a comment
+naming it on the line before its fence, ``<!-- code: path -->`` (the whole file) or
+``<!-- code: path:section -->`` (the lines between ``# [start:section]`` and
+``# [end:section]``), and must be byte-identical to it. ``python tests/test_docs.py`` copies
+every such script (or section) into its page.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import importlib.util
 import re
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,34 +31,51 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
 BLOCK = re.compile(r"^```python\n(.*?)^```", flags=re.DOTALL | re.MULTILINE)
-SNIPPET = re.compile(r'^--8<-- "([^":]+)(?::(\w+))?"$', flags=re.MULTILINE)
+TAGGED = re.compile(
+    r"^<!-- code: ([^ :]+)(?::(\w+))? -->\n```python\n(.*?)^```", flags=re.DOTALL | re.MULTILINE
+)
 
 
-def included(path: str, section: str | None) -> str:
-    """A file, or the part of it between ``--8<-- [start:section]`` and ``[end:section]``."""
+def section_of(path: str, section: str | None) -> str:
+    """A file, or the part of it between ``# [start:section]`` and ``# [end:section]``."""
     text = (ROOT / path).read_text()
     if section is None:
         return text
-    start = re.search(rf"^.*--8<-- \[start:{section}\].*\n", text, flags=re.MULTILINE)
-    end = re.search(rf"^.*--8<-- \[end:{section}\]", text, flags=re.MULTILINE)
+    start = re.search(rf"^# \[start:{section}\]\n", text, flags=re.MULTILINE)
+    end = re.search(rf"^# \[end:{section}\]$", text, flags=re.MULTILINE)
     assert start and end, f"{path} has no section {section!r}"
     return text[start.end() : end.start()]
 
 
 def python_blocks(page: Path) -> list[str]:
-    """The page's Python blocks, with included files (or sections of them, ``"file:section"``) in
-    place of their ``--8<--`` lines."""
-    blocks = BLOCK.findall(page.read_text())
-    return [SNIPPET.sub(lambda m: included(m.group(1), m.group(2)), block) for block in blocks]
+    """The page's Python blocks, as it shows them."""
+    return BLOCK.findall(page.read_text())
+
+
+def sync(page: Path) -> bool:
+    """Copy every tagged script (or section) into ``page``; report whether it changed."""
+    text = page.read_text()
+
+    def fill(m: re.Match[str]) -> str:
+        tag = m.group(0).split("\n", 1)[0]
+        return f"{tag}\n```python\n{section_of(m.group(1), m.group(2))}```"
+
+    new = TAGGED.sub(fill, text)
+    if new != text:
+        page.write_text(new)
+    return new != text
 
 
 @pytest.fixture
-def process_group(tmp_path: Path) -> Iterator[None]:
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+def process_group() -> Iterator[None]:
+    """No process group before a page runs (a page that needs one creates it, as the reader
+    must); whatever group a page created is destroyed after it."""
+    assert not dist.is_initialized()
     try:
         yield
     finally:
-        dist.destroy_process_group()
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 @pytest.mark.timeout(300)
@@ -62,8 +85,49 @@ def test_code_blocks_run(page: Path, process_group: None) -> None:
     if any("torchdata" in block for block in blocks):
         pytest.importorskip("torchdata")
     namespace: dict[str, Any] = {"__name__": f"docs.{page.stem}"}
-    for i, block in enumerate(blocks):
-        exec(compile(block, f"{page.name} python block {i}", "exec"), namespace)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # as a reader sees them; the page's own filters apply
+        for i, block in enumerate(blocks):
+            exec(compile(block, f"{page.name} python block {i}", "exec"), namespace)
+    # A page that uses torchdata's loader filters the deprecation it triggers in torch.
+    noise = [str(w.message) for w in caught if "set_vital" in str(w.message)]
+    assert not noise, noise
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_pages_show_their_code(page: Path) -> None:
+    text = page.read_text()
+    assert "--8<--" not in text, f"{page.name} includes code instead of showing it"
+    for m in TAGGED.finditer(text):
+        expected = section_of(m.group(1), m.group(2))
+        assert m.group(3) == expected, (
+            f"{page.name}: the block tagged {m.group(1)}:{m.group(2)} differs from the script; "
+            "run python tests/test_docs.py to copy the script into the page"
+        )
+
+
+def test_the_tagged_scripts_are_the_ones_the_suite_runs() -> None:
+    tagged = {m.group(1) for page in PAGES for m in TAGGED.finditer(page.read_text())}
+    assert tagged == {
+        "examples/ddp_train.py",
+        "examples/ddp_stateful_dataloader.py",
+        "examples/shard_dataset.py",
+        "tests/scripts/lightning_train.py",
+        "tests/scripts/accelerate_train.py",
+        "tests/scripts/transformers_train.py",
+    }
+    suite = "".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py"))
+    for path in tagged:
+        assert Path(path).name in suite.replace(Path(__file__).read_text(), ""), path
+
+
+def test_install_commands_work_from_a_clone() -> None:
+    # The package is not on PyPI: an extra is installed from a clone (pip install ".[extra]"),
+    # never as "resumable-samplers[extra]", which pip cannot find.
+    texts = [ROOT / "README.md", ROOT / "benches" / "README.md", *PAGES]
+    texts += sorted((ROOT / "python" / "resumable_samplers").rglob("*.py"))
+    offending = [p.relative_to(ROOT) for p in texts if "resumable-samplers[" in p.read_text()]
+    assert not offending, offending
 
 
 def test_the_api_reference_covers_the_public_names() -> None:
@@ -89,3 +153,10 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "WARNING" not in proc.stderr, proc.stderr
     assert (tmp_path / "api" / "index.html").exists()
+
+
+if __name__ == "__main__":
+    changed = [page.name for page in PAGES if sync(page)]
+    print(
+        "updated: " + ", ".join(changed) if changed else "every page shows its scripts as they are"
+    )

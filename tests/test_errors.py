@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 import resumable_samplers as rs
 from conftest import Sized
@@ -194,3 +195,22 @@ def test_a_state_offset_past_the_end_of_its_epoch_is_refused(drop_last: bool, en
         s.load_state_dict(state)
     s.load_state_dict({**state, "offset": end})
     assert list(s) == []
+
+
+@pytest.mark.parametrize("rank", [-1, -(2**70), 2, 2**64, 10**40])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda ds, r: rs.ResumableDistributedSampler(ds, num_replicas=2, rank=r),
+        lambda ds, r: rs.ResumableMixtureSampler([3, 2], [1, 1], num_replicas=2, rank=r),
+    ],
+    ids=["distributed", "mixture"],
+)
+def test_a_rank_outside_the_ranks_gets_torchs_message(make: Any, rank: int) -> None:
+    """Any rank outside ``[0, num_replicas)``, negative or beyond 64 bits, is refused in the
+    words of torch's own ``DistributedSampler``."""
+    with pytest.raises(ValueError) as want:
+        torch.utils.data.DistributedSampler(list(range(5)), num_replicas=2, rank=rank)
+    with pytest.raises(ValueError) as got:
+        make(list(range(5)), rank)
+    assert str(got.value) == str(want.value)

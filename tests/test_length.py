@@ -32,8 +32,6 @@ from _workers import IndexDataset
 transformers_pt_utils = pytest.importorskip("transformers.trainer_pt_utils")
 get_length_grouped_indices = transformers_pt_utils.get_length_grouped_indices
 
-pytestmark = pytest.mark.filterwarnings("ignore:'set_vital' is deprecated")
-
 # -- references --------------------------------------------------------------------------------
 
 

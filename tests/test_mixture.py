@@ -32,8 +32,6 @@ from resumable_samplers.mixture import integer_weights
 sys.path.insert(0, os.path.dirname(__file__))
 import _workers
 
-pytestmark = pytest.mark.filterwarnings("ignore:'set_vital' is deprecated")
-
 LENGTHS = [7, 3, 12, 1]
 WEIGHTS = [3.0, 1.0, 5.5, 0.5]
 

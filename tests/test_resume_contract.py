@@ -38,9 +38,6 @@ from resumable_samplers.samplers import _ResumableOrder
 sys.path.insert(0, str(Path(__file__).parent))
 from _workers import IndexDataset
 
-pytestmark = pytest.mark.filterwarnings("ignore:'set_vital' is deprecated")
-
-
 # -- named rules -------------------------------------------------------------------------------
 
 

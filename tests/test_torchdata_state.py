@@ -30,8 +30,6 @@ from resumable_samplers import (
 sys.path.insert(0, os.path.dirname(__file__))
 from _workers import IndexDataset
 
-pytestmark = pytest.mark.filterwarnings("ignore:'set_vital' is deprecated")
-
 N = 27
 B = 3
 SEED = 5

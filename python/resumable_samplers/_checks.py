@@ -65,9 +65,7 @@ def replicas(num_replicas: Any, rank: Any) -> tuple[int, int]:
     """``num_replicas`` and ``rank`` as ints; the core checks that ``rank`` is one of the
     ``num_replicas`` ranks (``ValueError`` in torch's wording)."""
     num_replicas = positive_int("num_replicas", num_replicas, MAX_LEN)
-    rank = non_negative_int("rank", rank, U64_MAX)
-    _core.shard_len(0, num_replicas, rank, 0, False)
-    return num_replicas, rank
+    return num_replicas, _core.check_rank(as_int("rank", rank), num_replicas)
 
 
 def as_bool(name: str, value: Any) -> bool:

@@ -18,6 +18,7 @@ __all__ = [
     "Reader",
     "ShardSizes",
     "TokenBudgetBatches",
+    "check_rank",
     "default_megabatch_mult",
     "length_grouped_epoch",
     "lengths_scan",
@@ -64,6 +65,9 @@ def randperm(
 def same_order(a: str, b: str, n: int) -> bool:
     """Whether the orders named ``a`` and ``b`` give the same permutation of ``n`` items for every
     seed and epoch (equal names, or both torch generations below ``SWAP_REGIME_LIMIT``)."""
+
+def check_rank(rank: int, num_replicas: int) -> int:
+    """``rank`` as one of ``num_replicas`` ranks; ``ValueError`` in torch's wording otherwise."""
 
 def shard_len(n: int, num_replicas: int, rank: int, offset: int, drop_last: bool) -> int:
     """How many indices a rank reads after the global positions ``[0, offset)`` were consumed."""

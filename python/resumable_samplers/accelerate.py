@@ -1,6 +1,6 @@
 """Resume a resumable sampler exactly with accelerate's ``save_state``/``load_state``.
 
-Needs accelerate (``pip install "resumable-samplers[accelerate]"``).
+Needs accelerate (``pip install accelerate``, or ``pip install ".[accelerate]"`` in a clone).
 
 ``accelerator.prepare()`` shards a ``DataLoader`` itself: every process takes every
 ``num_processes``-th batch of the loader's sampler, so the sampler to give it is a

@@ -5,8 +5,8 @@ Sampler resume for Lightning
 Resume a resumable sampler at exactly the next batch from Lightning's own checkpoint, with a plain
 ``DataLoader`` and any number of workers, in one process or under DDP.
 
-Needs Lightning (``pip install "resumable-samplers[lightning]"``); works with the ``lightning``
-package (``lightning.pytorch``) and with ``pytorch_lightning``.
+Needs Lightning (``pip install lightning``, or ``pip install ".[lightning]"`` in a clone); works
+with the ``lightning`` package (``lightning.pytorch``) and with ``pytorch_lightning``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def _callback_bases() -> tuple[type, ...]:
     if not bases:
         raise ImportError(
             "resumable_samplers.lightning needs Lightning (the lightning or pytorch_lightning "
-            "package): pip install 'resumable-samplers[lightning]'"
+            "package): pip install lightning"
         )
     return tuple(bases)
 

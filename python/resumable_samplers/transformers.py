@@ -2,7 +2,8 @@ r"""
 Resumable sampling for transformers' ``Trainer``
 ================================================
 
-Needs transformers and accelerate (``pip install "resumable-samplers[transformers]"``).
+Needs transformers and accelerate (``pip install transformers accelerate``, or
+``pip install ".[transformers]"`` in a clone).
 
 :class:`ResumableTrainerMixin` goes first among the bases of a ``Trainer`` class (transformers'
 own, or any subclass such as TRL's ``SFTTrainer``)::

@@ -18,9 +18,46 @@ impl From<Error> for PyErr {
     }
 }
 
-/// Runs between chunks of long work (with the GIL released) so that Ctrl-C interrupts it.
-pub(crate) fn check_signals() -> PyResult<()> {
-    Python::attach(|py| py.check_signals())
+/// The core's interruption callback for Python: it runs Python's signal handlers (Ctrl-C) and
+/// keeps the exception one raised, which [`Signals::raise`] then raises instead of
+/// [`Error::Interrupted`].
+#[derive(Default)]
+pub(crate) struct Signals {
+    pending: Option<PyErr>,
+}
+
+impl Signals {
+    /// Runs the signal handlers (taking the GIL for a moment); `true` if one raised.
+    pub(crate) fn poll(&mut self) -> bool {
+        match Python::attach(|py| py.check_signals()) {
+            Ok(()) => false,
+            Err(e) => {
+                self.pending = Some(e);
+                true
+            }
+        }
+    }
+
+    /// The core's result as a Python one: an interruption raises the signal handler's
+    /// exception (`KeyboardInterrupt` when there is none).
+    pub(crate) fn raise<T>(self, result: Result<T, Error>) -> PyResult<T> {
+        match (result, self.pending) {
+            (Ok(v), _) => Ok(v),
+            (Err(Error::Interrupted), Some(e)) => Err(e),
+            (Err(e), _) => Err(e.into()),
+        }
+    }
+}
+
+/// Runs `work` with the GIL released, giving it the interruption callback that answers Ctrl-C.
+pub(crate) fn detached<T, F>(py: Python<'_>, work: F) -> PyResult<T>
+where
+    T: Send,
+    F: Send + FnOnce(&mut dyn FnMut() -> bool) -> Result<T, Error>,
+{
+    let mut signals = Signals::default();
+    let result = py.detach(|| work(&mut || signals.poll()));
+    signals.raise(result)
 }
 
 pub(crate) fn owned_array(py: Python<'_>, v: IndexVec) -> Bound<'_, PyAny> {

@@ -1,25 +1,22 @@
 //! The epoch functions and class: `randperm`, sharding arithmetic, and `Epoch`, one rank's
-//! share of an epoch read as NumPy arrays or through the C-level reader.
-
-use std::sync::Arc;
+//! share of an epoch of any order, read as NumPy arrays or through the C-level reader.
 
 use numpy::ndarray::ArrayView1;
 use numpy::{Element, PyArray1, PyArrayMethods};
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use crate::bindings::convert::{check_signals, owned_array, owned_readonly_array};
+use crate::bindings::convert::{detached, owned_array, owned_readonly_array};
 use crate::bindings::reader::new_reader;
-use crate::epoch::indices::{lazy_randperm, EpochIndices, Order};
-use crate::epoch::shard::{resume_point as core_resume_point, Shard};
-use crate::orders::torch::randperm as core_randperm;
-use crate::util::buffer::IndexVec;
+use crate::epoch::named::{self, Order};
+use crate::epoch::order::Epoch as CoreEpoch;
+use crate::epoch::shard::{self, resume_point as core_resume_point, Shard};
+use crate::util::buffer::IndexSlice;
 
 /// A read-only NumPy view of `data` whose base object is `owner`, which keeps it alive.
 fn readonly_view<'py, T: Element>(data: &[T], owner: &Bound<'py, Epoch>) -> Bound<'py, PyAny> {
     let view = ArrayView1::from(data);
-    // SAFETY: `data` lives in the `Arc<EpochIndices>` of the frozen `owner`, which is never
-    // mutated and is the array's base, so the memory outlives the array.
+    // SAFETY: `data` lives in the epoch of the frozen `owner`, which is never mutated and is
+    // the array's base, so the memory outlives the array.
     let arr = unsafe { PyArray1::borrow_from_array(&view, owner.clone().into_any()) };
     arr.readwrite().make_nonwriteable();
     arr.into_any()
@@ -36,24 +33,21 @@ pub(crate) fn randperm<'py>(
     seed: u64,
     permutation: &str,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let perm = match Order::parse(permutation, seed, 0)? {
-        Order::Lazy { seed, epoch } => {
-            py.detach(|| lazy_randperm::<PyErr>(n, seed, epoch, &mut check_signals))?
-        }
-        Order::Torch {
-            seed, generation, ..
-        } => py.detach(|| core_randperm::<PyErr>(n, seed, generation, &mut check_signals))?,
-        Order::Identity => {
-            return Err(PyValueError::new_err(
-                "permutation should be one of 'torch', 'torch-legacy', 'lazy', got 'identity'",
-            ))
-        }
-    };
+    let perm = detached(py, |i| named::permutation(n, seed, permutation, i))?;
     Ok(owned_array(py, perm))
 }
 
 /// How many indices rank `rank` of `num_replicas` reads after the global positions
 /// `[0, offset)` of an epoch of `n` items were consumed (torch's padding rule, exactly).
+/// `rank` as one of `num_replicas` ranks (any Python integer; torch's `ValueError` otherwise).
+#[pyfunction]
+pub(crate) fn check_rank(rank: &Bound<'_, PyAny>, num_replicas: u64) -> PyResult<u64> {
+    match rank.extract::<i128>() {
+        Ok(r) => Ok(shard::check_rank(r, num_replicas)?),
+        Err(_) => Err(shard::rank_error(&rank.str()?.to_cow()?, num_replicas).into()),
+    }
+}
+
 #[pyfunction]
 pub(crate) fn shard_len(
     n: u64,
@@ -79,20 +73,15 @@ pub(crate) fn same_order(a: &str, b: &str, n: u64) -> PyResult<bool> {
     Ok(Order::same_permutation(a, b, n)?)
 }
 
-/// One rank's indices for one epoch.
+/// One rank's indices for one epoch, of any order.
 #[pyclass(frozen, module = "resumable_samplers._core")]
 pub struct Epoch {
-    inner: Arc<EpochIndices>,
-    shard: Shard,
+    inner: CoreEpoch,
 }
 
-impl Epoch {
-    /// An epoch over indices computed elsewhere in the core (e.g. a length-grouped order).
-    pub(crate) fn from_parts(inner: EpochIndices, shard: Shard) -> Self {
-        Self {
-            inner: Arc::new(inner),
-            shard,
-        }
+impl From<CoreEpoch> for Epoch {
+    fn from(inner: CoreEpoch) -> Self {
+        Self { inner }
     }
 }
 
@@ -113,11 +102,7 @@ impl Epoch {
     ) -> PyResult<Self> {
         let shard = Shard::new(n, num_replicas, rank, offset, drop_last)?;
         let order = Order::parse(permutation, seed, epoch)?;
-        let inner = py.detach(|| EpochIndices::build::<PyErr>(shard, order, &mut check_signals))?;
-        Ok(Self {
-            inner: Arc::new(inner),
-            shard,
-        })
+        Ok(detached(py, |i| order.epoch(shard, i))?.into())
     }
 
     fn __len__(&self) -> usize {
@@ -127,15 +112,15 @@ impl Epoch {
     /// The global position consumed once every rank has read `position` indices of this
     /// epoch (the inverse of `resume_point`).
     fn consumed(&self, position: u64) -> u128 {
-        self.shard.consumed(position)
+        self.inner.consumed(position)
     }
 
     /// An iterator over the indices from position `start` on, as Python ints; `position()`
-    /// tells how far it got. With `ahead`, a lazy epoch's next chunk is computed on a helper
-    /// thread while the current one is read.
+    /// tells how far it got. With `ahead`, an epoch that computes its indices (lazy order,
+    /// mixture) computes the next chunk on a helper thread while the current one is read.
     #[pyo3(signature = (start=0, ahead=true))]
     fn reader<'py>(slf: &Bound<'py, Self>, start: u64, ahead: bool) -> PyResult<Bound<'py, PyAny>> {
-        new_reader(slf.py(), Arc::clone(&slf.get().inner), start, ahead)
+        new_reader(slf.py(), slf.get().inner.clone(), start, ahead)
     }
 
     /// The indices from position `start` on, as a read-only NumPy array (a view when stored).
@@ -143,18 +128,11 @@ impl Epoch {
     fn array<'py>(slf: &Bound<'py, Self>, start: u64) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let inner = &slf.get().inner;
-        let from = start.min(inner.len()) as usize;
-        Ok(match &**inner {
-            EpochIndices::Stored(IndexVec::U32(v)) => readonly_view(&v[from..], slf),
-            EpochIndices::Stored(IndexVec::I64(v)) => readonly_view(&v[from..], slf),
-            EpochIndices::Streamed(st) => {
-                let share = py.detach(|| st.wait_share::<PyErr>(&mut check_signals))?;
-                readonly_view(&share[from.min(share.len())..], slf)
-            }
-            computed => {
-                let v = py.detach(|| computed.to_vec_from::<PyErr>(start, &mut check_signals))?;
-                owned_readonly_array(py, v)
-            }
+        let stored = detached(py, |i| inner.stored(i))?;
+        Ok(match stored.map(|all| all.tail(start)) {
+            Some(IndexSlice::U32(v)) => readonly_view(v, slf),
+            Some(IndexSlice::I64(v)) => readonly_view(v, slf),
+            None => owned_readonly_array(py, detached(py, |i| inner.to_vec_from(start, i))?),
         })
     }
 }

@@ -6,17 +6,17 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use numpy::{Element, PyReadonlyArray1, PyUntypedArray};
-use pyo3::exceptions::{PyIndexError, PyValueError};
+use pyo3::exceptions::PyIndexError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::bindings::convert::check_signals;
+use crate::bindings::convert::detached;
 use crate::bindings::epoch::Epoch;
-use crate::epoch::indices::EpochIndices;
-use crate::epoch::indices::Order;
+use crate::epoch::length as length_epoch;
+use crate::epoch::named::torch_generation;
 use crate::epoch::shard::Shard;
 use crate::orders::length::{self, Packing, Stats};
-use crate::orders::torch::Generation;
+use crate::orders::torch::epoch_seed;
 use crate::util::error::Error;
 
 /// A 1-D NumPy integer array (C-contiguous, native byte order), whatever its integer type.
@@ -135,11 +135,7 @@ pub(crate) fn lengths_scan(
     lengths: Lengths<'_>,
     limit: u64,
 ) -> PyResult<(u64, u64, u128, u64, Option<(u64, u64)>)> {
-    let s: Stats = with_slice!(lengths, |s| py.detach(|| length::scan::<_, PyErr>(
-        s,
-        limit,
-        &mut check_signals
-    ))?);
+    let s: Stats = with_slice!(lengths, |s| detached(py, |i| length::scan(s, limit, i))?);
     Ok((s.n, s.max, s.sum, s.fingerprint, s.first_above))
 }
 
@@ -169,16 +165,6 @@ pub(crate) fn typical_batch_size(n: u64, total: u128, max_tokens: u64, max_batch
     length::typical_batch_size(&stats, max_tokens, max_batch_size)
 }
 
-/// The `randperm` generation of a torch order name (`"torch"` or `"torch-legacy"`).
-fn generation_of(permutation: &str) -> PyResult<Generation> {
-    match Order::parse(permutation, 0, 0)? {
-        Order::Torch { generation, .. } => Ok(generation),
-        _ => Err(PyValueError::new_err(format!(
-            "permutation should be 'torch' or 'torch-legacy', got {permutation:?}"
-        ))),
-    }
-}
-
 /// This rank's share of the length-grouped order of `lengths` (transformers'
 /// `get_length_grouped_indices` with megabatches of `megabatch_size` samples and the generator
 /// seeded with `seed + epoch`), sharded as `Epoch` shards the torch order. `max_len` is the
@@ -202,24 +188,23 @@ pub(crate) fn length_grouped_epoch(
     drop_last: bool,
     permutation: &str,
 ) -> PyResult<Epoch> {
-    let generation = generation_of(permutation)?;
-    let seed = seed.wrapping_add(epoch);
-    let order = with_slice!(stable lengths, |s| {
-        let n = s.len() as u64;
-        let shard = Shard::new(n, num_replicas, rank, offset, drop_last)?;
-        py.detach(|| -> PyResult<_> {
-            let order = length::length_grouped::<_, PyErr>(
+    let generation = torch_generation(permutation)?;
+    let epoch = with_slice!(stable lengths, |s| {
+        let shard = Shard::new(s.len() as u64, num_replicas, rank, offset, drop_last)?;
+        detached(py, |i| {
+            length_epoch::length_grouped(
                 s,
                 max_len,
                 megabatch_size,
                 seed,
+                epoch,
                 generation,
-                &mut check_signals,
-            )?;
-            Ok((EpochIndices::share_of(order, shard)?, shard))
+                shard,
+                i,
+            )
         })?
     });
-    Ok(Epoch::from_parts(order.0, order.1))
+    Ok(epoch.into())
 }
 
 /// One epoch of token-budget batches of `lengths`: megabatches of `megabatch_size` samples,
@@ -251,10 +236,10 @@ impl TokenBudgetBatches {
         epoch: u64,
         permutation: &str,
     ) -> PyResult<Self> {
-        let generation = generation_of(permutation)?;
-        let seed = seed.wrapping_add(epoch);
-        let packing = with_slice!(stable lengths, |s| py.detach(|| {
-            length::token_budget::<_, PyErr>(
+        let generation = torch_generation(permutation)?;
+        let seed = epoch_seed(seed, epoch);
+        let packing = with_slice!(stable lengths, |s| detached(py, |i| {
+            length::token_budget(
                 s,
                 max_len,
                 megabatch_size,
@@ -262,7 +247,7 @@ impl TokenBudgetBatches {
                 max_batch_size,
                 seed,
                 generation,
-                &mut check_signals,
+                i,
             )
         })?);
         Ok(Self {
@@ -302,8 +287,7 @@ impl TokenBudgetBatches {
             offset,
             drop_last,
         )?;
-        let order = &self.packing.order;
-        let share = py.detach(|| EpochIndices::share_from(order, shard))?;
-        Ok(Epoch::from_parts(share, shard))
+        let packing = &*self.packing;
+        Ok(detached(py, |i| length_epoch::batches(packing, shard, i))?.into())
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use pyo3::prelude::*;
 
 use crate::bindings::epoch::Epoch;
-use crate::epoch::indices::EpochIndices;
+use crate::epoch::mixture::MixtureShare;
 use crate::epoch::shard::Shard;
 use crate::orders::mixture::{Mixture as CoreMixture, SourceOrder};
 use crate::util::error::invalid;
@@ -50,16 +50,7 @@ impl Mixture {
         epoch: u64,
     ) -> PyResult<Epoch> {
         let shard = Shard::new(n, num_replicas, rank, offset, drop_last)?;
-        let start = epoch
-            .checked_mul(n)
-            .filter(|s| s.checked_add(n).is_some_and(|e| e < u64::MAX))
-            .ok_or_else(|| invalid("(epoch + 1) * num_samples should stay below 2**64 - 1"))?;
-        let inner = EpochIndices::Mixture {
-            shard,
-            mix: Arc::clone(&self.inner),
-            start,
-        };
-        Ok(Epoch::from_parts(inner, shard))
+        Ok(MixtureShare::epoch(Arc::clone(&self.inner), shard, epoch)?.into())
     }
 
     /// How many of the stream positions `[0, position)` drew from each source.

@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 #[pymodule]
 mod _core {
     #[pymodule_export]
-    use super::epoch::{randperm, resume_point, same_order, shard_len, Epoch};
+    use super::epoch::{check_rank, randperm, resume_point, same_order, shard_len, Epoch};
     #[pymodule_export]
     use super::mixture::Mixture;
     #[pymodule_export]
@@ -41,7 +41,7 @@ mod _core {
         m.add("SEED_END", 1u128 << 64)?;
         m.add(
             "ORDER_NAMES",
-            pyo3::types::PyTuple::new(m.py(), crate::epoch::indices::ORDER_NAMES)?,
+            pyo3::types::PyTuple::new(m.py(), crate::epoch::named::ORDER_NAMES)?,
         )?;
         m.add("Reader", super::reader::reader_type(m.py())?)
     }

@@ -9,20 +9,18 @@
 //! `RuntimeError`, and `position()` still answers. A panic (a bug) is caught at the boundary
 //! and raised as `pyo3_runtime.PanicException`, as PyO3 raises it from every other entry point.
 
-use std::ffi::{c_int, c_uint, c_void, CStr};
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::ptr;
-use std::sync::Arc;
-
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
+use std::ffi::{c_int, c_uint, c_void, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
 
-use crate::epoch::indices::EpochIndices;
+use crate::bindings::convert::Signals;
+use crate::epoch::order::Epoch;
 use crate::epoch::reader::ChunkReader;
-use crate::util::error::Error;
 
 /// The object layout: the Python header, then the reader it owns.
 #[repr(C)]
@@ -42,10 +40,10 @@ struct ReaderObject {
 static READER_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 /// A new `Reader` over `epoch` from position `start`, computing chunks ahead on a helper
-/// thread when `ahead` is true and the epoch is computed (lazy order).
+/// thread when `ahead` is true and the epoch computes its indices (lazy order, mixture).
 pub fn new_reader<'py>(
     py: Python<'py>,
-    epoch: Arc<EpochIndices>,
+    epoch: Epoch,
     start: u64,
     ahead: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
@@ -138,16 +136,13 @@ unsafe fn reader_of<'a>(slf: *mut ffi::PyObject) -> Option<&'a mut ChunkReader> 
     (*slf.cast::<ReaderObject>()).reader.as_mut()
 }
 
-/// Raises the Python exception for a core error or a caught panic; returns null.
-unsafe fn raise(err: Result<Error, ()>) -> *mut ffi::PyObject {
+/// Raises the Python exception for a caught panic; returns null.
+unsafe fn raise_panic() -> *mut ffi::PyObject {
     let py = Python::assume_attached();
-    let e: PyErr = match err {
-        Ok(e) => e.into(),
-        Err(()) => pyo3::panic::PanicException::new_err(
-            "internal error in resumable_samplers while reading indices",
-        ),
-    };
-    e.restore(py);
+    pyo3::panic::PanicException::new_err(
+        "internal error in resumable_samplers while reading indices",
+    )
+    .restore(py);
     ptr::null_mut()
 }
 
@@ -184,33 +179,21 @@ unsafe extern "C" fn reader_next(slf: *mut ffi::PyObject) -> *mut ffi::PyObject 
     (*obj).busy = true;
     (*obj).reader = ptr::null_mut();
     let py = Python::assume_attached();
-    let mut signal: Option<PyErr> = None;
+    let mut signals = Signals::default();
     let result = catch_unwind(AssertUnwindSafe(|| {
-        py.detach(|| {
-            reader.next_index_interruptible(&mut || match Python::attach(|py| py.check_signals()) {
-                Ok(()) => false,
-                Err(e) => {
-                    signal = Some(e);
-                    true
-                }
-            })
-        })
+        py.detach(|| reader.next_index_interruptible(&mut || signals.poll()))
     }));
     (*obj).reader = raw;
     (*obj).busy = false;
-    match result {
+    match result.map(|r| signals.raise(r)) {
         Ok(Ok(Some(v))) => new_int(v),
         Ok(Ok(None)) => ptr::null_mut(), // exhausted: StopIteration
-        Ok(Err(Error::Interrupted)) => match signal {
-            // The signal handler's exception (KeyboardInterrupt, ...).
-            Some(e) => {
-                e.restore(py);
-                ptr::null_mut()
-            }
-            None => raise(Ok(Error::Interrupted)),
-        },
-        Ok(Err(e)) => raise(Ok(e)),
-        Err(_) => raise(Err(())),
+        // A core error, or the signal handler's exception (KeyboardInterrupt, ...).
+        Ok(Err(e)) => {
+            e.restore(py);
+            ptr::null_mut()
+        }
+        Err(_) => raise_panic(),
     }
 }
 

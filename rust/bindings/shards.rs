@@ -7,9 +7,8 @@ use numpy::PyReadonlyArray1;
 use pyo3::prelude::*;
 
 use crate::bindings::epoch::Epoch;
-use crate::epoch::indices::EpochIndices;
-use crate::epoch::shard::Shard;
-use crate::orders::shards::{ShardOrder, ShardSizes as CoreSizes};
+use crate::epoch::shards::shard_epoch;
+use crate::orders::shards::ShardSizes as CoreSizes;
 
 /// The shards of a dataset, by size (`ConcatDataset` order).
 #[pyclass(frozen, module = "resumable_samplers._core")]
@@ -61,8 +60,8 @@ impl ShardSizes {
         drop_last: bool,
     ) -> PyResult<Epoch> {
         let sizes = Arc::clone(&self.inner);
-        let order = py.detach(|| {
-            ShardOrder::new(
+        let epoch = py.detach(|| {
+            shard_epoch(
                 sizes,
                 window,
                 seed,
@@ -73,9 +72,6 @@ impl ShardSizes {
                 drop_last,
             )
         })?;
-        // The shard reports `consumed(position) = position * num_replicas`, this level's
-        // global position.
-        let shard = Shard::new(self.inner.n(), num_replicas, rank, 0, drop_last)?;
-        Ok(Epoch::from_parts(EpochIndices::Shards(order), shard))
+        Ok(epoch.into())
     }
 }

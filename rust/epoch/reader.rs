@@ -14,9 +14,7 @@
 //! Once the last index has been read, the reader lets go of the epoch and of its buffers: a
 //! finished iterator that its caller keeps does not keep an epoch in memory.
 
-use std::sync::Arc;
-
-use crate::epoch::indices::EpochIndices;
+use crate::epoch::order::Epoch;
 use crate::util::buffer::zeroed_vec;
 use crate::util::error::Error;
 use crate::util::thread::{spawn, Handle};
@@ -39,7 +37,7 @@ struct Pending {
 /// A cursor over one epoch's indices.
 pub struct ChunkReader {
     /// The epoch, until its last index has been read.
-    epoch: Option<Arc<EpochIndices>>,
+    epoch: Option<Epoch>,
     /// The epoch's length.
     len: u64,
     /// The current chunk: the indices at positions `chunk_start..chunk_start + buf.len()`.
@@ -54,20 +52,12 @@ pub struct ChunkReader {
     ahead: bool,
 }
 
-/// Whether reading the epoch computes its indices (worth doing ahead on a helper thread).
-fn computes(epoch: &EpochIndices) -> bool {
-    matches!(
-        epoch,
-        EpochIndices::Lazy { .. } | EpochIndices::Mixture { .. } | EpochIndices::Shards(_)
-    )
-}
-
 impl ChunkReader {
     /// A reader whose first value is the index at position `start` (clamped to the epoch).
-    pub fn new(epoch: Arc<EpochIndices>, start: u64) -> Self {
+    pub fn new(epoch: Epoch, start: u64) -> Self {
         let len = epoch.len();
         let start = start.min(len);
-        let ahead = computes(&epoch);
+        let ahead = epoch.computes();
         Self {
             epoch: Some(epoch),
             len,
@@ -80,9 +70,9 @@ impl ChunkReader {
         }
     }
 
-    /// Turns computing ahead on a helper thread off (or back on for a lazy epoch).
+    /// Turns computing ahead on a helper thread off (or back on for an epoch that computes).
     pub fn set_ahead(&mut self, ahead: bool) {
-        self.ahead = ahead && self.epoch.as_deref().is_some_and(computes);
+        self.ahead = ahead && self.epoch.as_ref().is_some_and(|e| e.computes());
     }
 
     /// How many indices of the epoch lie before the next one to be returned.
@@ -143,7 +133,7 @@ impl ChunkReader {
         let start = self.chunk_start + self.buf.len() as u64;
         let end = self.len;
         let epoch = match &self.epoch {
-            Some(e) if start < end => Arc::clone(e),
+            Some(e) if start < end => e.clone(),
             _ => {
                 // Nothing left: an empty current chunk at the end keeps `position()` exact, and
                 // the epoch and the buffers are let go (a finished iterator may be kept around).
@@ -161,7 +151,7 @@ impl ChunkReader {
             Some(v) => v,
             None => {
                 let mut v = self.buffer(len)?;
-                if let Err(e) = epoch.fill_range_interruptible(start, &mut v, interrupted) {
+                if let Err(e) = epoch.fill(start, &mut v, interrupted) {
                     self.spare = v;
                     return Err(e);
                 }
@@ -206,7 +196,7 @@ impl ChunkReader {
         }
         let start = self.chunk_start + self.buf.len() as u64;
         let end = self.len;
-        let Some(epoch) = self.epoch.as_ref().map(Arc::clone) else {
+        let Some(epoch) = self.epoch.clone() else {
             return;
         };
         if start >= end {
@@ -219,8 +209,8 @@ impl ChunkReader {
         let Ok(mut v) = self.buffer(len) else {
             return; // the fill on this thread will report the allocation failure
         };
-        // A lazy epoch's fill touches no thread-local storage, as `util/thread.rs` requires.
-        let spawned = spawn(move || epoch.fill_range(start, &mut v).ok().map(|()| v));
+        // An epoch's fill touches no thread-local storage, as `util/thread.rs` requires.
+        let spawned = spawn(move || epoch.fill(start, &mut v, &mut || false).ok().map(|()| v));
         if let Ok(handle) = spawned {
             self.pending = Some(Pending { start, handle });
         }
@@ -237,13 +227,12 @@ fn chunk_len(prev: usize, left: u64) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::epoch::indices::Order;
+    use crate::epoch::named::Order;
     use crate::epoch::shard::Shard;
 
-    fn epoch(n: u64, w: u64, r: u64, order: Order) -> Arc<EpochIndices> {
+    fn epoch(n: u64, w: u64, r: u64, order: Order) -> Epoch {
         let shard = Shard::new(n, w, r, 0, false).unwrap();
-        let e = EpochIndices::build::<Error>(shard, order, &mut || Ok(())).unwrap();
-        Arc::new(e)
+        order.epoch(shard, &mut || false).unwrap()
     }
 
     fn read_all(r: &mut ChunkReader) -> Vec<u64> {
@@ -272,7 +261,7 @@ mod tests {
                 let want: Vec<u64> = (0..e.len()).map(|j| e.get(j)).collect();
                 for start in [0, 1, 1023, 1024, 70_000, e.len(), e.len() + 5] {
                     for ahead in [true, false] {
-                        let mut rd = ChunkReader::new(Arc::clone(&e), start);
+                        let mut rd = ChunkReader::new(e.clone(), start);
                         rd.set_ahead(ahead);
                         let from = (start.min(e.len())) as usize;
                         assert_eq!(rd.position(), from as u64);
@@ -285,6 +274,49 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// An order defined here and nowhere else: `j`-th index `(7 j + 3) mod n`, computed.
+    #[derive(Debug)]
+    struct Affine(Shard);
+
+    impl crate::epoch::order::RankOrder for Affine {
+        fn len(&self) -> u64 {
+            self.0.len()
+        }
+        fn n(&self) -> u64 {
+            self.0.n()
+        }
+        fn fill(
+            &self,
+            start: u64,
+            out: &mut [u64],
+            _interrupted: &mut dyn FnMut() -> bool,
+        ) -> Result<(), Error> {
+            let n = self.0.n();
+            self.0
+                .for_each_source(start, out.len(), |k, p| out[k] = (7 * p + 3) % n);
+            Ok(())
+        }
+        fn computes(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn a_new_order_is_read_through_its_trait_alone() {
+        let shard = Shard::new(100_003, 3, 1, 2, false).unwrap();
+        let e = Epoch::new(Affine(shard), shard);
+        let want: Vec<u64> = (0..e.len())
+            .map(|j| (7 * shard.source(j) + 3) % 100_003)
+            .collect();
+        for ahead in [true, false] {
+            let mut rd = ChunkReader::new(e.clone(), 5);
+            rd.set_ahead(ahead);
+            assert_eq!(read_all(&mut rd), want[5..]);
+        }
+        let v = e.to_vec_from(0, &mut || false).unwrap();
+        assert_eq!((0..v.len()).map(|k| v.get(k)).collect::<Vec<_>>(), want);
     }
 
     #[test]
@@ -306,17 +338,17 @@ mod tests {
             },
         ] {
             let e = epoch(100_000, 1, 0, order);
-            let mut rd = ChunkReader::new(Arc::clone(&e), 0);
-            assert_eq!(Arc::strong_count(&e), 2);
+            let mut rd = ChunkReader::new(e.clone(), 0);
+            assert_eq!(e.holders(), 2);
             read_all(&mut rd);
             // The helper threads may still hold a reference for a moment.
             for _ in 0..1000 {
-                if Arc::strong_count(&e) == 1 {
+                if e.holders() == 1 {
                     break;
                 }
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
-            assert_eq!(Arc::strong_count(&e), 1, "{order:?}");
+            assert_eq!(e.holders(), 1, "{order:?}");
             assert_eq!((rd.position(), rd.remaining()), (100_000, 0));
         }
     }
@@ -324,7 +356,7 @@ mod tests {
     #[test]
     fn a_pending_chunk_from_another_process_is_recomputed() {
         let e = epoch(1 << 20, 1, 0, Order::Lazy { seed: 1, epoch: 2 });
-        let mut rd = ChunkReader::new(Arc::clone(&e), 0);
+        let mut rd = ChunkReader::new(e.clone(), 0);
         let mut got = Vec::new();
         for _ in 0..100_000 {
             got.push(rd.next_index().unwrap().unwrap());

@@ -7,8 +7,8 @@
 //! `G(c + r + j * W)` for `j < ceil((n - c) / W)` (`floor` with `drop_last`). With `c = 0` this
 //! is `torch.utils.data.DistributedSampler`'s `indices[rank:total_size:num_replicas]`.
 
-use crate::util::buffer::IndexElem;
-use crate::util::error::{invalid, Error};
+use crate::util::buffer::{zeroed_vec, IndexElem};
+use crate::util::error::{invalid, poll, Error};
 use crate::util::limits::MAX_LEN;
 
 /// One rank's view of an epoch.
@@ -39,13 +39,7 @@ impl Shard {
         if replicas == 0 {
             return Err(invalid("num_replicas should be a positive integer, got 0"));
         }
-        if rank >= replicas {
-            // torch's DistributedSampler wording.
-            return Err(invalid(format!(
-                "Invalid rank {rank}, rank should be in the interval [0, {}]",
-                replicas - 1
-            )));
-        }
+        check_rank(i128::from(rank), replicas)?;
         Ok(Self {
             n,
             replicas,
@@ -151,23 +145,60 @@ pub fn resume_point(consumed: u64, replicas: u64) -> Result<(u64, u64), Error> {
     Ok((consumed % replicas, consumed / replicas))
 }
 
-/// Indices gathered between two calls of the caller's `check`.
+/// torch's `DistributedSampler` rule, in its wording: `rank` is one of the `replicas` ranks
+/// (`replicas >= 1`). Signed, so that a negative rank gets the same message.
+pub fn check_rank(rank: i128, replicas: u64) -> Result<u64, Error> {
+    if replicas == 0 {
+        return Err(invalid("num_replicas should be a positive integer, got 0"));
+    }
+    if rank < 0 || rank >= i128::from(replicas) {
+        return Err(rank_error(&rank.to_string(), replicas));
+    }
+    Ok(rank as u64)
+}
+
+/// The error [`check_rank`] gives, for a rank written as `rank` (any integer, however large).
+pub fn rank_error(rank: &str, replicas: u64) -> Error {
+    invalid(format!(
+        "Invalid rank {rank}, rank should be in the interval [0, {}]",
+        replicas.saturating_sub(1)
+    ))
+}
+
+/// Indices gathered between two calls of the caller's `interrupted`.
 const GATHER_CHUNK: usize = 1 << 24;
 
-/// `share[k]` = `perm` at the shard's `k`-th source position; `check` runs between chunks.
-pub fn gather<T: IndexElem, E>(
-    shard: &Shard,
-    perm: &[T],
-    share: &mut [T],
-    check: &mut dyn FnMut() -> Result<(), E>,
-) -> Result<(), E> {
-    let mut done = 0;
-    for chunk in share.chunks_mut(GATHER_CHUNK) {
-        shard.for_each_source(done, chunk.len(), |k, p| chunk[k] = perm[p as usize]);
-        done += chunk.len() as u64;
-        check()?;
+impl Shard {
+    /// This rank's share of a stored global order `perm` of `n` items, in a new buffer:
+    /// `share[j] = perm[source(j)]`. `interrupted` runs between chunks; `true` stops the work
+    /// with [`Error::Interrupted`].
+    pub fn gather<T: IndexElem>(
+        &self,
+        perm: &[T],
+        interrupted: &mut dyn FnMut() -> bool,
+    ) -> Result<Vec<T>, Error> {
+        debug_assert_eq!(perm.len() as u64, self.n);
+        let mut share = zeroed_vec::<T>(self.len())?;
+        let mut done = 0;
+        for chunk in share.chunks_mut(GATHER_CHUNK) {
+            self.for_each_source(done, chunk.len(), |k, p| chunk[k] = perm[p as usize]);
+            done += chunk.len() as u64;
+            poll(interrupted)?;
+        }
+        Ok(share)
     }
-    Ok(())
+
+    /// [`Self::gather`], taking `perm` over when this rank reads all of it in order.
+    pub fn take<T: IndexElem>(
+        &self,
+        perm: Vec<T>,
+        interrupted: &mut dyn FnMut() -> bool,
+    ) -> Result<Vec<T>, Error> {
+        if self.is_whole() {
+            return Ok(perm);
+        }
+        self.gather(&perm, interrupted)
+    }
 }
 
 #[cfg(test)]

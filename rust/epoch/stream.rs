@@ -25,12 +25,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::epoch::shard::gather;
+use crate::epoch::order::RankOrder;
 use crate::epoch::shard::Shard;
+use crate::orders::mt19937::TorchMt;
 use crate::orders::torch::randperm;
 use crate::orders::torch::{swap_loop, Generation};
-use crate::util::buffer::{zeroed_vec, IndexVec};
-use crate::util::error::Error;
+use crate::util::buffer::{zeroed_vec, IndexSlice, IndexVec};
+use crate::util::error::{poll, Error};
 
 /// Steps between two publications of the shuffle's progress (well under a millisecond).
 const PUBLISH_EVERY: usize = 1 << 16;
@@ -186,14 +187,6 @@ impl Streamed {
         Ok(spawned.ok().map(|()| Self { inner }))
     }
 
-    pub fn len(&self) -> u64 {
-        self.inner.shard.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Writes the indices at positions `start..start + out.len()` into `out`, waiting until
     /// the shuffle has made them final. `interrupted` runs every few milliseconds of waiting;
     /// `true` stops the wait with [`Error::Interrupted`].
@@ -244,29 +237,15 @@ impl Streamed {
         }
     }
 
-    /// The whole share, once the shuffle is done; `check` runs every few milliseconds while
-    /// waiting, and its error stops the wait.
-    pub fn wait_share<E: From<Error>>(
-        &self,
-        check: &mut dyn FnMut() -> Result<(), E>,
-    ) -> Result<&[u32], E> {
+    /// The whole share, once the shuffle is done; `interrupted` runs every few milliseconds
+    /// while waiting, and `true` stops the wait with [`Error::Interrupted`].
+    pub fn wait_share(&self, interrupted: &mut dyn FnMut() -> bool) -> Result<&[u32], Error> {
         loop {
-            let mut stopped = None;
-            let finished = self.finished_share(&mut || match check() {
-                Ok(()) => false,
-                Err(e) => {
-                    stopped = Some(e);
-                    true
-                }
-            });
-            match (finished, stopped) {
-                (Ok(Some(share)), _) => return Ok(share),
-                (Err(Error::Interrupted), Some(e)) => return Err(e),
-                (Err(e), _) => return Err(e.into()),
-                (Ok(None), _) => {}
+            if let Some(share) = self.finished_share(interrupted)? {
+                return Ok(share);
             }
             std::thread::sleep(Duration::from_millis(2));
-            check()?;
+            poll(interrupted)?;
         }
     }
 
@@ -291,40 +270,56 @@ impl Streamed {
         }
         // A forked child: the helper stayed in the parent.
         if inner.forked.get().is_none() {
-            let mut check = || {
-                if interrupted() {
-                    Err(Error::Interrupted)
-                } else {
-                    Ok(())
-                }
-            };
-            let share = compute_share(&inner.shard, inner.seed, inner.generation, &mut check)?;
+            let share = compute_share(&inner.shard, inner.seed, inner.generation, interrupted)?;
             let _ = inner.forked.set(share);
         }
         Ok(inner.forked.get().map(Vec::as_slice))
     }
 }
 
-/// The rank's share computed on this thread (after a fork); `check` runs every few tens of
-/// milliseconds and its error stops the work.
+impl RankOrder for Streamed {
+    fn len(&self) -> u64 {
+        self.inner.shard.len()
+    }
+
+    fn n(&self) -> u64 {
+        self.inner.shard.n()
+    }
+
+    /// Waits (calling `interrupted` every few milliseconds) until the positions are final.
+    fn fill(
+        &self,
+        start: u64,
+        out: &mut [u64],
+        interrupted: &mut dyn FnMut() -> bool,
+    ) -> Result<(), Error> {
+        self.fill_range(start, out, interrupted)
+    }
+
+    /// The share, once the shuffle is done.
+    fn stored(
+        &self,
+        interrupted: &mut dyn FnMut() -> bool,
+    ) -> Result<Option<IndexSlice<'_>>, Error> {
+        Ok(Some(IndexSlice::U32(self.wait_share(interrupted)?)))
+    }
+}
+
+/// The rank's share computed on this thread (after a fork); `interrupted` runs every few tens
+/// of milliseconds and `true` stops the work with [`Error::Interrupted`].
 fn compute_share(
     shard: &Shard,
     seed: u64,
     generation: Generation,
-    check: &mut dyn FnMut() -> Result<(), Error>,
+    interrupted: &mut dyn FnMut() -> bool,
 ) -> Result<Vec<u32>, Error> {
     // n < 2**32, so the permutation is a `uint32` buffer.
-    let IndexVec::U32(full) = randperm::<Error>(shard.n(), seed, generation, check)? else {
+    let IndexVec::U32(full) = randperm(shard.n(), seed, generation, interrupted)? else {
         return Err(Error::InvalidArgument(
             "streamed epochs have fewer than 2**32 items".into(),
         ));
     };
-    if shard.is_whole() {
-        return Ok(full);
-    }
-    let mut share = zeroed_vec::<u32>(shard.len())?;
-    gather(shard, &full, &mut share, check)?;
-    Ok(share)
+    shard.take(full, interrupted)
 }
 
 impl Inner {
@@ -334,10 +329,16 @@ impl Inner {
         let full = self.full.ptr;
         // SAFETY: only this thread writes `full`; readers read positions below `progress`.
         let finished = unsafe {
-            swap_loop::<u32, true>(full, n, self.seed, PUBLISH_EVERY, &mut |i| {
-                self.progress.store(i, Ordering::Release);
-                !self.cancel.load(Ordering::Relaxed)
-            })
+            swap_loop::<u32, true>(
+                full,
+                n,
+                &mut TorchMt::new(self.seed),
+                PUBLISH_EVERY,
+                &mut |i| {
+                    self.progress.store(i, Ordering::Release);
+                    !self.cancel.load(Ordering::Relaxed)
+                },
+            )
         };
         if !finished {
             return; // dropped: `Inner::drop` frees the buffers
@@ -394,7 +395,7 @@ mod tests {
     use super::*;
 
     fn torch_share(shard: &Shard, seed: u64) -> Vec<u64> {
-        let perm = randperm::<Error>(shard.n(), seed, Generation::Current, &mut || Ok(())).unwrap();
+        let perm = randperm(shard.n(), seed, Generation::Current, &mut || false).unwrap();
         let IndexVec::U32(p) = perm else { panic!() };
         let mut out = vec![0u64; shard.len() as usize];
         shard.for_each_source(0, out.len(), |k, q| out[k] = u64::from(p[q as usize]));
@@ -428,7 +429,7 @@ mod tests {
                 got.extend(buf);
             }
             assert_eq!(got, want, "n={n} w={w} r={r} offset={offset}");
-            let share = s.wait_share::<Error>(&mut || Ok(())).unwrap();
+            let share = s.wait_share(&mut || false).unwrap();
             assert!(share.iter().zip(&want).all(|(&a, &b)| u64::from(a) == b));
             let mut again = vec![0u64; want.len()];
             s.fill_range(0, &mut again, &mut || false).unwrap();

@@ -12,16 +12,13 @@
 //!   batches are then shuffled by `torch.randperm(num_batches)` drawn from the same generator,
 //!   continuing after the sample permutation.
 //!
-//! Megabatches are sorted on all cores in chunks, with the caller's `check` between chunks;
+//! Megabatches are sorted on all cores in chunks, with the caller's `interrupted` between chunks;
 //! the result never depends on the number of threads.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use crate::orders::mt19937::TorchMt;
-use crate::orders::torch::randperm;
-use crate::orders::torch::Generation;
+use crate::orders::torch::{randperm, randperm_from, Generation};
 use crate::util::buffer::{IndexElem, IndexVec};
-use crate::util::error::{invalid, Error};
+use crate::util::error::{invalid, poll, Error};
 
 /// An element of a lengths buffer (any NumPy integer type).
 pub trait LengthElem: Copy + Send + Sync + 'static {
@@ -59,7 +56,7 @@ pub struct Stats {
     pub first_above: Option<(u64, u64)>,
 }
 
-/// Elements read between two calls of the caller's `check`.
+/// Elements read between two calls of the caller's `interrupted`.
 const SCAN_CHUNK: usize = 1 << 22;
 const FP_MUL: u64 = 0x9E37_79B9_7F4A_7C15;
 
@@ -77,11 +74,11 @@ fn fp_mix(mut z: u64) -> u64 {
 
 /// Checks that every length is non-negative and computes [`Stats`]; `limit` sets what
 /// `first_above` looks for. Changing any one value always changes the fingerprint.
-pub fn scan<L: LengthElem, E: From<Error>>(
+pub fn scan<L: LengthElem>(
     lengths: &[L],
     limit: u64,
-    check: &mut dyn FnMut() -> Result<(), E>,
-) -> Result<Stats, E> {
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Result<Stats, Error> {
     let mut lanes = [0u64; 4];
     let mut max = 0u64;
     let mut sum = 0u128;
@@ -92,8 +89,7 @@ pub fn scan<L: LengthElem, E: From<Error>>(
             let (i, v) = (base + k, chunk[k].wide());
             return Err(invalid(format!(
                 "lengths should hold non-negative integers, got lengths[{i}] = {v}"
-            ))
-            .into());
+            )));
         }
         let mut quads = chunk.chunks_exact(4);
         for q in &mut quads {
@@ -117,7 +113,7 @@ pub fn scan<L: LengthElem, E: From<Error>>(
             }
         }
         base += chunk.len();
-        check()?;
+        poll(interrupted)?;
     }
     let n = lengths.len() as u64;
     let mut h = fp_mix(n);
@@ -159,21 +155,21 @@ pub fn typical_batch_size(stats: &Stats, max_tokens: u64, max_batch_size: u64) -
     b as u64
 }
 
-/// Megabatches sorted between two calls of `check` (about this many samples).
+/// Megabatches sorted between two calls of `interrupted` (about this many samples).
 const SORT_CHUNK: usize = 1 << 20;
 /// Orders shorter than this are sorted on the calling thread only.
 const PARALLEL_SORT: usize = 1 << 16;
 
 /// Sorts each run of `size` consecutive elements of `order` (the last run shorter) by length,
 /// longest first, keeping the order of equal lengths.
-fn sort_megabatches<T: IndexElem, L: LengthElem, E: From<Error>>(
+fn sort_megabatches<T: IndexElem, L: LengthElem>(
     order: &mut [T],
     lengths: &[L],
     size: usize,
     max_len: u64,
     threads: usize,
-    check: &mut dyn FnMut() -> Result<(), E>,
-) -> Result<(), E> {
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Result<(), Error> {
     let size = size.max(1);
     let threads = if order.len() >= PARALLEL_SORT {
         threads.max(1)
@@ -204,7 +200,7 @@ fn sort_megabatches<T: IndexElem, L: LengthElem, E: From<Error>>(
                 sort_part(part, lengths, size, max_len)?;
             }
         }
-        check()?;
+        poll(interrupted)?;
     }
     Ok(())
 }
@@ -354,36 +350,36 @@ fn threads() -> usize {
 
 /// transformers' `get_length_grouped_indices` for a megabatch of `megabatch` samples and the
 /// generator seeded with `seed`. `max_len` is [`Stats::max`].
-pub fn length_grouped<L: LengthElem, E: From<Error>>(
+pub fn length_grouped<L: LengthElem>(
     lengths: &[L],
     max_len: u64,
     megabatch: u64,
     seed: u64,
     generation: Generation,
-    check: &mut dyn FnMut() -> Result<(), E>,
-) -> Result<IndexVec, E> {
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Result<IndexVec, Error> {
     let n = lengths.len() as u64;
-    let mut order = randperm(n, seed, generation, check)?;
+    let mut order = randperm(n, seed, generation, interrupted)?;
     let size = usize::try_from(megabatch.clamp(1, n.max(1))).unwrap_or(usize::MAX);
     match &mut order {
-        IndexVec::U32(o) => group(o, lengths, size, max_len, threads(), check)?,
-        IndexVec::I64(o) => group(o, lengths, size, max_len, threads(), check)?,
+        IndexVec::U32(o) => group(o, lengths, size, max_len, threads(), interrupted)?,
+        IndexVec::I64(o) => group(o, lengths, size, max_len, threads(), interrupted)?,
     }
     Ok(order)
 }
 
-fn group<T: IndexElem, L: LengthElem, E: From<Error>>(
+fn group<T: IndexElem, L: LengthElem>(
     order: &mut [T],
     lengths: &[L],
     size: usize,
     max_len: u64,
     threads: usize,
-    check: &mut dyn FnMut() -> Result<(), E>,
-) -> Result<(), E> {
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Result<(), Error> {
     if order.is_empty() {
         return Ok(());
     }
-    sort_megabatches(order, lengths, size, max_len, threads, check)?;
+    sort_megabatches(order, lengths, size, max_len, threads, interrupted)?;
     let len_of = |i: T| lengths[i.to_u64() as usize].get();
     let (mut best, mut best_len) = (0, len_of(order[0]));
     for start in (size..order.len()).step_by(size) {
@@ -416,41 +412,6 @@ impl Packing {
     /// The positions of batch `k` in `samples`.
     pub fn range(&self, k: u64) -> std::ops::Range<usize> {
         self.starts[k as usize] as usize..self.starts[k as usize + 1] as usize
-    }
-}
-
-/// How many 32-bit draws `torch.randperm(n)` of `generation` takes from its generator: `n - 1`
-/// in the swap regime, `2n` in the inside-out one (the regime `epoch::randperm` runs).
-fn randperm_draws(n: u64, generation: Generation) -> u64 {
-    if n < 2 {
-        0
-    } else if generation.swap_regime(n) {
-        n - 1
-    } else {
-        2 * n
-    }
-}
-
-/// `torch.randperm(out.len())` drawn from `rng` where it is (the two regimes of
-/// `orders/torch.rs`, written plainly: the batch orders are short, and `orders/torch.rs` only
-/// starts from a fresh seed).
-fn randperm_continuing<T: IndexElem>(out: &mut [T], rng: &mut TorchMt, generation: Generation) {
-    let n = out.len();
-    if generation.swap_regime(n as u64) {
-        for (i, v) in out.iter_mut().enumerate() {
-            *v = T::from_u64(i as u64);
-        }
-        for i in 0..n.saturating_sub(1) {
-            let z = rng.next_u32() as usize % (n - i);
-            out.swap(i, i + z);
-        }
-    } else {
-        for i in 0..n {
-            let z = (rng.next_u64() % (i as u64 + 1)) as usize;
-            let me = T::from_u64(i as u64);
-            out[i] = if z == i { me } else { out[z] };
-            out[z] = me;
-        }
     }
 }
 
@@ -498,7 +459,7 @@ fn pack<T: IndexElem, L: LengthElem>(
 /// `megabatch` samples, batches of at most `max_tokens` padded tokens (a longer sample alone)
 /// and at most `max_batch_size` samples, in a shuffled order.
 #[allow(clippy::too_many_arguments)]
-pub fn token_budget<L: LengthElem, E: From<Error>>(
+pub fn token_budget<L: LengthElem>(
     lengths: &[L],
     max_len: u64,
     megabatch: u64,
@@ -506,54 +467,25 @@ pub fn token_budget<L: LengthElem, E: From<Error>>(
     max_batch_size: u64,
     seed: u64,
     generation: Generation,
-    check: &mut dyn FnMut() -> Result<(), E>,
-) -> Result<Packing, E> {
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Result<Packing, Error> {
     let n = lengths.len() as u64;
-    // The batch order continues the generator after the sample permutation; its draws are
-    // skipped on another core while this one shuffles.
-    let skip = randperm_draws(n, generation);
-    let stop = AtomicBool::new(false);
-    let advance = || {
-        let mut rng = TorchMt::new(seed);
-        let mut left = skip;
-        while left > 0 && !stop.load(Ordering::Relaxed) {
-            let step = left.min(1 << 20);
-            for _ in 0..step {
-                rng.next_u32();
-            }
-            left -= step;
-        }
-        rng
-    };
-    // The draws are skipped on a helper thread (or here, after the shuffle, if the OS refuses
-    // one; `util/thread.rs`), which stops early once the shuffle has failed.
-    let (rng, samples) = crate::util::thread::join(advance, || {
-        let samples = randperm(n, seed, generation, check);
-        if samples.is_err() {
-            stop.store(true, Ordering::Relaxed); // interrupted: the stream is not needed
-        }
-        samples
-    });
-    let mut samples = samples?;
-    let mut rng = rng;
+    // The batch order continues the generator where the sample permutation left it.
+    let mut rng = TorchMt::new(seed);
+    let mut samples = randperm_from(n, &mut rng, generation, interrupted)?;
     let size = usize::try_from(megabatch.clamp(1, n.max(1))).unwrap_or(usize::MAX);
     let starts = match &mut samples {
         IndexVec::U32(o) => {
-            sort_megabatches(o, lengths, size, max_len, threads(), check)?;
+            sort_megabatches(o, lengths, size, max_len, threads(), interrupted)?;
             pack(o, lengths, size, max_tokens, max_batch_size)?
         }
         IndexVec::I64(o) => {
-            sort_megabatches(o, lengths, size, max_len, threads(), check)?;
+            sort_megabatches(o, lengths, size, max_len, threads(), interrupted)?;
             pack(o, lengths, size, max_tokens, max_batch_size)?
         }
     };
     let batches = starts.len() as u64 - 1;
-    let mut order = IndexVec::zeroed(batches, batches)?;
-    match &mut order {
-        IndexVec::U32(o) => randperm_continuing(o, &mut rng, generation),
-        IndexVec::I64(o) => randperm_continuing(o, &mut rng, generation),
-    }
-    check()?;
+    let order = randperm_from(batches, &mut rng, generation, interrupted)?;
     Ok(Packing {
         samples,
         starts,
@@ -567,12 +499,12 @@ mod tests {
     use proptest::prelude::*;
     use std::cmp::Reverse;
 
-    fn ok() -> Result<(), Error> {
-        Ok(())
+    fn ok() -> bool {
+        false
     }
 
     fn perm(n: u64, seed: u64) -> Vec<u64> {
-        let p = randperm::<Error>(n, seed, Generation::Current, &mut || Ok(())).unwrap();
+        let p = randperm(n, seed, Generation::Current, &mut ok).unwrap();
         (0..p.len()).map(|k| p.get(k)).collect()
     }
 
@@ -597,7 +529,7 @@ mod tests {
     fn grouped<L: LengthElem>(lengths: &[L], b: u64, mult: u64, seed: u64, t: usize) -> Vec<u64> {
         let n = lengths.len() as u64;
         let max = scan(lengths, u64::MAX, &mut ok).unwrap().max;
-        let mut order = randperm::<Error>(n, seed, Generation::Current, &mut || Ok(())).unwrap();
+        let mut order = randperm(n, seed, Generation::Current, &mut ok).unwrap();
         let size = megabatch_size(n, b, mult).unwrap() as usize;
         match &mut order {
             IndexVec::U32(o) => group(o, lengths, size, max, t, &mut ok).unwrap(),
@@ -616,7 +548,7 @@ mod tests {
 
     #[test]
     fn negative_lengths_are_named() {
-        let e = scan(&[3i64, 0, -2, 5], 10, &mut || Ok::<(), Error>(())).unwrap_err();
+        let e = scan(&[3i64, 0, -2, 5], 10, &mut ok).unwrap_err();
         assert_eq!(
             e,
             invalid("lengths should hold non-negative integers, got lengths[2] = -2")
@@ -695,23 +627,20 @@ mod tests {
             &mut ok,
         )
         .unwrap();
+        // torch's swap loop written plainly: the samples' permutation, then the batches'
+        // from the same generator.
+        let plain = |m: usize, rng: &mut TorchMt| {
+            let mut p: Vec<u64> = (0..m as u64).collect();
+            for i in 0..m.saturating_sub(1) {
+                p.swap(i, i + rng.next_u32() as usize % (m - i));
+            }
+            p
+        };
         let mut rng = TorchMt::new(3);
-        for _ in 0..randperm_draws(200, Generation::Current) {
-            rng.next_u32();
-        }
-        let mut want = vec![0u64; p.num_batches() as usize];
-        randperm_continuing(&mut want, &mut rng, Generation::Current);
+        plain(200, &mut rng);
+        let want = plain(p.num_batches() as usize, &mut rng);
         let got: Vec<u64> = (0..p.order.len()).map(|k| p.order.get(k)).collect();
         assert_eq!(got, want);
-    }
-
-    #[test]
-    fn continuing_randperm_from_a_fresh_seed_is_torch_randperm() {
-        for n in [0u64, 1, 2, 10, 1000] {
-            let mut out = vec![0u64; n as usize];
-            randperm_continuing(&mut out, &mut TorchMt::new(9), Generation::Current);
-            assert_eq!(out, perm(n, 9));
-        }
     }
 
     proptest! {

@@ -25,8 +25,8 @@
 use std::sync::Arc;
 
 use crate::orders::lazy::LazyPermutation;
-use crate::orders::torch::randperm;
 use crate::orders::torch::Generation;
+use crate::orders::torch::{epoch_seed, randperm};
 use crate::util::buffer::{filled_vec, IndexVec};
 use crate::util::error::{invalid, Error};
 use crate::util::fork_lock::ForkLock;
@@ -447,12 +447,12 @@ impl Mixture {
     }
 
     /// The permutation of source `k`'s cycle `cycle`. Computing a torch-order table asks
-    /// `stop` now and then; `true` ends it with [`Error::Interrupted`].
+    /// `interrupted` now and then; `true` ends it with [`Error::Interrupted`].
     fn cycle_perm(
         &self,
         k: usize,
         cycle: u64,
-        stop: &mut dyn FnMut() -> bool,
+        interrupted: &mut dyn FnMut() -> bool,
     ) -> Result<CyclePerm, Error> {
         Ok(match self.order {
             SourceOrder::Lazy { seed } => CyclePerm::Lazy(LazyPermutation::try_new(
@@ -475,17 +475,11 @@ impl Mixture {
                 drop(previous);
                 // Computed with no lock held: a process forked meanwhile has nothing to wait
                 // for, and computes the table again if it needs it.
-                let table = Arc::new(randperm::<Error>(
+                let table = Arc::new(randperm(
                     self.lengths[k],
-                    seed.wrapping_add(cycle),
+                    epoch_seed(seed, cycle),
                     generation,
-                    &mut || {
-                        if stop() {
-                            Err(Error::Interrupted)
-                        } else {
-                            Ok(())
-                        }
-                    },
+                    interrupted,
                 )?);
                 let replaced = {
                     let mut tables = self.tables.lock();
@@ -506,17 +500,17 @@ impl Mixture {
 
     /// The dataset index (in `ConcatDataset` numbering) of the `j`-th draw from source `k`.
     pub fn index(&self, k: usize, j: u64) -> Result<u64, Error> {
-        self.index_stoppable(k, j, &mut || false)
+        self.index_interruptible(k, j, &mut || false)
     }
 
-    fn index_stoppable(
+    fn index_interruptible(
         &self,
         k: usize,
         j: u64,
-        stop: &mut dyn FnMut() -> bool,
+        interrupted: &mut dyn FnMut() -> bool,
     ) -> Result<u64, Error> {
         let n = self.lengths[k];
-        Ok(self.offsets[k] + self.cycle_perm(k, j / n, stop)?.get(j % n))
+        Ok(self.offsets[k] + self.cycle_perm(k, j / n, interrupted)?.get(j % n))
     }
 
     /// The dataset index at stream position `p`.
@@ -527,13 +521,13 @@ impl Mixture {
 
     /// `out[i]` = the index at stream position `positions(i)`, for increasing runs of positions;
     /// consecutive positions cost a walk of additions and one permutation evaluation each.
-    /// `stop` is asked now and then while a torch-order table is computed; `true` ends the fill
-    /// with [`Error::Interrupted`].
+    /// `interrupted` is asked now and then while a torch-order table is computed; `true` ends
+    /// the fill with [`Error::Interrupted`].
     pub fn fill(
         &self,
         mut position: impl FnMut(usize) -> u64,
         out: &mut [u64],
-        stop: &mut dyn FnMut() -> bool,
+        interrupted: &mut dyn FnMut() -> bool,
     ) -> Result<(), Error> {
         let mut cursors: Vec<Option<Cursor>> = filled_vec(self.lengths.len(), None)?;
         let mut i = 0;
@@ -546,7 +540,7 @@ impl Mixture {
             if i + 1 == out.len() || !close(position(i + 1), p + 1) {
                 // An isolated position: locate it directly (O(log K)), no walker to set up.
                 let (k, j) = self.draw(p);
-                out[i] = self.index_stoppable(k, j, stop)?;
+                out[i] = self.index_interruptible(k, j, interrupted)?;
                 i += 1;
                 continue;
             }
@@ -563,7 +557,8 @@ impl Mixture {
                 }
                 let (k, c) = walker.next();
                 at += 1;
-                out[i] = self.offsets[k] + self.item(&mut cursors[k], k, seg.base[k] + c, stop)?;
+                out[i] = self.offsets[k]
+                    + self.item(&mut cursors[k], k, seg.base[k] + c, interrupted)?;
                 i += 1;
             }
         }
@@ -572,13 +567,13 @@ impl Mixture {
 
     /// `out[t]` = the index at stream position `p + t`: consecutive positions, in three passes
     /// (the schedule walk, then each source's consecutive draws through its permutation a run
-    /// at a time, which the lazy order evaluates in vector lanes, then the interleaving). `stop`
-    /// as for [`Self::fill`].
+    /// at a time, which the lazy order evaluates in vector lanes, then the interleaving).
+    /// `interrupted` as for [`Self::fill`].
     pub fn fill_run(
         &self,
         p: u64,
         out: &mut [u64],
-        stop: &mut dyn FnMut() -> bool,
+        interrupted: &mut dyn FnMut() -> bool,
     ) -> Result<(), Error> {
         let mut done = 0usize;
         while done < out.len() {
@@ -587,7 +582,7 @@ impl Mixture {
             let seg = &self.segments[s];
             let end = self.segments.get(s + 1).map_or(u64::MAX, |n| n.start);
             let len = (out.len() - done).min(usize::try_from(end - at).unwrap_or(usize::MAX));
-            self.fill_segment_run(seg, at, &mut out[done..done + len], stop)?;
+            self.fill_segment_run(seg, at, &mut out[done..done + len], interrupted)?;
             done += len;
         }
         Ok(())
@@ -598,7 +593,7 @@ impl Mixture {
         seg: &Segment,
         p: u64,
         out: &mut [u64],
-        stop: &mut dyn FnMut() -> bool,
+        interrupted: &mut dyn FnMut() -> bool,
     ) -> Result<(), Error> {
         let k_count = self.lengths.len();
         // Pass 1: the source of each position (kept in `out` for now) and each source's first
@@ -633,7 +628,7 @@ impl Mixture {
                     .len()
                     .min(usize::try_from(n - item).unwrap_or(usize::MAX));
                 let (head, rest) = slot.split_at_mut(run);
-                self.cycle_perm(k, j / n, stop)?.fill_run(item, head);
+                self.cycle_perm(k, j / n, interrupted)?.fill_run(item, head);
                 for v in head.iter_mut() {
                     *v += self.offsets[k];
                 }
@@ -657,7 +652,7 @@ impl Mixture {
         cursor: &mut Option<Cursor>,
         k: usize,
         j: u64,
-        stop: &mut dyn FnMut() -> bool,
+        interrupted: &mut dyn FnMut() -> bool,
     ) -> Result<u64, Error> {
         let n = self.lengths[k];
         let c = match cursor {
@@ -665,7 +660,7 @@ impl Mixture {
             _ => cursor.insert(Cursor {
                 next_draw: j,
                 item: j % n,
-                perm: self.cycle_perm(k, j / n, stop)?,
+                perm: self.cycle_perm(k, j / n, interrupted)?,
             }),
         };
         let local = c.perm.get(c.item);

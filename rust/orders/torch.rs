@@ -14,10 +14,14 @@
 //! early into a ring and their cache lines prefetched; by the time a swap runs its memory is
 //! (usually) in cache. That hides most of the cache-miss latency that dominates torch's loop,
 //! and the output is unchanged because the draws happen in the same order.
+//!
+//! Each loop draws from a generator it is handed and leaves it right after its last draw, as
+//! torch's generator is left: an order that draws more after a permutation (the token-budget
+//! batch order) continues from there ([`shuffle`], [`randperm_from`]).
 
 use crate::orders::mt19937::TorchMt;
 use crate::util::buffer::{IndexElem, IndexVec};
-use crate::util::error::{invalid, Error};
+use crate::util::error::{invalid, poll, Error};
 use crate::util::limits::MAX_LEN;
 
 /// torch (from 2.6) uses the swap loop for `n` below this and the inside-out loop from here on.
@@ -42,25 +46,44 @@ impl Generation {
     }
 }
 
+/// The seed of torch's generator for epoch `epoch` of a sampler seeded with `seed`:
+/// `seed + epoch`, modulo 2**64 (negative Python seeds arrive as their two's complement).
+pub fn epoch_seed(seed: u64, epoch: u64) -> u64 {
+    seed.wrapping_add(epoch)
+}
+
 /// How many steps ahead swap targets are drawn and prefetched (a power of two).
 const AHEAD: usize = 64;
 
-/// Steps between two calls of the caller's `check` (a few tens of milliseconds of work).
+/// Steps between two calls of the caller's `interrupted` (a few tens of milliseconds of work).
 pub const CHECK_EVERY: usize = 1 << 22;
 
 /// Fills `out` (its length is `n`) with `torch.randperm(n)` of the torch `generation` for the
-/// generator seeded with `seed`. `check` runs every [`CHECK_EVERY`] steps; an error from it
-/// stops the work and is returned (the buffer is then unspecified).
-pub fn torch_randperm<T: IndexElem, E>(
+/// generator seeded with `seed`. `interrupted` runs every [`CHECK_EVERY`] steps; `true` stops
+/// the work with [`Error::Interrupted`] (the buffer is then unspecified).
+pub fn torch_randperm<T: IndexElem>(
     out: &mut [T],
     seed: u64,
     generation: Generation,
-    check: &mut dyn FnMut() -> Result<(), E>,
-) -> Result<(), E> {
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Result<(), Error> {
+    shuffle(out, &mut TorchMt::new(seed), generation, interrupted)
+}
+
+/// Fills `out` with `torch.randperm(out.len())` of the torch `generation` drawn from `rng`
+/// where it is, and leaves `rng` after the loop's last draw (`n - 1` draws in the swap loop,
+/// `2n` in the inside-out one), where torch leaves its generator. `interrupted` as for
+/// [`torch_randperm`].
+pub fn shuffle<T: IndexElem>(
+    out: &mut [T],
+    rng: &mut TorchMt,
+    generation: Generation,
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Result<(), Error> {
     if generation.swap_regime(out.len() as u64) {
-        swap_regime(out, seed, check)
+        swap_regime(out, rng, interrupted)
     } else {
-        inside_out_regime(out, seed, check)
+        inside_out_regime(out, rng, interrupted)
     }
 }
 
@@ -76,34 +99,37 @@ fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
-fn swap_regime<T: IndexElem, E>(
+fn swap_regime<T: IndexElem>(
     out: &mut [T],
-    seed: u64,
-    check: &mut dyn FnMut() -> Result<(), E>,
-) -> Result<(), E> {
+    rng: &mut TorchMt,
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Result<(), Error> {
     let n = out.len();
     // The first pass over a fresh buffer takes its page faults (seconds for hundreds of MB):
-    // check between chunks of it too.
+    // ask `interrupted` between chunks of it too.
     for (c, chunk) in out.chunks_mut(CHECK_EVERY).enumerate() {
         let base = c * CHECK_EVERY;
         for (k, v) in chunk.iter_mut().enumerate() {
             *v = T::from_u64((base + k) as u64);
         }
-        check()?;
+        poll(interrupted)?;
     }
-    let mut failed = Ok(());
     // SAFETY: `out` is an exclusive slice of `n` elements.
-    unsafe {
-        swap_loop::<T, false>(out.as_mut_ptr(), n, seed, CHECK_EVERY, &mut |_| {
-            failed = check();
-            failed.is_ok()
+    let finished = unsafe {
+        swap_loop::<T, false>(out.as_mut_ptr(), n, rng, CHECK_EVERY, &mut |_| {
+            !interrupted()
         })
     };
-    failed
+    if finished {
+        Ok(())
+    } else {
+        Err(Error::Interrupted)
+    }
 }
 
 /// torch's first regime on the `n` elements at `out`, which hold the identity: for `i` in
-/// `0..n-1`, swap `P[i]` and `P[i + random() % (n - i)]`. After each `interval` steps (and after
+/// `0..n-1`, swap `P[i]` and `P[i + random() % (n - i)]`, drawing from `rng` (left after the
+/// last draw). After each `interval` steps (and after
 /// the last) it calls `every(i)` with the number of steps done; `false` stops the loop, and the
 /// function then returns `false`.
 ///
@@ -119,7 +145,7 @@ fn swap_regime<T: IndexElem, E>(
 pub unsafe fn swap_loop<T: IndexElem, const XOR_CODED: bool>(
     out: *mut T,
     n: usize,
-    seed: u64,
+    rng: &mut TorchMt,
     interval: usize,
     every: &mut dyn FnMut(usize) -> bool,
 ) -> bool {
@@ -127,11 +153,11 @@ pub unsafe fn swap_loop<T: IndexElem, const XOR_CODED: bool>(
         return true;
     }
     if u32::try_from(n).is_ok() {
-        swap_loop_in::<T, XOR_CODED, u32>(out, n, seed, interval, every)
+        swap_loop_in::<T, XOR_CODED, u32>(out, n, rng, interval, every)
     } else {
         // Only torch's legacy generation runs this loop for n >= 2**32: the 32-bit draw is
         // taken modulo a 64-bit `n - i`.
-        swap_loop_in::<T, XOR_CODED, u64>(out, n, seed, interval, every)
+        swap_loop_in::<T, XOR_CODED, u64>(out, n, rng, interval, every)
     }
 }
 
@@ -169,12 +195,11 @@ impl Width for u64 {
 unsafe fn swap_loop_in<T: IndexElem, const XOR_CODED: bool, W: Width>(
     out: *mut T,
     n: usize,
-    seed: u64,
+    rng: &mut TorchMt,
     interval: usize,
     every: &mut dyn FnMut(usize) -> bool,
 ) -> bool {
     let steps = n - 1;
-    let mut rng = TorchMt::new(seed);
     let mut ring = [0usize; AHEAD];
     for (k, slot) in ring.iter_mut().enumerate().take(steps.min(AHEAD)) {
         let z = W::rem(rng.next_u32(), W::of(n - k));
@@ -208,13 +233,12 @@ unsafe fn swap_loop_in<T: IndexElem, const XOR_CODED: bool, W: Width>(
     true
 }
 
-fn inside_out_regime<T: IndexElem, E>(
+fn inside_out_regime<T: IndexElem>(
     out: &mut [T],
-    seed: u64,
-    check: &mut dyn FnMut() -> Result<(), E>,
-) -> Result<(), E> {
+    rng: &mut TorchMt,
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Result<(), Error> {
     let n = out.len();
-    let mut rng = TorchMt::new(seed);
     let mut ring = [0u64; AHEAD];
     for (k, slot) in ring.iter_mut().enumerate().take(n.min(AHEAD)) {
         let z = rng.next_u64() % (k as u64 + 1);
@@ -239,26 +263,36 @@ fn inside_out_regime<T: IndexElem, E>(
             out[z] = me;
             i += 1;
         }
-        check()?;
+        poll(interrupted)?;
     }
     Ok(())
 }
 
 /// `torch.randperm(n)` of the torch `generation` for the generator seeded with `seed`, in the
-/// narrowest buffer.
-pub fn randperm<E: From<Error>>(
+/// narrowest buffer (`interrupted` as for [`torch_randperm`]).
+pub fn randperm(
     n: u64,
     seed: u64,
     generation: Generation,
-    check: &mut dyn FnMut() -> Result<(), E>,
-) -> Result<IndexVec, E> {
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Result<IndexVec, Error> {
+    randperm_from(n, &mut TorchMt::new(seed), generation, interrupted)
+}
+
+/// [`randperm`] drawn from `rng` where it is, leaving it after the last draw (see [`shuffle`]).
+pub fn randperm_from(
+    n: u64,
+    rng: &mut TorchMt,
+    generation: Generation,
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Result<IndexVec, Error> {
     if n > MAX_LEN {
-        return Err(invalid(format!("n should be at most 2**63 - 1, got {n}")).into());
+        return Err(invalid(format!("n should be at most 2**63 - 1, got {n}")));
     }
     let mut perm = IndexVec::zeroed(n, n)?;
     match &mut perm {
-        IndexVec::U32(p) => torch_randperm(p, seed, generation, check)?,
-        IndexVec::I64(p) => torch_randperm(p, seed, generation, check)?,
+        IndexVec::U32(p) => shuffle(p, rng, generation, interrupted)?,
+        IndexVec::I64(p) => shuffle(p, rng, generation, interrupted)?,
     }
     Ok(perm)
 }
@@ -266,10 +300,9 @@ pub fn randperm<E: From<Error>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::convert::Infallible;
 
-    fn no_check() -> Result<(), Infallible> {
-        Ok(())
+    fn no_check() -> bool {
+        false
     }
 
     /// torch's loops written plainly, as the reference for the prefetching versions.
@@ -296,10 +329,11 @@ mod tests {
 
     fn run<T: IndexElem>(n: usize, seed: u64, inside_out: bool) -> Vec<u64> {
         let mut out = vec![T::default(); n];
+        let rng = &mut TorchMt::new(seed);
         if inside_out {
-            inside_out_regime(&mut out, seed, &mut no_check).unwrap();
+            inside_out_regime(&mut out, rng, &mut no_check).unwrap();
         } else {
-            swap_regime(&mut out, seed, &mut no_check).unwrap();
+            swap_regime(&mut out, rng, &mut no_check).unwrap();
         }
         out.into_iter().map(T::to_u64).collect()
     }
@@ -325,7 +359,15 @@ mod tests {
             let want = reference(n, 9, false);
             let mut coded = vec![0u32; n]; // all zero: the identity, coded
                                            // SAFETY: an exclusive buffer of `n` elements.
-            unsafe { swap_loop::<u32, true>(coded.as_mut_ptr(), n, 9, 1000, &mut |_| true) };
+            unsafe {
+                swap_loop::<u32, true>(
+                    coded.as_mut_ptr(),
+                    n,
+                    &mut TorchMt::new(9),
+                    1000,
+                    &mut |_| true,
+                )
+            };
             let got: Vec<u64> = coded
                 .iter()
                 .enumerate()
@@ -342,8 +384,55 @@ mod tests {
         for n in [2usize, 3, 65, 1000, 65_537] {
             let mut out: Vec<u64> = (0..n as u64).collect();
             // SAFETY: an exclusive buffer of `n` elements.
-            unsafe { swap_loop_in::<u64, false, u64>(out.as_mut_ptr(), n, 11, 100, &mut |_| true) };
+            unsafe {
+                swap_loop_in::<u64, false, u64>(
+                    out.as_mut_ptr(),
+                    n,
+                    &mut TorchMt::new(11),
+                    100,
+                    &mut |_| true,
+                )
+            };
             assert_eq!(out, reference(n, 11, false), "n={n}");
+        }
+    }
+
+    #[test]
+    fn each_loop_leaves_the_generator_after_its_last_draw() {
+        // torch's generator after randperm(n) has given n - 1 draws (swap loop) or 2n
+        // (inside-out loop): a permutation drawn next continues the same stream.
+        for (n, inside_out) in [
+            (0, false),
+            (1, false),
+            (2, false),
+            (1000, false),
+            (1000, true),
+        ] {
+            let mut rng = TorchMt::new(21);
+            let mut out = vec![0u32; n];
+            if inside_out {
+                inside_out_regime(&mut out, &mut rng, &mut no_check).unwrap();
+            } else {
+                shuffle(&mut out, &mut rng, Generation::Current, &mut no_check).unwrap();
+            }
+            let draws = if inside_out {
+                2 * n
+            } else {
+                n.saturating_sub(1)
+            };
+            let mut plain = TorchMt::new(21);
+            for _ in 0..draws {
+                plain.next_u32();
+            }
+            let next = randperm_from(300, &mut rng, Generation::Current, &mut no_check).unwrap();
+            let mut want: Vec<u64> = (0..300).collect();
+            for i in 0..299 {
+                let z = u64::from(plain.next_u32()) % (300 - i) as u64;
+                want.swap(i, i + z as usize);
+            }
+            let got: Vec<u64> = (0..300).map(|k| next.get(k)).collect();
+            assert_eq!(got, want, "n={n} inside_out={inside_out}");
+            assert_eq!(rng.next_u32(), plain.next_u32());
         }
     }
 
@@ -370,18 +459,18 @@ mod tests {
     }
 
     #[test]
-    fn check_error_stops_the_work() {
+    fn interruption_stops_the_work() {
         let mut out = vec![0u32; CHECK_EVERY + 10];
         let mut calls = 0;
         let r = torch_randperm(&mut out, 0, Generation::Current, &mut || {
             calls += 1;
-            Err("stop")
+            true
         });
-        assert_eq!(r, Err("stop"));
+        assert_eq!(r, Err(Error::Interrupted));
         assert_eq!(calls, 1);
         // The legacy generation (the swap loop for every n) too.
         let mut out = vec![0u32; CHECK_EVERY + 10];
-        let r = torch_randperm(&mut out, 0, Generation::Legacy, &mut || Err("stop"));
-        assert_eq!(r, Err("stop"));
+        let r = torch_randperm(&mut out, 0, Generation::Legacy, &mut || true);
+        assert_eq!(r, Err(Error::Interrupted));
     }
 }

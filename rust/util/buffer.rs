@@ -79,11 +79,96 @@ impl IndexVec {
     /// Element `j` as `u64`.
     #[inline(always)]
     pub fn get(&self, j: usize) -> u64 {
+        self.as_slice().get(j)
+    }
+
+    pub fn as_slice(&self) -> IndexSlice<'_> {
         match self {
-            IndexVec::U32(v) => u64::from(v[j]),
-            IndexVec::I64(v) => v[j] as u64,
+            IndexVec::U32(v) => IndexSlice::U32(v),
+            IndexVec::I64(v) => IndexSlice::I64(v),
         }
     }
+
+    pub fn as_mut_slice(&mut self) -> IndexSliceMut<'_> {
+        match self {
+            IndexVec::U32(v) => IndexSliceMut::U32(v),
+            IndexVec::I64(v) => IndexSliceMut::I64(v),
+        }
+    }
+}
+
+/// A borrowed index buffer (e.g. a stored epoch, viewed by NumPy without a copy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexSlice<'a> {
+    U32(&'a [u32]),
+    I64(&'a [i64]),
+}
+
+impl<'a> IndexSlice<'a> {
+    pub fn len(&self) -> usize {
+        match self {
+            IndexSlice::U32(v) => v.len(),
+            IndexSlice::I64(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Element `j` as `u64`.
+    #[inline(always)]
+    pub fn get(&self, j: usize) -> u64 {
+        match self {
+            IndexSlice::U32(v) => u64::from(v[j]),
+            IndexSlice::I64(v) => v[j] as u64,
+        }
+    }
+
+    /// The elements from `start` on (none when `start >= len()`).
+    pub fn tail(self, start: u64) -> Self {
+        let s = usize::try_from(start).unwrap_or(usize::MAX).min(self.len());
+        match self {
+            IndexSlice::U32(v) => IndexSlice::U32(&v[s..]),
+            IndexSlice::I64(v) => IndexSlice::I64(&v[s..]),
+        }
+    }
+
+    /// `out[k]` = element `start + k`, widened to `u64`.
+    pub fn widen_into(&self, start: usize, out: &mut [u64]) {
+        match self {
+            IndexSlice::U32(v) => {
+                for (o, &x) in out.iter_mut().zip(&v[start..]) {
+                    *o = u64::from(x);
+                }
+            }
+            IndexSlice::I64(v) => {
+                for (o, &x) in out.iter_mut().zip(&v[start..]) {
+                    *o = x as u64;
+                }
+            }
+        }
+    }
+
+    /// A copy in a buffer of its own.
+    pub fn to_vec(&self) -> Result<IndexVec, Error> {
+        fn copy<T: IndexElem>(src: &[T]) -> Result<Vec<T>, Error> {
+            let mut v = zeroed_vec(src.len() as u64)?;
+            v.copy_from_slice(src);
+            Ok(v)
+        }
+        Ok(match self {
+            IndexSlice::U32(v) => IndexVec::U32(copy(v)?),
+            IndexSlice::I64(v) => IndexVec::I64(copy(v)?),
+        })
+    }
+}
+
+/// A mutably borrowed index buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum IndexSliceMut<'a> {
+    U32(&'a mut [u32]),
+    I64(&'a mut [i64]),
 }
 
 /// A zero-filled `Vec<T>` of exactly `len` elements, or `Error::Alloc`.

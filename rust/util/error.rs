@@ -1,4 +1,9 @@
-//! The core's error type. The bindings map each variant to a Python exception.
+//! The core's error type and its one interruption convention. The bindings map each variant to
+//! a Python exception.
+//!
+//! Long work takes `interrupted: &mut dyn FnMut() -> bool` and calls it every few milliseconds;
+//! `true` stops the work with [`Error::Interrupted`] (the bindings then raise what Python's
+//! signal handler raised, e.g. `KeyboardInterrupt`).
 
 use std::fmt;
 
@@ -9,7 +14,8 @@ pub enum Error {
     InvalidArgument(String),
     /// A buffer of `bytes` bytes could not be allocated (Python `MemoryError`).
     Alloc { bytes: u128 },
-    /// A wait was interrupted by the caller (Python: the exception its signal handler raised).
+    /// Long work or a wait was stopped by the caller's `interrupted` (Python: the exception its
+    /// signal handler raised).
     Interrupted,
 }
 
@@ -32,4 +38,14 @@ impl std::error::Error for Error {}
 /// Shorthand for an `InvalidArgument` error.
 pub(crate) fn invalid(msg: impl Into<String>) -> Error {
     Error::InvalidArgument(msg.into())
+}
+
+/// Calls `interrupted` once: `Err(Error::Interrupted)` if it asks to stop.
+#[inline]
+pub fn poll(interrupted: &mut dyn FnMut() -> bool) -> Result<(), Error> {
+    if interrupted() {
+        Err(Error::Interrupted)
+    } else {
+        Ok(())
+    }
 }

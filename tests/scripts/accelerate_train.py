@@ -17,7 +17,7 @@ Recipes (``--recipe``):
 
 # ruff: noqa: E402
 # The recipe (shown in docs/frameworks.md) comes first and runs as it is.
-# --8<-- [start:recipe]
+# [start:recipe]
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -67,7 +67,7 @@ def train(
 #     model, optimizer, progress = prepare(accelerator, dataset)
 #     accelerator.load_state("path/to/checkpoint")
 #     train(accelerator, model, optimizer, progress, epochs)
-# --8<-- [end:recipe]
+# [end:recipe]
 
 import argparse
 import sys

@@ -27,7 +27,7 @@ Under ``torchrun --nproc_per_node 2`` it trains with DDP on gloo. Recipes (``--r
 
 # ruff: noqa: E402
 # The recipe (shown in docs/frameworks.md) comes first and runs as it is.
-# --8<-- [start:recipe]
+# [start:recipe]
 from __future__ import annotations
 
 from typing import Any
@@ -74,10 +74,15 @@ def make_trainer(**kwargs: Any) -> pl.Trainer:
 
 
 # Resuming: make_trainer(...).fit(model, ckpt_path="path/to/checkpoint.ckpt")
-# --8<-- [end:recipe]
+# [end:recipe]
 
-# --8<-- [start:stateful]
+# [start:stateful]
+import warnings
+
 from torchdata.stateful_dataloader import StatefulDataLoader
+
+# torchdata's loader calls torch.set_vital, which recent torch deprecates with a warning
+warnings.filterwarnings("ignore", message="'set_vital' is deprecated")
 
 
 class StatefulRegression(Regression):
@@ -88,7 +93,7 @@ class StatefulRegression(Regression):
         )
 
 
-# --8<-- [end:stateful]
+# [end:stateful]
 
 import argparse
 import os

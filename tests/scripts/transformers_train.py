@@ -18,7 +18,7 @@ sampler that seeks to the resume point from one that replays the epoch from its 
 
 # ruff: noqa: E402
 # The recipe (shown in docs/frameworks.md) comes first and runs as it is.
-# --8<-- [start:recipe]
+# [start:recipe]
 from __future__ import annotations
 
 import transformers
@@ -33,7 +33,7 @@ class Trainer(ResumableTrainerMixin, transformers.Trainer):
 # trainer = Trainer(model=model, args=args, train_dataset=dataset)
 # trainer.train()                                        # the stock order, batch for batch
 # trainer.train(resume_from_checkpoint="out/checkpoint-500")  # continues at the next batch
-# --8<-- [end:recipe]
+# [end:recipe]
 
 import argparse
 import functools

@@ -14,7 +14,14 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from resumable_samplers.bench import cases, scale_cases, shard_cases, trainer_cases
+from resumable_samplers.bench import (
+    cases,
+    length_cases,
+    mixture_cases,
+    scale_cases,
+    shard_cases,
+    trainer_cases,
+)
 from resumable_samplers.bench.cases import Setup, Unavailable
 from resumable_samplers.bench.spec import Spec
 
@@ -25,6 +32,8 @@ SETUPS: dict[str, Setup] = {
     **cases.SETUPS,
     **scale_cases.SETUPS,
     **trainer_cases.SETUPS,
+    **mixture_cases.SETUPS,
+    **length_cases.SETUPS,
     **shard_cases.SETUPS,
 }
 """Every case, by name."""

@@ -25,6 +25,7 @@ from resumable_samplers.bench.spec import (
     GRAIN_CALLS,
     LAZY_FIRST_NS,
     LOADER_BATCH_SIZE,
+    MIXTURE_KS,
     RANK,
     WORLD_SIZE,
     format_n,
@@ -36,6 +37,9 @@ DISTRIBUTIONS: dict[str, str] = {
     "numpy": "numpy",
     "helios_ml": "helios-ml",
     "grain": "grain",
+    "megatron_core": "megatron-core",
+    "torchdata": "torchdata",
+    "transformers": "transformers",
 }
 """The versions every report records: metadata key -> distribution name."""
 
@@ -123,6 +127,10 @@ def metadata(options: Options, started: float, load_at_start: list[float] | None
         "lazy_iter_n": options.lazy_iter_ns,
         "grain_n": options.grain_n,
         "grain_calls": min(GRAIN_CALLS, options.grain_n),
+        "mixture_n": options.mixture_ns,
+        "mixture_iter_n": options.mixture_iter_n,
+        "mixture_k": list(MIXTURE_KS),
+        "length_n": options.length_ns,
         "world_size": WORLD_SIZE,
         "rank": RANK,
         "seed": options.seed,
@@ -145,7 +153,15 @@ def describe(meta: dict[str, Any]) -> str:
     if meta.get("usable_cpus") not in (None, meta["cpu_count"]):
         cores += f" ({meta['usable_cpus']} usable)"
     memory = f"{meta['memory_total'] / GIB:.0f} GiB" if meta.get("memory_total") else "memory ?"
-    names = {"torch": "torch", "numpy": "NumPy", "helios_ml": "helios-ml", "grain": "grain"}
+    names = {
+        "torch": "torch",
+        "numpy": "NumPy",
+        "helios_ml": "helios-ml",
+        "grain": "grain",
+        "megatron_core": "megatron-core",
+        "torchdata": "torchdata",
+        "transformers": "transformers",
+    }
     versions = ", ".join(
         f"{name} {meta.get(key) or '(not installed)'}" for key, name in names.items()
     )

@@ -16,13 +16,20 @@ from resumable_samplers.bench.spec import (
     DEFAULT_GRAIN_N,
     DEFAULT_LAZY_ITER_NS,
     DEFAULT_LAZY_RANDPERM_N,
+    DEFAULT_LENGTH_NS,
+    DEFAULT_MIXTURE_ITER_N,
+    DEFAULT_MIXTURE_NS,
     GIB,
     IMPLS,
     LAZY_FIRST_NS,
     LAZY_FIRST_REPEAT,
     MIB,
+    MIXTURE_KS,
+    TORCHDATA_MAX_N,
+    TRANSFORMERS_LENGTH_MAX_N,
     Outcome,
     Spec,
+    megatron_n,
 )
 
 # Bytes per index each implementation holds at its peak, for the "would it fit" estimate.
@@ -46,6 +53,21 @@ _BYTES_PER_INDEX: dict[tuple[str, str], float] = {
     ("resume", "lazy"): 0,
     ("first", "lazy"): 0,
     ("iterate", "lazy"): 0,
+    # mixtures: ours holds nothing of the stream; Megatron's index is 2 + 8 bytes a position
+    ("mixture_first", "ours"): 0,
+    ("mixture_first", "megatron"): 10,
+    ("mixture_iterate", "ours"): 0,
+    ("mixture_iterate", "lazy"): 0,
+    ("mixture_restore", "torchdata"): 0,
+    # length grouping: the mapped uint16 lengths, the epoch and its sort buffers (~4 bytes a
+    # sample measured); transformers' Python list of lengths and its epoch (~100 bytes a sample)
+    ("length_epoch", "ours"): 8,
+    ("length_resume", "ours"): 8,
+    ("length_epoch", "budget"): 8,
+    ("length_resume", "budget"): 8,
+    ("length_padding", "ours"): 24,
+    ("length_epoch", "transformers"): 100,
+    ("length_resume", "transformers"): 100,
     # Mosaic's shuffles: the int64 sample ids and their temporaries
     ("shard_first", "py1e"): 12,
     ("shard_first", "py1br"): 12,
@@ -58,7 +80,9 @@ _MARGIN_BYTES = 256 * MIB
 def estimate_bytes(case: str, impl: str, n: int) -> int:
     """Roughly how much memory (beyond the interpreter) ``impl`` needs for ``case`` at ``n``."""
     width = 4 if n <= 2**32 else 8
-    if impl == "ours":
+    if (case, impl) in _BYTES_PER_INDEX:
+        per_index = _BYTES_PER_INDEX[(case, impl)]
+    elif impl == "ours":
         per_index = {"epoch": width * 1.125, "resume": width * 1.125, "loader": width}.get(
             case, width
         )
@@ -100,6 +124,9 @@ class Options:
     lazy_randperm_n: int = DEFAULT_LAZY_RANDPERM_N
     lazy_iter_ns: list[int] = dataclasses.field(default_factory=lambda: [*DEFAULT_LAZY_ITER_NS])
     grain_n: int = DEFAULT_GRAIN_N
+    mixture_ns: list[int] = dataclasses.field(default_factory=lambda: [*DEFAULT_MIXTURE_NS])
+    mixture_iter_n: int = DEFAULT_MIXTURE_ITER_N
+    length_ns: list[int] = dataclasses.field(default_factory=lambda: [*DEFAULT_LENGTH_NS])
 
 
 def repeats(options: Options, n: int) -> int:
@@ -116,6 +143,12 @@ def plan(options: Options) -> list[Spec]:
         impls = [i for i in IMPLS[section] if i not in options.exclude]
         if section == "e":
             specs += _plan_scale(options, impls)
+            continue
+        if section == "g":
+            specs += _plan_mixture(options, impls)
+            continue
+        if section == "h":
+            specs += _plan_length(options, impls)
             continue
         if section == "s":
             from resumable_samplers.bench.shard_cases import plan_shards  # imports NumPy
@@ -151,6 +184,37 @@ def _plan_scale(options: Options, impls: list[str]) -> list[Spec]:
     return specs
 
 
+def _plan_mixture(options: Options, impls: list[str]) -> list[Spec]:
+    """Section g: the first index (ours, Megatron) per size and K, iteration, torchdata."""
+    seed = options.seed
+    specs: list[Spec] = []
+    for n in options.mixture_ns:
+        for k in MIXTURE_KS:
+            for impl in ("ours", "megatron"):
+                if impl in impls:
+                    specs.append(Spec("g", "mixture_first", impl, n, seed, repeats(options, n), k))
+    n = options.mixture_iter_n
+    if "lazy" in impls:
+        specs.append(Spec("g", "mixture_iterate", "lazy", n, seed, repeats(options, n)))
+    for k in MIXTURE_KS:
+        specs.append(Spec("g", "mixture_iterate", "ours", n, seed, repeats(options, n), k))
+    if "torchdata" in impls:
+        specs.append(Spec("g", "mixture_restore", "torchdata", min(n, TORCHDATA_MAX_N), seed, 1, 3))
+    return specs
+
+
+def _plan_length(options: Options, impls: list[str]) -> list[Spec]:
+    """Section h: per size, each sampler's epoch and resume; then the padding efficiency."""
+    seed = options.seed
+    specs: list[Spec] = []
+    for n in options.length_ns:
+        for case in ("length_epoch", "length_resume"):
+            specs += [Spec("h", case, impl, n, seed) for impl in impls]
+    if "ours" in impls and options.length_ns:
+        specs.append(Spec("h", "length_padding", "ours", min(options.length_ns), seed))
+    return specs
+
+
 CHECKS = ("verify", "verify_sampler")
 
 
@@ -179,7 +243,14 @@ def skip_reason(
         }
         if not {"ours", "torch"} <= ran:
             return "skipped", "ours and torch did not both run at this size"
-    need = estimate_bytes(spec.case, spec.impl, spec.n)
+    if spec.impl == "transformers" and spec.n > TRANSFORMERS_LENGTH_MAX_N:
+        return (
+            "skipped",
+            "transformers' sampler runs up to n = 1e7 (its Python list of lengths and its epoch "
+            "take ~100 bytes a sample, and over a minute an epoch above that)",
+        )
+    n = megatron_n(spec.n, spec.k) if spec.impl == "megatron" else spec.n
+    need = estimate_bytes(spec.case, spec.impl, n)
     if options.mem_budget is not None and need > options.mem_budget:
         return (
             "skipped",

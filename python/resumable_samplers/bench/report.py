@@ -10,7 +10,11 @@ import json
 from typing import Any
 
 from resumable_samplers.bench.checks import checks
+from resumable_samplers.bench.length_targets import TARGETS as LENGTH_TARGETS
+from resumable_samplers.bench.length_targets import length_grouping
 from resumable_samplers.bench.machine import describe, metadata
+from resumable_samplers.bench.mixture_targets import TARGETS as MIXTURE_TARGETS
+from resumable_samplers.bench.mixture_targets import mixtures
 from resumable_samplers.bench.plan import Options
 from resumable_samplers.bench.plot import RATIO_OF, plot
 from resumable_samplers.bench.runner import BENCH_EXTRA
@@ -25,7 +29,14 @@ from resumable_samplers.bench.spec import (
     format_n,
     format_seconds,
 )
-from resumable_samplers.bench.targets import lazy_at_scale, scale_table
+from resumable_samplers.bench.targets import TARGETS, lazy_at_scale, scale_table
+
+JUDGED: dict[str, tuple[str, dict[str, str]]] = {
+    "e": ("lazy_at_scale", TARGETS),
+    "g": ("mixtures", MIXTURE_TARGETS),
+    "h": ("length_grouping", LENGTH_TARGETS),
+}
+"""The sections judged on performance targets: their key in ``results.json`` and targets."""
 
 
 def _ratio(peer: float | None, ours: float | None, floor: float = 0.0) -> str:
@@ -101,8 +112,9 @@ def report_text(outcomes: list[Outcome], result: dict[str, Any]) -> str:
         if any(o.spec.section == section for o in outcomes):
             if section == "s":
                 body = shard_table(outcomes)
-            elif section == "e":
-                body = scale_table(result["lazy_at_scale"])
+            elif section in JUDGED:
+                key, targets = JUDGED[section]
+                body = scale_table(result[key], targets)
             else:
                 body = table(section, outcomes)
             parts.append(f"### ({section}) {SECTIONS[section]}\n\n{body}")
@@ -114,14 +126,19 @@ def report_text(outcomes: list[Outcome], result: dict[str, Any]) -> str:
         f"- lazy sampler agrees with lazy randperm: {_check_text(c['lazy_agreement'])}",
     ]
     parts.append("### checks\n\n" + "\n".join(check_lines))
-    parts.append(
+    notes = (
         f"Times are wall seconds inside the child (best of {meta['repeat']}). *extra RSS* is "
         "the child's peak resident memory while measuring minus its *base RSS* after imports "
         "and setup (torch imported; helios children also import helios-ml; the list loader "
-        "holds its prebuilt list). Ratios are row / ours, where ours is the torch order; the "
-        "lazy row is ours with permutation='lazy' (a different order); memory ratios are n/a "
-        "when ours needed under 1 MiB."
+        "holds its prebuilt list)."
     )
+    if any(o.spec.section not in JUDGED for o in outcomes):
+        notes += (
+            " In the tables, ratios are row / ours, where ours is the torch order; the lazy row "
+            "is ours with permutation='lazy' (a different order); memory ratios are n/a when "
+            "ours needed under 1 MiB."
+        )
+    parts.append(notes)
     missing = sorted({f"{o.spec.impl} ({o.reason})" for o in outcomes if o.status == "unavailable"})
     if missing:
         parts.append(f"Not measured: {', '.join(missing)}. To measure every peer: {BENCH_EXTRA}.")
@@ -137,6 +154,14 @@ def sizes_text(meta: dict[str, Any]) -> str:
             parts.append(f"({section}) n = {sizes}")
         elif section == "d":
             parts.append(f"(d) n = {format_n(meta['loader_n'])}")
+        elif section == "g":
+            parts.append(
+                "(g) first index n = "
+                + ", ".join(map(format_n, meta["mixture_n"]))
+                + f", iterate n = {format_n(meta['mixture_iter_n'])}"
+            )
+        elif section == "h":
+            parts.append("(h) n = " + ", ".join(map(format_n, meta["length_n"])))
         elif section == "s":
             parts.append("(s) see its table")
         else:
@@ -184,6 +209,8 @@ def write_results(
         "meta": {**metadata(options, started, load_at_start), "interrupted": interrupted},
         "checks": checks(outcomes),
         "lazy_at_scale": lazy_at_scale(outcomes),
+        "mixtures": mixtures(outcomes),
+        "length_grouping": length_grouping(outcomes),
         "results": [o.to_dict() for o in outcomes],
     }
     text = report_text(outcomes, result)

@@ -23,10 +23,18 @@ from resumable_samplers.bench.plan import CHECKS, Options, plan, skip_reason
 from resumable_samplers.bench.progress import Progress
 from resumable_samplers.bench.spec import Outcome, Spec, format_n
 
-BENCH_EXTRA = 'pip install "resumable-samplers[bench]" (in a checkout: pip install -e ".[bench]")'
+BENCH_EXTRA = (
+    'pip install -e ".[bench]" in a clone of the repository (Megatron: pip install megatron-core)'
+)
 """How to install every peer, tqdm and matplotlib at once."""
 
-PEERS: dict[str, tuple[str, str]] = {"helios": ("helios", "helios-ml"), "grain": ("grain", "grain")}
+PEERS: dict[str, tuple[str, str]] = {
+    "helios": ("helios", "helios-ml"),
+    "grain": ("grain", "grain"),
+    "megatron": ("megatron", "megatron-core"),
+    "torchdata": ("torchdata", "torchdata"),
+    "transformers": ("transformers", "transformers"),
+}
 """The optional peers: implementation name -> (module to find, distribution to install)."""
 
 

@@ -16,11 +16,13 @@ SECTIONS: dict[str, str] = {
     "d": "DataLoader index throughput (batch_size=256, num_workers=0)",
     "e": "lazy order at scale",
     "f": "transformers Trainer: first batch, and after a resume at 50% (1 process, batch 8)",
+    "g": "weighted mixtures: first index at any position, iteration (K = 3 and 1000 sources)",
+    "h": "length grouping: an epoch, a resume at 50% in a fresh process, memory, padding",
     "s": "sharded datasets: the shard order against Mosaic Streaming (W=8, rank 3)",
 }
 """The measurements, by the letter ``--only`` selects them with."""
 
-DEFAULT_SECTIONS: tuple[str, ...] = ("a", "b", "c", "d", "e")
+DEFAULT_SECTIONS: tuple[str, ...] = ("a", "b", "c", "d", "e", "g", "h")
 """What runs without ``--only``; ``f`` (it needs transformers) and ``s`` (Mosaic Streaming) are
 asked for by name."""
 
@@ -31,13 +33,19 @@ IMPLS: dict[str, tuple[str, ...]] = {
     "d": ("ours", "list"),
     "e": ("lazy", "grain"),
     "f": ("ours", "lazy", "stock"),
+    "g": ("ours", "lazy", "megatron", "torchdata"),
+    "h": ("ours", "budget", "transformers"),
     "s": ("ours", "py1e", "py1br"),
 }
 """The implementations compared in each measurement; ``ours`` (the torch order) comes first.
 
 ``lazy`` is ours with ``permutation="lazy"``; in ``e``, ``grain`` is the Grain comparison (which
 times ours too) and ``lazy`` everything else. In ``f``, ``stock`` is transformers' ``Trainer`` and
-``ours``/``lazy`` the same ``Trainer`` with ``ResumableTrainerMixin``.
+``ours``/``lazy`` the same ``Trainer`` with ``ResumableTrainerMixin``. In ``g``, ``ours`` is
+``ResumableMixtureSampler``, ``lazy`` the plain lazy sampler its iteration is compared with,
+``megatron`` Megatron's blending index and ``torchdata`` torchdata's ``MultiNodeWeightedSampler``.
+In ``h``, ``ours`` is ``ResumableLengthGroupedSampler``, ``budget``
+``ResumableTokenBudgetBatchSampler`` and ``transformers`` transformers' ``LengthGroupedSampler``.
 """
 
 CASES: dict[str, str] = {
@@ -76,6 +84,28 @@ DEFAULT_GRAIN_N = 10**7
 QUICK_GRAIN_N = 10**6
 GRAIN_CALLS = 2 * 10**5
 GRAIN_ROUNDS = 4
+
+# Section g: weighted mixtures of K sources, weights spanning 6 orders of magnitude.
+DEFAULT_MIXTURE_NS: tuple[int, ...] = (10**8, 10**9)
+QUICK_MIXTURE_NS: tuple[int, ...] = (10**6,)
+DEFAULT_MIXTURE_ITER_N = 10**7
+QUICK_MIXTURE_ITER_N = 10**5
+MIXTURE_KS: tuple[int, ...] = (3, 1000)
+MIXTURE_EPOCH = 3  # the first index is read at epoch 3, half-way
+MIXTURE_BATCH_SIZE = 256
+# Megatron's blending index is O(N * K): from this K on it is built at N <= MEGATRON_SCALED_N
+# and its time scaled linearly to N.
+MEGATRON_SCALE_FROM_K = 100
+MEGATRON_SCALED_N = 10**7
+TORCHDATA_MAX_N = 10**6  # torchdata's sampler draws in Python: ~1 us per item
+
+# Section h: length grouping over n log-normal lengths (uint16, median ~245 tokens).
+DEFAULT_LENGTH_NS: tuple[int, ...] = (10**7, 10**8)
+QUICK_LENGTH_NS: tuple[int, ...] = (10**5,)
+LENGTH_BATCH_SIZE = 32
+LENGTH_MAX_TOKENS = 16384
+TRANSFORMERS_LENGTH_MAX_N = 10**7  # its lengths list and epoch take ~100 bytes per sample
+
 MIB = 2**20
 GIB = 2**30
 
@@ -85,14 +115,17 @@ class Spec:
     """One measurement: what a child process runs.
 
     Args:
-        section: the measurement letter, ``a`` to ``f``.
+        section: the measurement letter, ``a`` to ``h``.
         case: ``perm``, ``epoch``, ``resume``, ``loader``, ``verify``, ``verify_sampler`` or
-            ``trainer``; in ``e``: ``first``, ``randperm``, ``iterate`` or ``grain``.
+            ``trainer``; in ``e``: ``first``, ``randperm``, ``iterate`` or ``grain``; in ``g``:
+            ``mixture_first``, ``mixture_iterate`` or ``mixture_restore``; in ``h``:
+            ``length_epoch``, ``length_resume`` or ``length_padding``.
         impl: the implementation measured, e.g. ``ours``, ``lazy`` or ``torch``.
         n: the dataset size (for ``first``, the largest of :data:`LAZY_FIRST_NS`, which it
             measures all of).
         seed: the seed of the permutation.
         repeat: how many times to time the operation (the best time is kept).
+        k: the number of sources of a mixture (section ``g``); 0 elsewhere.
     """
 
     section: str
@@ -101,6 +134,7 @@ class Spec:
     n: int
     seed: int = 0
     repeat: int = 1
+    k: int = 0
 
     def label(self) -> str:
         """A short human-readable name, e.g. ``(a) perm torch n=1e7``."""
@@ -108,6 +142,8 @@ class Spec:
             return f"({self.section}) first index lazy n={','.join(map(format_n, LAZY_FIRST_NS))}"
         if self.case == "grain":
             return f"({self.section}) grain vs lazy n={format_n(self.n)}"
+        if self.k:
+            return f"({self.section}) {self.case} {self.impl} n={format_n(self.n)} K={self.k}"
         return f"({self.section}) {self.case} {self.impl} n={format_n(self.n)}"
 
     def to_json(self) -> str:
@@ -156,6 +192,12 @@ class Outcome:
             process=self.process,
         )
         return out
+
+
+def megatron_n(n: int, k: int) -> int:
+    """The size Megatron's blending index is built at, for a stream of ``n`` positions over
+    ``k`` sources (its time is then scaled linearly to ``n``)."""
+    return min(n, MEGATRON_SCALED_N) if k >= MEGATRON_SCALE_FROM_K else n
 
 
 def format_n(n: int) -> str:

@@ -9,6 +9,7 @@ indication only. ``resumable-samplers bench --check`` exits 1 when a judged targ
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from resumable_samplers.bench.spec import (
@@ -55,7 +56,7 @@ TARGET_CASES: dict[str, str] = {
 """The case of section ``e`` that measures each target."""
 
 
-def _row(
+def row(
     measurement: str,
     n: int | None,
     shown: str,
@@ -67,6 +68,8 @@ def _row(
     at_target_size: bool = True,
     key: str | None = None,
 ) -> dict[str, Any]:
+    """One row of a targets table: what was measured, at which ``n``, the value as shown, and,
+    for a row that decides a target, its threshold, verdict and the target's ``key``."""
     return {
         "measurement": measurement,
         "n": n,
@@ -94,11 +97,11 @@ def _scale_rows(o: Outcome) -> list[dict[str, Any]]:
     if o.status != "ok":
         name = {"first": "first index", "randperm": "randperm lazy", "grain": "grain vs lazy"}
         what = name.get(o.spec.case, f"iterate rank {RANK}/{WORLD_SIZE}")
-        return [_row(what, None if o.spec.case == "first" else n, f"{o.status}: {o.reason}")]
+        return [row(what, None if o.spec.case == "first" else n, f"{o.status}: {o.reason}")]
     if o.spec.case == "first":
         limit = f"< {_ms(FIRST_INDEX_MAX_S)}"
         rows = [
-            _row(
+            row(
                 f"first index, rank {RANK}/{WORLD_SIZE}, start_iter={c['start_iter']} "
                 f"({c['where']})",
                 c["n"],
@@ -112,7 +115,7 @@ def _scale_rows(o: Outcome) -> list[dict[str, Any]]:
         ]
         worst = m["max_time_s"]
         rows.append(
-            _row(
+            row(
                 f"first index, max over the {len(m['cases'])} cases",
                 None,
                 _ms(worst),
@@ -127,7 +130,7 @@ def _scale_rows(o: Outcome) -> list[dict[str, Any]]:
     if o.spec.case == "randperm":
         at_size = n == TARGET_RANDPERM_N
         rows = [
-            _row(
+            row(
                 "randperm lazy: time",
                 n,
                 f"{format_seconds(m['time_s'])} s",
@@ -143,7 +146,7 @@ def _scale_rows(o: Outcome) -> list[dict[str, Any]]:
         if isinstance(extra, int):
             over = extra - m["array_bytes"]
             rows.append(
-                _row(
+                row(
                     "randperm lazy: overhead (extra RSS - "
                     f"{format_mib(m['array_bytes'])} MiB array)",
                     n,
@@ -161,21 +164,21 @@ def _scale_rows(o: Outcome) -> list[dict[str, Any]]:
         at_size = n == TARGET_ITER_N
         what = f"iterate rank {RANK}/{WORLD_SIZE} ({format_n(m['count'])} indices)"
         return [
-            _row(
+            row(
                 f"{what}: sampler",
                 n,
                 f"{format_seconds(m['time_s'])} s",
                 value=m["time_s"],
                 unit="s",
             ),
-            _row(
+            row(
                 f"{what}: baseline, as many Python ints",
                 n,
                 f"{format_seconds(m['baseline_s'])} s",
                 value=m["baseline_s"],
                 unit="s",
             ),
-            _row(
+            row(
                 f"{what}: overhead = sampler - baseline",
                 n,
                 f"{format_seconds(m['overhead_s'])} s",
@@ -186,7 +189,7 @@ def _scale_rows(o: Outcome) -> list[dict[str, Any]]:
                 at_target_size=at_size,
                 key="iterate_overhead",
             ),
-            _row(
+            row(
                 f"{what}: extra RSS",
                 n,
                 f"{format_mib(o.rss.get('extra'))} MiB",
@@ -196,10 +199,10 @@ def _scale_rows(o: Outcome) -> list[dict[str, Any]]:
         ]
     # grain
     if not isinstance(m.get("ratio"), int | float):
-        return [_row("grain vs lazy", n, "no ratio (ours took no measurable time)")]
+        return [row("grain vs lazy", n, "no ratio (ours took no measurable time)")]
     cpus = m.get("ours_cpus")
     rows = [
-        _row(
+        row(
             f"grain index_shuffle (rounds={m['grain_rounds']}), per call "
             f"({format_n(m['grain_calls'])} calls)",
             n,
@@ -207,7 +210,7 @@ def _scale_rows(o: Outcome) -> list[dict[str, Any]]:
             value=m["grain_ns_per_call"],
             unit="ns",
         ),
-        _row(
+        row(
             f"ours: randperm lazy, per index ({cpus} CPUs)",
             n,
             _ns(m["ours_ns_per_index"]),
@@ -217,7 +220,7 @@ def _scale_rows(o: Outcome) -> list[dict[str, Any]]:
     ]
     if m.get("ours_single_thread_ns_per_index") is not None:
         rows.append(
-            _row(
+            row(
                 "ours: randperm lazy, per index (1 thread)",
                 n,
                 _ns(m["ours_single_thread_ns_per_index"]),
@@ -226,7 +229,7 @@ def _scale_rows(o: Outcome) -> list[dict[str, Any]]:
             )
         )
     rows.append(
-        _row(
+        row(
             f"grain / ours ({cpus} CPUs)",
             n,
             f"{m['ratio']:.1f}x",
@@ -239,7 +242,7 @@ def _scale_rows(o: Outcome) -> list[dict[str, Any]]:
     )
     if m.get("ratio_single_thread") is not None:
         rows.append(
-            _row(
+            row(
                 "grain / ours (1 thread)",
                 n,
                 f"{m['ratio_single_thread']:.1f}x",
@@ -271,7 +274,7 @@ def lazy_at_scale(outcomes: list[Outcome]) -> dict[str, Any]:
         spread = max(extras) - min(extras)
         sizes = ", ".join(format_n(o.spec.n) for o in iterated)
         rows.append(
-            _row(
+            row(
                 f"iterate: extra RSS spread over n = {sizes}",
                 None,
                 f"{format_mib(spread)} MiB",
@@ -283,18 +286,37 @@ def lazy_at_scale(outcomes: list[Outcome]) -> dict[str, Any]:
                 key="iterate_rss",
             )
         )
-    judged = {r["key"]: r["passed"] for r in rows if r["key"] and r["at_target_size"]}
+    return summarize(rows, TARGETS, lambda k: _why_not_judged(k, runs, rows), bool(runs))
+
+
+def summarize(
+    rows: list[dict[str, Any]],
+    targets: dict[str, str],
+    why: Callable[[str], str],
+    ran: bool = True,
+) -> dict[str, Any]:
+    """The verdict of a section's rows on its ``targets``: the dict :func:`lazy_at_scale`
+    describes. ``why(key)`` says what was measured instead of a target not judged."""
+    judged: dict[str, bool | None] = {}  # a target of several rows is met when all of them are
+    for r in (r for r in rows if r["key"] and r["at_target_size"]):
+        before = judged.get(r["key"])
+        if before is False or r["passed"] is False:
+            judged[r["key"]] = False
+        elif r["passed"] is True:
+            judged[r["key"]] = True
+        else:
+            judged.setdefault(r["key"], None)
     passed: bool | None = None
     if any(v is False for v in judged.values()):
         passed = False
-    elif all(judged.get(k) is True for k in TARGETS):
+    elif all(judged.get(k) is True for k in targets):
         passed = True
-    not_judged = [k for k in TARGETS if judged.get(k) is None]
+    not_judged = [k for k in targets if judged.get(k) is None]
     return {
-        "passed": passed if runs else None,
+        "passed": passed if ran else None,
         "missed": [k for k, v in judged.items() if v is False],
         "not_judged": not_judged,
-        "why": {k: _why_not_judged(k, runs, rows) for k in not_judged},
+        "why": {k: why(k) for k in not_judged},
         "rows": rows,
     }
 
@@ -312,10 +334,10 @@ def _why_not_judged(key: str, runs: list[Outcome], rows: list[dict[str, Any]]) -
     return "; ".join(f"{o.status} at n = {format_n(o.spec.n)}: {o.reason}" for o in ran)
 
 
-def verdict(summary: dict[str, Any]) -> str:
-    """One paragraph: which targets were met, missed, or not judged, and why."""
+def verdict(summary: dict[str, Any], targets: dict[str, str] = TARGETS) -> str:
+    """One paragraph: which of ``targets`` were met, missed, or not judged, and why."""
     rows = summary["rows"]
-    met = [k for k in TARGETS if k not in summary["not_judged"] and k not in summary["missed"]]
+    met = [k for k in targets if k not in summary["not_judged"] and k not in summary["missed"]]
     parts = []
     if summary["missed"]:
         names = sorted(
@@ -323,7 +345,7 @@ def verdict(summary: dict[str, Any]) -> str:
         )
         parts.append("MISSED at their stated sizes: " + "; ".join(names) + ".")
     if met:
-        parts.append(f"Met at their stated sizes: {len(met)} of {len(TARGETS)} ({', '.join(met)}).")
+        parts.append(f"Met at their stated sizes: {len(met)} of {len(targets)} ({', '.join(met)}).")
     if summary["not_judged"]:
         why = summary["why"]
         parts.append(
@@ -334,8 +356,9 @@ def verdict(summary: dict[str, Any]) -> str:
     return "Performance targets: " + " ".join(parts)
 
 
-def scale_table(summary: dict[str, Any]) -> str:
-    """The Markdown table of section e, the targets next to the numbers, and the verdict."""
+def scale_table(summary: dict[str, Any], targets: dict[str, str] = TARGETS) -> str:
+    """The Markdown table of a section judged on targets (``e``, ``g``, ``h``): the targets next
+    to the numbers, and the verdict."""
     lines = ["| measurement | n | value | target | verdict |", "|---|---|---|---|---|"]
     for r in summary["rows"]:
         mark = {True: "met", False: "MISSED", None: ""}[r["passed"]]
@@ -345,4 +368,4 @@ def scale_table(summary: dict[str, Any]) -> str:
         lines.append(
             f"| {r['measurement']} | {n} | {r['shown']} | {r['threshold'] or ''} | {mark} |"
         )
-    return "\n".join(lines) + "\n\n" + verdict(summary)
+    return "\n".join(lines) + "\n\n" + verdict(summary, targets)

@@ -28,7 +28,7 @@ from typing import Any
 from resumable_samplers.bench.cases import Setup, Unavailable
 from resumable_samplers.bench.spec import TRAINER_BATCH_SIZE, Spec
 
-TRANSFORMERS_INSTALL = 'pip install "resumable-samplers[transformers]"'
+TRANSFORMERS_INSTALL = "pip install transformers accelerate"
 
 
 def _trainer_factory(impl: str, seed: int) -> Callable[[int], Any]:

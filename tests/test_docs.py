@@ -111,6 +111,7 @@ def test_the_tagged_scripts_are_the_ones_the_suite_runs() -> None:
     assert tagged == {
         "examples/ddp_train.py",
         "examples/ddp_stateful_dataloader.py",
+        "examples/shard_dataset.py",
         "tests/scripts/lightning_train.py",
         "tests/scripts/accelerate_train.py",
         "tests/scripts/transformers_train.py",

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         ResumableSequentialSampler,
         create_sampler,
     )
+    from resumable_samplers.shards import ResumableShardSampler
 
 try:
     __version__ = version("resumable-samplers")
@@ -51,6 +52,7 @@ _MODULE_OF: dict[str, str] = {
     "ResumableSequentialSampler": "resumable_samplers.samplers",
     "create_sampler": "resumable_samplers.samplers",
     "ResumableMixtureSampler": "resumable_samplers.mixture",
+    "ResumableShardSampler": "resumable_samplers.shards",
     "ResumableLengthGroupedSampler": "resumable_samplers.length",
     "ResumableTokenBudgetBatchSampler": "resumable_samplers.length",
 }
@@ -59,6 +61,7 @@ _REGISTERING = (
     "resumable_samplers.samplers",
     "resumable_samplers.mixture",
     "resumable_samplers.length",
+    "resumable_samplers.shards",
 )
 
 
@@ -90,6 +93,7 @@ __all__ = [
     "ResumableSampler",
     "ResumableSamplerType",
     "ResumableSequentialSampler",
+    "ResumableShardSampler",
     "ResumableTokenBudgetBatchSampler",
     "__version__",
     "create_sampler",

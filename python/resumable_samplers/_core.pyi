@@ -7,6 +7,7 @@ import numpy.typing as npt
 
 __all__ = [
     "MAX_LEN",
+    "MAX_LEVEL_REPLICAS",
     "MAX_WEIGHT_SUM",
     "ORDER_NAMES",
     "SEED_END",
@@ -15,6 +16,7 @@ __all__ = [
     "Epoch",
     "Mixture",
     "Reader",
+    "ShardSizes",
     "TokenBudgetBatches",
     "check_rank",
     "default_megabatch_mult",
@@ -34,6 +36,9 @@ MAX_LEN: int
 
 MAX_WEIGHT_SUM: int
 """``2**62``: the largest sum of a mixture's integer weights."""
+
+MAX_LEVEL_REPLICAS: int
+"""``2**20``: the most ranks of a resume level of the shard order (an elastic resume's old job)."""
 
 SEED_MIN: int
 """``-2**63``: the smallest seed (and ``seed + epoch``) torch's generator takes."""
@@ -163,6 +168,37 @@ class Mixture:
     @property
     def depth(self) -> int:
         """The largest depth of the schedule's tree (the proportion bound is half of it)."""
+
+@final
+class ShardSizes:
+    """The shards of a dataset by size (``ConcatDataset`` order): a 1-D C-contiguous ``int64``
+    array of non-negative sizes summing to at most ``2**63 - 1``."""
+
+    def __new__(cls, sizes: npt.NDArray[np.int64]) -> ShardSizes: ...
+    @property
+    def n(self) -> int:
+        """The number of samples."""
+
+    @property
+    def shards(self) -> int:
+        """The number of non-empty shards."""
+
+    @property
+    def digest(self) -> int:
+        """A digest of the non-empty shards' sizes in order, in ``[0, 2**63)``."""
+
+    def epoch(
+        self,
+        window: int,
+        seed: int,
+        epoch: int,
+        levels: list[tuple[int, int]],
+        num_replicas: int,
+        rank: int,
+        drop_last: bool,
+    ) -> Epoch:
+        """Rank ``rank``'s share of epoch ``epoch`` of the shard order after the resume
+        ``levels`` (``(num_replicas, position)`` pairs, oldest first)."""
 
 # Length grouping and token-budget batches (rust/orders/length.rs). ``lengths`` is a 1-D
 # C-contiguous NumPy array of any integer type in native byte order; it is read with the GIL

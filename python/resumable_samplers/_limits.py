@@ -27,6 +27,10 @@ U64_MAX: int = SEED_END - 1
 MAX_WEIGHT_SUM: int = _core.MAX_WEIGHT_SUM
 """The largest sum of a mixture's integer weights."""
 
+MAX_LEVEL_REPLICAS: int = _core.MAX_LEVEL_REPLICAS
+"""The largest number of ranks a shard sampler's state can be resumed from elastically (a level
+of its ``levels`` field)."""
+
 TORCH, TORCH_LEGACY, LAZY, IDENTITY = _core.ORDER_NAMES
 """The core's order names: torch's ``randperm`` (2.6 and later, and 2.5 and earlier), the lazy
 bijection, the identity."""

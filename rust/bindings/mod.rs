@@ -7,6 +7,7 @@ mod epoch;
 mod length;
 mod mixture;
 mod reader;
+mod shards;
 
 use pyo3::prelude::*;
 
@@ -19,6 +20,8 @@ mod _core {
     #[pymodule_export]
     use super::mixture::Mixture;
     #[pymodule_export]
+    use super::shards::ShardSizes;
+    #[pymodule_export]
     use crate::bindings::length::{
         default_megabatch_mult, length_grouped_epoch, lengths_scan, megabatch_size,
         typical_batch_size, TokenBudgetBatches,
@@ -30,6 +33,10 @@ mod _core {
         m.add("SWAP_REGIME_LIMIT", crate::orders::torch::SWAP_REGIME_LIMIT)?;
         m.add("MAX_LEN", crate::util::limits::MAX_LEN)?;
         m.add("MAX_WEIGHT_SUM", crate::orders::mixture::MAX_WEIGHT_SUM)?;
+        m.add(
+            "MAX_LEVEL_REPLICAS",
+            crate::orders::shards::MAX_LEVEL_REPLICAS,
+        )?;
         // torch.Generator.manual_seed's seeds, [-2**63, 2**64): the core takes a seed (and
         // seed + epoch) modulo 2**64.
         m.add("SEED_MIN", i64::MIN)?;

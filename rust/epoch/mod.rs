@@ -7,9 +7,9 @@
 //! a stored global order becomes a rank's share in [`stored`], once for every order.
 //!
 //! The orders: [`identity`], [`lazy`], [`torch`] (stored, or [`stream`]ed while it is
-//! shuffled), [`mixture`], [`length`] (length-grouped and token-budget batches, stored), and the
-//! orders samplers name, with their keys, in [`named`] (the names themselves are
-//! `orders/named.rs`'s).
+//! shuffled), [`mixture`], [`shards`] (sharded datasets in windows of shards), [`length`]
+//! (length-grouped and token-budget batches, stored), and the orders samplers name, with their
+//! keys, in [`named`] (the names themselves are `orders/named.rs`'s).
 //!
 //! # Adding an order
 //! Write its pure function of the keys in `orders/` if it needs one. Then add one file here
@@ -27,6 +27,7 @@ pub mod named;
 pub mod order;
 pub mod reader;
 pub mod shard;
+pub mod shards;
 pub mod stored;
 pub mod stream;
 pub mod torch;

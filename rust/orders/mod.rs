@@ -7,4 +7,5 @@ pub mod length;
 pub mod mixture;
 pub mod mt19937;
 pub mod named;
+pub mod shards;
 pub mod torch;

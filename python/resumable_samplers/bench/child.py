@@ -19,6 +19,7 @@ from resumable_samplers.bench import (
     length_cases,
     mixture_cases,
     scale_cases,
+    shard_cases,
     trainer_cases,
 )
 from resumable_samplers.bench.cases import Setup, Unavailable
@@ -33,6 +34,7 @@ SETUPS: dict[str, Setup] = {
     **trainer_cases.SETUPS,
     **mixture_cases.SETUPS,
     **length_cases.SETUPS,
+    **shard_cases.SETUPS,
 }
 """Every case, by name."""
 

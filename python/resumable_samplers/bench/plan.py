@@ -68,6 +68,11 @@ _BYTES_PER_INDEX: dict[tuple[str, str], float] = {
     ("length_padding", "ours"): 24,
     ("length_epoch", "transformers"): 100,
     ("length_resume", "transformers"): 100,
+    # Mosaic's shuffles: the int64 sample ids and their temporaries
+    ("shard_first", "py1e"): 12,
+    ("shard_first", "py1br"): 12,
+    ("shard_locality", "py1e"): 24,
+    ("shard_locality", "py1br"): 24,
 }
 _MARGIN_BYTES = 256 * MIB
 
@@ -144,6 +149,11 @@ def plan(options: Options) -> list[Spec]:
             continue
         if section == "h":
             specs += _plan_length(options, impls)
+            continue
+        if section == "s":
+            from resumable_samplers.bench.shard_cases import plan_shards  # imports NumPy
+
+            specs += plan_shards(options.sizes, options.seed, options.repeat, impls)
             continue
         case = CASES[section]
         sizes = [options.loader_n] if section == "d" else options.sizes

@@ -18,6 +18,7 @@ from resumable_samplers.bench.mixture_targets import mixtures
 from resumable_samplers.bench.plan import Options
 from resumable_samplers.bench.plot import RATIO_OF, plot
 from resumable_samplers.bench.runner import BENCH_EXTRA
+from resumable_samplers.bench.shard_cases import shard_table
 from resumable_samplers.bench.spec import (
     CASES,
     LAZY_FIRST_NS,
@@ -109,7 +110,9 @@ def report_text(outcomes: list[Outcome], result: dict[str, Any]) -> str:
     parts = [describe(meta), sizes_text(meta)]
     for section in SECTIONS:
         if any(o.spec.section == section for o in outcomes):
-            if section in JUDGED:
+            if section == "s":
+                body = shard_table(outcomes)
+            elif section in JUDGED:
                 key, targets = JUDGED[section]
                 body = scale_table(result[key], targets)
             else:
@@ -159,6 +162,8 @@ def sizes_text(meta: dict[str, Any]) -> str:
             )
         elif section == "h":
             parts.append("(h) n = " + ", ".join(map(format_n, meta["length_n"])))
+        elif section == "s":
+            parts.append("(s) see its table")
         else:
             parts.append(
                 "(e) first index n = "

@@ -18,11 +18,13 @@ SECTIONS: dict[str, str] = {
     "f": "transformers Trainer: first batch, and after a resume at 50% (1 process, batch 8)",
     "g": "weighted mixtures: first index at any position, iteration (K = 3 and 1000 sources)",
     "h": "length grouping: an epoch, a resume at 50% in a fresh process, memory, padding",
+    "s": "sharded datasets: the shard order against Mosaic Streaming (W=8, rank 3)",
 }
 """The measurements, by the letter ``--only`` selects them with."""
 
 DEFAULT_SECTIONS: tuple[str, ...] = ("a", "b", "c", "d", "e", "g", "h")
-"""What runs without ``--only``; ``f`` (it needs transformers) is asked for by name."""
+"""What runs without ``--only``; ``f`` (it needs transformers) and ``s`` (Mosaic Streaming) are
+asked for by name."""
 
 IMPLS: dict[str, tuple[str, ...]] = {
     "a": ("ours", "lazy", "torch", "numpy"),
@@ -33,6 +35,7 @@ IMPLS: dict[str, tuple[str, ...]] = {
     "f": ("ours", "lazy", "stock"),
     "g": ("ours", "lazy", "megatron", "torchdata"),
     "h": ("ours", "budget", "transformers"),
+    "s": ("ours", "py1e", "py1br"),
 }
 """The implementations compared in each measurement; ``ours`` (the torch order) comes first.
 

@@ -277,7 +277,10 @@ unsafe extern "C" fn reader_deferred(
     let py = Python::assume_attached();
     let given = Bound::from_borrowed_ptr(py, start);
     if !given.is_callable() {
-        let name = given.get_type().name().map_or_else(|_| "?".into(), |n| n.to_string());
+        let name = given
+            .get_type()
+            .name()
+            .map_or_else(|_| "?".into(), |n| n.to_string());
         PyTypeError::new_err(format!(
             "start should be a callable returning a Reader, got {name}"
         ))

@@ -3,10 +3,12 @@ with the next chunk of a lazy epoch computed on a helper thread or not, and acro
 
 from __future__ import annotations
 
+import gc
 import itertools
 import operator
 import pickle
 import sys
+import weakref
 
 import numpy as np
 import pytest
@@ -117,3 +119,117 @@ def test_np_ints_are_not_needed_to_read() -> None:
     for n in (10, 2**33):
         first = next(_epoch(n, "lazy").reader(0))
         assert type(first) is int and not isinstance(first, np.integer)
+
+
+class _CountedStart:
+    """A deferred reader's start that counts its calls."""
+
+    def __init__(self, epoch: _core.Epoch, start: int) -> None:
+        self.epoch, self.start, self.calls = epoch, start, 0
+
+    def __call__(self) -> _core.Reader:
+        self.calls += 1
+        return self.epoch.reader(self.start)
+
+
+@pytest.mark.parametrize("order", ["torch", "lazy"])
+def test_deferred_reader_starts_once_at_its_first_next(order: str) -> None:
+    epoch = _epoch(300_007, order, 2, 1)
+    start = _CountedStart(epoch, 1025)
+    reader = _core.Reader.deferred(start)
+    assert iter(reader) is reader
+    assert start.calls == 0 and reader.position() == 0 and operator.length_hint(reader) == 0
+    first = next(reader)
+    assert start.calls == 1
+    assert reader.position() == 1026 and operator.length_hint(reader) == len(epoch) - 1026
+    assert [first, *reader] == epoch.array(0)[1025:].tolist()
+    assert start.calls == 1 and next(reader, None) is None
+
+
+def test_the_started_reader_answers_for_the_deferred_one() -> None:
+    """What ``start`` returned (a sampler's state keeps it) follows the deferred reader."""
+    epoch = _epoch(5000, "lazy")
+    started: list[_core.Reader] = []
+
+    def start() -> _core.Reader:
+        started.append(epoch.reader(10))
+        return started[0]
+
+    reader = _core.Reader.deferred(start)
+    head = list(itertools.islice(reader, 7))
+    assert started[0].position() == reader.position() == 17
+    assert operator.length_hint(started[0]) == 5000 - 17
+    assert next(started[0]) == epoch.array(0)[17]  # reads on from the same place
+    assert reader.position() == 18
+    assert [*head, int(epoch.array(0)[17]), *reader] == epoch.array(0)[10:].tolist()
+
+
+def test_deferred_reader_raises_the_start_error_then_stops() -> None:
+    calls = []
+
+    def start() -> _core.Reader:
+        calls.append(1)
+        raise ValueError("epoch should be ...")
+
+    reader = _core.Reader.deferred(start)
+    with pytest.raises(ValueError, match="epoch should be"):
+        next(reader)
+    assert next(reader, None) is None and list(reader) == []  # as a generator would
+    assert len(calls) == 1
+
+
+def test_deferred_reader_refuses_what_is_not_a_start() -> None:
+    with pytest.raises(TypeError, match="start should be a callable returning a Reader, got int"):
+        _core.Reader.deferred(3)  # type: ignore[arg-type]
+    reader = _core.Reader.deferred(lambda: iter([1, 2]))  # type: ignore[arg-type,return-value]
+    with pytest.raises(TypeError, match="should return a Reader"):
+        next(reader)
+    taken = _epoch(10, "lazy").reader(0)
+    _ = next(_core.Reader.deferred(lambda: taken))
+    with pytest.raises(TypeError, match="should return a Reader"):
+        next(_core.Reader.deferred(lambda: taken))  # its indices belong to another reader now
+    with pytest.raises(TypeError):
+        pickle.dumps(_core.Reader.deferred(lambda: taken))
+
+
+def test_next_inside_the_start_of_a_deferred_reader_is_refused() -> None:
+    epoch = _epoch(100, "identity")
+    nested: list[BaseException] = []
+
+    def start() -> _core.Reader:
+        try:
+            next(reader)
+        except RuntimeError as e:
+            nested.append(e)
+        return epoch.reader(0)
+
+    reader = _core.Reader.deferred(start)
+    assert list(reader) == list(range(100))
+    assert len(nested) == 1 and "busy" in str(nested[0])
+
+
+def test_a_deferred_reader_in_a_reference_cycle_is_collected() -> None:
+    class Owner:
+        def start(self) -> _core.Reader:
+            raise AssertionError("never started")
+
+    owner = Owner()
+    owner.it = _core.Reader.deferred(owner.start)  # type: ignore[attr-defined]
+    ref = weakref.ref(owner)
+    del owner
+    gc.collect()
+    assert ref() is None
+
+
+def test_sampler_iterator_is_a_reader_started_at_its_first_next() -> None:
+    """The sampler hands out a C reader (no Python layer per index) that takes the pending
+    start at its first ``next()``, and yields torch's DistributedSampler order."""
+    data = Sized(20_000)
+    ours = ResumableDistributedSampler(data, num_replicas=4, rank=1, seed=9, batch_size=10)
+    theirs = list(torch.utils.data.DistributedSampler(data, num_replicas=4, rank=1, seed=9))
+    ours.start_iter = 3
+    it = iter(ours)
+    assert type(it) is _core.Reader
+    assert ours.state_dict()["offset"] == 3 * 10 * 4  # still pending: nothing started
+    assert list(it) == theirs[30:]
+    assert list(ours) == theirs  # consumed by the first iterator

@@ -1,5 +1,6 @@
 """The Rust extension: permutations and epoch buffers. Use the public API instead."""
 
+from collections.abc import Callable
 from typing import Any, final
 
 import numpy as np
@@ -123,6 +124,16 @@ class Epoch:
 @final
 class Reader:
     """An epoch's indices from a start position, as Python ints (made by :meth:`Epoch.reader`)."""
+
+    @classmethod
+    def deferred(cls, start: Callable[[], Reader], /) -> Reader:
+        """A reader that calls ``start()`` at its first ``next()`` (and only then) and reads the
+        Reader it returns, at the same speed.
+
+        An exception ``start`` raises comes out of that ``next()``; later ones raise
+        ``StopIteration``. The Reader ``start`` returned answers :meth:`position` and the length
+        hint for this one from then on; before its first ``next()`` this one answers 0 to both.
+        """
 
     def __iter__(self) -> Reader: ...
     def __next__(self) -> int: ...

@@ -7,7 +7,6 @@ resume point without building a Python list.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator, Mapping, Sized
 from typing import Any, Protocol, runtime_checkable
 
@@ -181,8 +180,8 @@ class _ResumableOrder(_HoldsResume):
             _checks.order_key(st.seed, st.epoch, st.permutation)
         return st
 
-    def _readers(self) -> Iterator[_core.Reader]:
-        yield self._resume.start(self)
+    def _start(self) -> _core.Reader:
+        return self._resume.start(self)
 
     def __iter__(self) -> Iterator[int]:
         """Yield this epoch's indices as Python ints, from the pending start if there is one.
@@ -190,8 +189,8 @@ class _ResumableOrder(_HoldsResume):
         The iterator starts (and consumes the pending start) at its first ``next()``.
         """
         self._checked_order()  # bad settings raise here, not at the first next()
-        # The reader's ``next`` is C code; the generator only runs once, to start it.
-        return itertools.chain.from_iterable(self._readers())
+        # The reader calls ``_start`` at its first ``next()``, then reads in C.
+        return _core.Reader.deferred(self._start)
 
     def seek(self, epoch: int, batches: int = 0) -> None:
         """Place the sampler in ``epoch``, ``batches`` of this rank's batches in.

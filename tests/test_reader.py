@@ -103,7 +103,7 @@ def test_a_forked_child_continues_a_reader_whose_helper_stayed_in_the_parent() -
 
 def test_sampler_iteration_is_the_reader_and_matches_torch() -> None:
     """End to end: the distributed sampler's iterator (a reader started at its first next())
-    torch's DistributedSampler order, and its state position follows the reader."""
+    yields torch's DistributedSampler order, and its state position follows the reader."""
     data = Sized(50_000)
     ours = ResumableDistributedSampler(data, num_replicas=3, rank=2, seed=4)
     theirs = torch.utils.data.DistributedSampler(data, num_replicas=3, rank=2, seed=4)

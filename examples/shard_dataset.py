@@ -17,7 +17,9 @@ from torch.utils.data import Dataset
 class NpyShards(Dataset[torch.Tensor]):
     """The rows of ``.npy`` files in ``ConcatDataset`` order: index ``i`` is row
     ``i - starts[k]`` of file ``k``. Each process keeps the ``cache`` files it read last; with
-    ``cache >= window`` a ``ResumableShardSampler`` makes it read each file once per epoch.
+    ``cache >= window`` a ``ResumableShardSampler`` makes a process that reads all of its rank's
+    indices read each file once per epoch. DataLoader workers each hold their own cache and
+    each sees batches from every window, so with ``w`` workers a file is read up to ``w`` times.
     """
 
     def __init__(self, paths: Sequence[str | Path], cache: int = 8) -> None:

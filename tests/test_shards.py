@@ -269,6 +269,10 @@ def test_elastic_resumes_read_what_the_stopped_ranks_had_left(
             assert s.epoch == 1
         got = [list(copy.deepcopy(s)) for s in jobs]
         assert len({len(g) for g in got}) == 1  # the same count on every rank
+        if world != previous:
+            # len() is what the resumed epoch yields (positions restart at the new level), so
+            # len(loader) counts the batches that come out.
+            assert [len(s) for s in jobs] == [len(g) for g in got]
         union = Counter(i for g in got for i in g)
         if drop_last:
             assert set(union) <= left and max(union.values(), default=1) == 1
@@ -586,3 +590,45 @@ def test_an_elastic_level_past_the_cores_limit_is_refused() -> None:
     state["levels"] = [[2**20 + 1, 0]]
     with pytest.raises(ValueError, match=r"'levels'.*2\*\*20"):
         make(num_replicas=2, rank=0).load_state_dict(state)
+
+
+def test_len_after_an_elastic_resume_counts_the_batches_a_dataloader_gives() -> None:
+    state, _, _ = _stop(job(SIZES, 3, 1), 10)
+    for s in job(SIZES, 2, 0, batch_size=4):
+        s.load_state_dict(state)
+        assert len(s) == len(list(copy.deepcopy(s)))
+        loader = tud.DataLoader(range(sum(SIZES)), batch_size=4, sampler=s)
+        assert len(loader) == sum(1 for _ in loader)
+        s.set_epoch(2)  # the next epoch is the new job's own, at full length
+        assert len(s) == len(tud.DistributedSampler(range(sum(SIZES)), num_replicas=2, rank=0))
+
+
+def test_an_offset_past_the_end_of_a_resumed_level_is_refused() -> None:
+    state, _, _ = _stop(job(SIZES, 3, 1), 10)
+    resumed = job(SIZES, 2, 0)[0]
+    resumed.load_state_dict(state)
+    saved = resumed.state_dict()
+    end = 2 * len(resumed)
+    fine = job(SIZES, 2, 0)[0]
+    fine.load_state_dict({**saved, "offset": end})
+    assert list(fine) == []
+    for offset in (end + 2, end + 16):
+        again = job(SIZES, 2, 0)[0]
+        with pytest.raises(ValueError, match=r"state field 'offset' \(\d+\) is past the end"):
+            again.load_state_dict({**saved, "offset": offset})
+
+
+def test_levels_from_other_serialisers_are_read() -> None:
+    """YAML, msgpack or OmegaConf may give tuples and NumPy integers for the levels."""
+    state, _, _ = _stop(job(SIZES, 3, 1), 10)
+    resumed = job(SIZES, 2, 0)[0]
+    resumed.load_state_dict(state)
+    saved = resumed.state_dict()
+    want = list(copy.deepcopy(resumed))
+    for levels in ([(3, 10)], ((np.int64(3), np.uint8(10)),)):
+        other = job(SIZES, 2, 0)[0]
+        other.load_state_dict({**saved, "levels": levels})
+        assert list(other) == want
+    for bad in ([[True, 10]], [[3]], [[3, -1]], "levels"):
+        with pytest.raises(ValueError, match="state field 'levels'"):
+            job(SIZES, 2, 0)[0].load_state_dict({**saved, "levels": bad})

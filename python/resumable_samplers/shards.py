@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -87,18 +88,23 @@ def shard_sizes_array(shard_sizes: Any) -> npt.NDArray[np.int64]:
 
 
 def _levels_field(value: Any) -> Levels:
-    if not isinstance(value, list) or not all(
-        isinstance(lv, list)
-        and len(lv) == 2
-        and all(type(x) is int and 0 <= x <= _checks.MAX_LEN for x in lv)
-        and 1 <= lv[0] <= MAX_LEVEL_REPLICAS
-        for lv in value
-    ):
+    def pair(lv: Any) -> tuple[int, int] | None:
+        if not isinstance(lv, (list, tuple)) or len(lv) != 2:
+            return None
+        try:
+            w, k = (operator.index(x) for x in lv if not _checks._is_bool(x))
+        except (TypeError, ValueError):
+            return None
+        ok = 1 <= w <= MAX_LEVEL_REPLICAS and 0 <= k <= _checks.MAX_LEN
+        return (w, k) if ok else None
+
+    pairs = [pair(lv) for lv in value] if isinstance(value, (list, tuple)) else [None]
+    if any(p is None for p in pairs):
         raise ValueError(
             "state field 'levels' should be a list of [num_replicas, position] pairs of ints "
             f"(num_replicas in [1, {_limits.text(MAX_LEVEL_REPLICAS)}]), got {value!r}"
         )
-    return tuple((lv[0], lv[1]) for lv in value)
+    return tuple(p for p in pairs if p is not None)
 
 
 @SAMPLER_REGISTRY.register
@@ -168,8 +174,20 @@ class ResumableShardSampler(_ResumableOrder, ResumableSampler):
         return len(self._shard_sizes)
 
     def __len__(self) -> int:
-        """This rank's number of samples per epoch (whatever ``start_iter`` is)."""
+        """This rank's number of samples in the current epoch (whatever ``start_iter`` is):
+        after an elastic resume, this rank's part of what the saved job had left."""
         return self._rank_len()
+
+    def _rank_len(self) -> int:
+        st = self._settings()
+        _, key_epoch = _checks.order_key(st.seed, st.epoch, ORDER_NAME)
+        if not self._levels(key_epoch):
+            return super()._rank_len()
+        # A resumed epoch: its length is the built epoch's (cached for the first iterator).
+        key = EpochKey.of(st, 0)
+        cached = self._resume.cache
+        epoch = cached.epoch if cached is not None and cached.key == key else None
+        return len(epoch if epoch is not None else self._build_epoch(key))
 
     def _settings(self) -> _state.Settings:
         return _state.Settings.of(
@@ -250,11 +268,19 @@ class ResumableShardSampler(_ResumableOrder, ResumableSampler):
         self._resumed = (key_epoch, levels)
         self._resume.forget()
         try:
-            self._resume.share(self._build_epoch, st._replace(epoch=epoch), 0)
+            built = self._resume.share(self._build_epoch, st._replace(epoch=epoch), 0)
         except ValueError as e:
             self._resumed = previous
             self._resume.forget()
             raise ValueError(f"state field 'levels' does not fit this epoch: {e}") from None
+        end = len(built) * st.num_replicas  # every rank reads as many positions of a level
+        if offset > end:
+            self._resumed = previous
+            self._resume.forget()
+            raise ValueError(
+                f"state field 'offset' ({offset}) is past the end of the resumed epoch ({end} "
+                f"positions after the levels {[list(lv) for lv in levels]})"
+            )
         self.set_epoch(epoch)
         self._resume.restore(epoch, offset)
 

@@ -5,7 +5,9 @@ positions become final: the order is torch's, from any start, however it is read
 from __future__ import annotations
 
 import itertools
+import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -168,3 +170,27 @@ def test_another_thread_using_a_reader_while_it_waits() -> None:
     # torch.randperm(20_000_001, generator=torch.Generator().manual_seed(6))[-3:] with torch
     # 2.15, computed once: [2262689, 7860851, 9325580].
     assert got == [2262689]
+
+
+def test_on_one_cpu_a_long_epoch_is_shuffled_before_it_is_read() -> None:
+    """With one CPU (a process pinned to it) the reader and a streaming shuffle would take
+    turns, slower than shuffling first: the epoch is then shuffled by its constructor, on the
+    calling thread, and no helper thread runs once it returns (the order is torch's)."""
+    script = textwrap.dedent(
+        """
+        import os
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        from resumable_samplers import _core
+        e = _core.Epoch(50_000_000, 8, 3, 0, False, "torch", 0, 0)
+        with open("/proc/self/status") as f:
+            threads = next(int(x.split()[1]) for x in f if x.startswith("Threads:"))
+        import torch
+        d = torch.utils.data.DistributedSampler(range(50_000_000), 8, 3, seed=0)
+        first = [int(i) for _, i in zip(range(1000), d)]
+        print(threads, e.array()[:1000].tolist() == first)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["1", "True"]

@@ -27,7 +27,9 @@ pub fn epoch(
         let none = Stored::new(IndexVec::zeroed(0, shard.n())?, shard.n());
         return Ok(Epoch::new(none, shard));
     }
-    if shard.n() >= STREAM_MIN && Streamed::applies(&shard, generation) {
+    // Streaming pays only with a second core for the shuffle: on one (a process pinned to a
+    // CPU) the reader and the shuffle would take turns, slower than shuffling first.
+    if shard.n() >= STREAM_MIN && Streamed::applies(&shard, generation) && cores() >= 2 {
         if let Some(s) = Streamed::start(shard, seed, generation)? {
             return Ok(Epoch::new(s, shard));
         }
@@ -35,6 +37,11 @@ pub fn epoch(
     }
     let perm = randperm(shard.n(), seed, generation, interrupted)?;
     Stored::share_of(perm, shard, interrupted)
+}
+
+/// The CPUs this process may run on (its affinity mask on Linux).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |t| t.get())
 }
 
 #[cfg(test)]

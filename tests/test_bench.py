@@ -30,6 +30,7 @@ from resumable_samplers.bench import (
     progress,
     runner,
     scale_cases,
+    shard_targets,
     spec,
     targets,
 )
@@ -71,6 +72,7 @@ def test_quick_run_writes_results_and_checks_bit_identity(tmp_path: Path) -> Non
         "lazy_at_scale",
         "mixtures",
         "length_grouping",
+        "shards",
         "results",
     }
     meta = result["meta"]
@@ -770,6 +772,96 @@ def test_check_exits_non_zero_when_a_length_target_is_missed(
     assert result["length_grouping"]["passed"] is (not missed)
     err = capsys.readouterr().err
     assert ("--check: performance targets missed: " + ", ".join(missed) in err) is bool(missed)
+
+
+def _shard_outcomes(
+    first_s: float, max_open: int, loads: int, n: int = shard_targets.TARGET_SHARD_N
+) -> list[spec.Outcome]:
+    rss = {"base": spec.GIB, "peak": spec.GIB, "extra": 0, "reset": True}
+    k = n // 10_000
+    first = {"shards": k, "window": 8, "first_index": 0}
+    first |= {"first_index_s": 1e-3, "resume_s": 1e-3, "elastic_s": first_s}
+    locality = {"shards": 1000, "loads": loads, "cached_loads": loads, "load_bound": 1016}
+    locality |= {"max_open": max_open, "window": 8, "same_shard": 0.13}
+    peer = {"shards": 1000, "loads": 5000, "cached_loads": 9000, "load_bound": 1016}
+    peer |= {"max_open": 57, "window": 8, "same_shard": 0.03}
+    return [
+        spec.Outcome(spec.Spec("s", "shard_first", "ours", n), "ok", metrics=first, rss=rss),
+        spec.Outcome(
+            spec.Spec("s", "shard_locality", "ours", 10**7), "ok", metrics=locality, rss=rss
+        ),
+        # Mosaic's rows are compared, never judged: its open shards and loads miss no target
+        spec.Outcome(spec.Spec("s", "shard_locality", "py1e", 10**7), "ok", metrics=peer, rss=rss),
+    ]
+
+
+def test_shard_targets_are_judged_at_their_sizes() -> None:
+    good = shard_targets.shards(_shard_outcomes(0.02, 8, 1007))
+    assert (good["passed"], good["missed"], good["not_judged"]) == (True, [], [])
+    bad = shard_targets.shards(_shard_outcomes(0.06, 9, 1017))
+    assert bad["passed"] is False
+    assert bad["missed"] == ["shard_first_index", "shard_open", "shard_loads"]
+    small = shard_targets.shards(_shard_outcomes(0.06, 8, 1007, n=10**8))
+    assert small["passed"] is None
+    assert small["not_judged"] == ["shard_first_index"]
+    assert small["why"]["shard_first_index"] == (
+        "measured at n = 1e8, the target is stated at n = 1e9 (K = 1e5)"
+    )
+    absent = shard_targets.shards(_shard_outcomes(0.02, 8, 1007)[1:])
+    assert absent["why"]["shard_first_index"] == "not in this run"
+
+
+@pytest.mark.parametrize(
+    ("first_s", "max_open", "loads", "missed"),
+    [
+        (0.02, 8, 1007, []),
+        (0.06, 8, 1007, ["shard_first_index"]),
+        (0.02, 9, 1007, ["shard_open"]),
+        (0.02, 8, 1017, ["shard_loads"]),
+    ],
+)
+def test_check_exits_non_zero_when_a_shard_target_is_missed(
+    first_s: float,
+    max_open: int,
+    loads: int,
+    missed: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def fake_run_all(options: plan.Options, into: list[spec.Outcome]) -> list[spec.Outcome]:
+        into += _shard_outcomes(first_s, max_open, loads)
+        return into
+
+    monkeypatch.setattr(runner, "run_all", fake_run_all)
+    code = cli.main(["--only", "s", "--no-plot", "--check", "--out", str(tmp_path)])
+    assert code == (1 if missed else 0)
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert result["shards"]["missed"] == missed
+    assert result["shards"]["passed"] is (not missed)
+    err = capsys.readouterr().err
+    assert ("--check: performance targets missed: " + ", ".join(missed) in err) is bool(missed)
+    text = (tmp_path / "results.md").read_text()
+    assert ("MISSED at their stated sizes" in text) is bool(missed)
+
+
+def test_shard_section_runs_end_to_end_and_judges_its_locality(tmp_path: Path) -> None:
+    # Section s at a tiny size, every measurement a child process; Mosaic is optional. The
+    # locality targets hold at any n and are judged; the time target only at n = 1e9.
+    args = ["--only", "s", "--sizes", "1e5", "--repeat", "1", "--no-plot", "--check"]
+    assert cli.main([*args, "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "results.json").read_text())
+    summary = result["shards"]
+    assert summary["passed"] is None
+    assert summary["missed"] == []
+    assert summary["not_judged"] == ["shard_first_index"]
+    judged = {r["key"]: r for r in summary["rows"] if r["at_target_size"] and r["key"]}
+    assert set(judged) == {"shard_open", "shard_loads"}
+    assert all(r["passed"] is True for r in judged.values())
+    assert judged["shard_open"]["value"] <= 8
+    text = (tmp_path / "results.md").read_text()
+    assert "### (s) " in text and "| measurement | n | value | target | verdict |" in text
+    assert "Met at their stated sizes: 2 of 3 (shard_open, shard_loads)." in text
 
 
 def test_plan_of_sections_g_and_h(tmp_path: Path) -> None:

@@ -155,12 +155,13 @@ def test_mixture_epoch_bound_is_the_one_checked() -> None:
 
 
 @pytest.mark.parametrize("w", [2**63, 2**64, 2**70])
-@pytest.mark.parametrize("kind", ["mixture", "grouped", "budget", "distributed"])
+@pytest.mark.parametrize("kind", ["mixture", "grouped", "budget", "shard", "distributed"])
 def test_huge_num_replicas_is_a_value_error(kind: str, w: int) -> None:
     make = {
         "mixture": lambda: rs.ResumableMixtureSampler([10, 20], [1, 2], num_replicas=w, rank=0),
         "grouped": lambda: rs.ResumableLengthGroupedSampler([3, 1, 2], 2, num_replicas=w, rank=0),
         "budget": lambda: rs.ResumableTokenBudgetBatchSampler([3, 1, 2], 8, num_replicas=w, rank=0),
+        "shard": lambda: rs.ResumableShardSampler([3, 1, 2], num_replicas=w, rank=0),
         "distributed": lambda: rs.ResumableDistributedSampler(DS, w, 0),
     }[kind]
     with pytest.raises(ValueError, match=r"num_replicas should be at most 2\*\*63 - 1"):
@@ -203,8 +204,9 @@ def test_a_state_offset_past_the_end_of_its_epoch_is_refused(drop_last: bool, en
     [
         lambda ds, r: rs.ResumableDistributedSampler(ds, num_replicas=2, rank=r),
         lambda ds, r: rs.ResumableMixtureSampler([3, 2], [1, 1], num_replicas=2, rank=r),
+        lambda ds, r: rs.ResumableShardSampler([3, 2], num_replicas=2, rank=r),
     ],
-    ids=["distributed", "mixture"],
+    ids=["distributed", "mixture", "shard"],
 )
 def test_a_rank_outside_the_ranks_gets_torchs_message(make: Any, rank: int) -> None:
     """Any rank outside ``[0, num_replicas)``, negative or beyond 64 bits, is refused in the

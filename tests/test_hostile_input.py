@@ -1129,11 +1129,22 @@ TB = {
     "drop_last": False,
     "oversized": "error",
 }
+SH = {
+    "shard_sizes": [5, 0, 9, 3, 7, 4, 6],
+    "window": 2,
+    "seed": 11,
+    "batch_size": 2,
+    "num_replicas": 2,
+    "rank": 1,
+    "drop_last": False,
+}
 KINDS = {
     "mixture": (rs.ResumableMixtureSampler, MIX),
     "grouped": (rs.ResumableLengthGroupedSampler, LG),
     "budget": (rs.ResumableTokenBudgetBatchSampler, TB),
+    "shard": (rs.ResumableShardSampler, SH),
 }
+LIST_ARGS = ("lengths", "sources", "weights", "shard_sizes")
 
 
 def build(kind: str, **over: Any) -> Any:
@@ -1141,6 +1152,8 @@ def build(kind: str, **over: Any) -> Any:
     kw = {**base, **over}
     if kind == "mixture":
         return cls(kw.pop("sources"), kw.pop("weights"), **kw)
+    if kind == "shard":
+        return cls(kw.pop("shard_sizes"), **kw)
     return cls(kw.pop("lengths"), kw.pop("batch_size" if kind == "grouped" else "max_tokens"), **kw)
 
 
@@ -1167,6 +1180,9 @@ def expected_arg(kind: str, arg: str, v: Any) -> tuple[bool, Any]:
     if arg == "max_tokens":  # at least the longest sample (50), as oversized="error" says
         p = plain(v, 50, SEED_END - 1)
         return p is not None, p
+    if arg == "window":
+        p = plain(v, 1, MAX_LEN)
+        return p is not None, p
     if arg in ("batch_size", "megabatch_mult"):
         if v is None and arg == "megabatch_mult":
             return True, None
@@ -1187,12 +1203,7 @@ def expected_arg(kind: str, arg: str, v: Any) -> tuple[bool, Any]:
 
 @pytest.mark.parametrize(
     ("kind", "arg"),
-    [
-        (k, a)
-        for k, (_, b) in KINDS.items()
-        for a in b
-        if a not in ("lengths", "sources", "weights")
-    ],
+    [(k, a) for k, (_, b) in KINDS.items() for a in b if a not in LIST_ARGS],
 )
 def test_newer_sampler_constructor_arguments(kind: str, arg: str) -> None:
     """Each argument of each constructor, every value kind: works as its plain value does, or
@@ -1217,7 +1228,8 @@ def test_newer_sampler_constructor_arguments(kind: str, arg: str) -> None:
 
 
 def test_newer_sampler_list_arguments() -> None:
-    """``sources``, ``weights`` and ``lengths`` whole, and with one element replaced."""
+    """``sources``, ``weights``, ``lengths`` and ``shard_sizes`` whole, and with one element
+    replaced."""
     for v in VALUES:
         for kind, arg in (("mixture", "sources"), ("mixture", "weights")):
             for value in (v, [v, *MIX[arg][1:]]):  # type: ignore[index]
@@ -1246,6 +1258,30 @@ def test_newer_sampler_list_arguments() -> None:
                     attempt_named(
                         f"{kind}(lengths) use", value, lambda g=got: observe(g), "lengths"
                     )
+        for value in (v, [v, *SH["shard_sizes"][1:]]):  # type: ignore[index]
+            got = attempt_named(
+                f"shard(shard_sizes{'[0]' if value is not v else ''})",
+                value,
+                lambda value=value: build("shard", shard_sizes=value),  # type: ignore[misc]
+                "shard_sizes",
+                "shard_sizes[0]",
+            )
+            if not isinstance(got, Refused):
+                check_shard_sizes(value, got)
+
+
+def check_shard_sizes(value: Any, s: Any) -> None:
+    """A sampler over accepted (int-like) shard sizes is the one over their plain ints, and
+    its two ranks read every index of ``ConcatDataset`` over the shards once (plus padding)."""
+    sizes = [plain(x, 0, MAX_LEN) for x in value]
+    assert all(x is not None for x in sizes), f"shard_sizes={key(value)} was accepted"
+    same = build("shard", shard_sizes=sizes)
+    assert observe(s) == observe(same)
+    if sum(sizes) > 10**5:  # type: ignore[arg-type]
+        return
+    ranks = [list(build("shard", shard_sizes=sizes, rank=r)) for r in (0, 1)]
+    got = sorted(ranks[0] + ranks[1])
+    assert set(got) == set(range(len(tud.ConcatDataset([range(z) for z in sizes]))))  # type: ignore[arg-type]
 
 
 def test_the_plain_configurations_follow_the_references() -> None:
@@ -1286,6 +1322,7 @@ def epoch_items(kind: str, epoch: int) -> list[Any]:
 
 
 METHODS: dict[str, list[str]] = {
+    "shard": ["set_epoch", "start_iter", "seek.epoch", "seek.batches"],
     "mixture": ["set_epoch", "start_iter", "seek.epoch", "seek.batches", "counts", "reweight"],
     "grouped": ["set_epoch", "start_iter", "seek.epoch", "seek.batches"],
     "budget": [

@@ -95,6 +95,7 @@ def _every_sampler() -> list[rs.Resumable]:
         rs.ResumableMixtureSampler([3, 5], [1, 1]),
         rs.ResumableLengthGroupedSampler([3, 1, 4, 1, 5, 9], 2),
         rs.ResumableTokenBudgetBatchSampler([3, 1, 4, 1, 5, 9], max_tokens=10),
+        rs.ResumableShardSampler([3, 1, 4, 1, 5, 9], window=2),
     ]
 
 

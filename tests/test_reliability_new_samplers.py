@@ -1,4 +1,4 @@
-"""Reliability of the mixture and length-grouping samplers: fork while a helper thread works,
+"""Reliability of the mixture, length-grouping and shard samplers: fork while a helper thread works,
 address-space limits, and lengths changed by another thread while an epoch is built.
 
 DESIGN.md section 4 (safe after ``fork``) and section 3.1 (``MemoryError``, never an abort), as
@@ -173,12 +173,13 @@ def _limits(case: str) -> tuple[int, list[dict[str, Any]], str]:
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("case", ["length", "budget", "mixture-reader", "mixture-array"])
+@pytest.mark.parametrize("case", ["length", "budget", "mixture-reader", "mixture-array", "shard"])
 def test_new_samplers_never_end_a_process_short_of_address_space(case: str) -> None:
     """Length grouping's sort threads and generator skip, a mixture's read-ahead thread and its
-    copy buffer, under ``RLIMIT_AS`` at the current mapping plus a swept slack (see
-    ``tests/scripts/new_samplers_limits.py``): ``MemoryError`` or the right result, never an
-    exit 127 ("cannot allocate memory for thread-local data") or an abort."""
+    copy buffer, the shard order's tables and epoch array, under ``RLIMIT_AS`` at the current
+    mapping plus a swept slack (see ``tests/scripts/new_samplers_limits.py``): ``MemoryError``
+    or the right result, never an exit 127 ("cannot allocate memory for thread-local data") or
+    an abort."""
     code, lines, err = _limits(case)
     assert code == 0 and lines, err[-3000:]
     exits = collections.Counter(line["exit"] for line in lines)

@@ -297,7 +297,7 @@ def test_len_follows_attributes_set_after_construction_like_torch(change: dict) 
 
 
 @pytest.mark.parametrize("change", CHANGES, ids=str)
-@pytest.mark.parametrize("kind", ["grouped", "budget", "mixture"])
+@pytest.mark.parametrize("kind", ["grouped", "budget", "mixture", "shard"])
 def test_len_of_the_other_samplers_follows_their_attributes(kind: str, change: dict) -> None:
     """Every rank's count is torch's ``DistributedSampler`` count for the epoch's length (the
     number of batches for token-budget batches) and the current attributes."""
@@ -310,6 +310,10 @@ def test_len_of_the_other_samplers_follows_their_attributes(kind: str, change: d
     elif kind == "budget":
         s = rs.ResumableTokenBudgetBatchSampler(lengths, 20, seed=1, num_replicas=3, rank=0)
         n = s.num_batches()
+    elif kind == "shard":
+        s2 = rs.ResumableShardSampler([4, 0, 9, 3, 7], window=2, seed=1, num_replicas=3, rank=0)
+        s = s2  # type: ignore[assignment]
+        n = 23
     else:
         s2 = rs.ResumableMixtureSampler([10, 13], [1, 2], seed=1, num_replicas=3, rank=0)
         s = s2  # type: ignore[assignment]
@@ -330,6 +334,7 @@ def test_an_invalid_rank_set_later_is_refused_by_len_and_iter() -> None:
         rs.ResumableDistributedSampler(Sized(10), 2, 0),
         rs.ResumableLengthGroupedSampler([3, 1, 2], 1, num_replicas=2, rank=0),
         rs.ResumableMixtureSampler([3, 4], [1, 1], num_replicas=2, rank=0),
+        rs.ResumableShardSampler([3, 4], num_replicas=2, rank=0),
     ):
         s.rank = 2
         with pytest.raises(ValueError, match=r"Invalid rank 2"):

@@ -171,6 +171,68 @@ def test_adjacent_samples_share_a_shard_about_once_per_window(window: int) -> No
     assert abs(same - 1 / window) < 0.1 / window
 
 
+@settings(max_examples=40, deadline=None, derandomize=True, database=None)
+@given(
+    size=st.integers(100, 300),
+    window=st.integers(2, 8),
+    world=st.integers(1, 4),
+    per_rank=st.integers(2, 4),
+    seed=st.integers(-(2**63), 2**64 - 1),
+    epoch=st.integers(0, 5),
+)
+def test_adjacent_samples_share_a_shard_once_per_window_on_every_rank(
+    size: int, window: int, world: int, per_rank: int, seed: int, epoch: int
+) -> None:
+    """Equal shards, ``per_rank`` whole windows on each of ``world`` ranks (the cuts fall between
+    shards). A window's ``window * size`` samples in a uniform random order have ``size - 1``
+    adjacent same-shard pairs on average (about ``1 / window`` of its pairs) and about as much
+    variance; pairs across windows share no shard. The count over all ranks stays within 5
+    standard deviations (plus one) of that mean: about 1e-6 per example, and the examples are
+    fixed (``derandomize``). Mixing over twice the window (half as many pairs), or none, is
+    far outside."""
+    sizes = [size] * (world * per_rank * window)
+    same = pairs = 0
+    for s in job(sizes, world, epoch, window=window, seed=seed):
+        shard = s.indices() // size
+        same += int(np.count_nonzero(shard[1:] == shard[:-1]))
+        pairs += len(shard) - 1
+    mean = world * per_rank * (size - 1)
+    assert abs(same - mean) <= 5 * mean**0.5 + 1, (same, mean, same / pairs, 1 / window)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, database=None)
+@given(
+    data=st.data(),
+    world=st.integers(2, 6),
+    window=st.integers(1, 5),
+    seed=st.integers(-(2**63), 2**64 - 1),
+    epoch=st.integers(0, 2**20),
+)
+def test_every_epoch_changes_the_shard_order_and_the_shards_of_some_rank(
+    data: st.DataObject, world: int, window: int, seed: int, epoch: int
+) -> None:
+    """Over random sizes with K >= 4W shards (and at least 20, so that two keyed orders of the
+    shards agree with probability under 1e-5): the order in which the epoch's stream reads the
+    shards, and the set of shards of at least one rank, differ between epochs ``e`` and
+    ``e + 1``."""
+    k = data.draw(st.integers(max(20, 4 * world), 48), label="shards")
+    sizes = data.draw(st.lists(st.integers(1, 30), min_size=k, max_size=k), label="sizes")
+
+    def read(e: int) -> tuple[list[int], list[set[int]]]:
+        ranks = [
+            [shard_of(sizes, i) for i in s.indices().tolist()]
+            for s in job(sizes, world, e, window=window, seed=seed)
+        ]
+        order = list(dict.fromkeys(k for rank in ranks for k in rank))  # first reads, in order
+        return order, [set(rank) for rank in ranks]
+
+    order, shards = read(epoch)
+    next_order, next_shards = read(epoch + 1)
+    assert sorted(order) == sorted(next_order) == list(range(k))
+    assert order != next_order
+    assert shards != next_shards
+
+
 def test_a_large_dataset_builds_and_reads_anywhere() -> None:
     sizes = np.full(1_000_000, 1_000, dtype=np.int64)  # 1e6 shards, 1e9 samples
     s = make(sizes, window=8, num_replicas=8, rank=5, batch_size=4)

@@ -57,14 +57,14 @@ def shard_sizes_array(shard_sizes: Any) -> npt.NDArray[np.int64]:
     if not isinstance(value, np.ndarray):
         try:
             arr = np.asarray(value)
-        except (OverflowError, ValueError, TypeError):
+        except Exception:  # too big, ragged, or a broken element: checked one by one below
             arr = None
         # Bools would convert silently: look for one before trusting NumPy's conversion.
         if (
             arr is not None
             and arr.dtype.kind in "iu"
             and arr.ndim == 1
-            and not any(isinstance(z, (bool, np.bool_)) for z in value)
+            and not any(_checks._is_bool(z) for z in value)
         ):
             value = arr
     if not isinstance(value, np.ndarray):

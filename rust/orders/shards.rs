@@ -597,14 +597,28 @@ mod tests {
 
     #[test]
     fn reads_through_the_shard_table_equal_direct_lookups() {
+        // The table path (windows of up to TABLE_SHARDS shards, segments at least as long)
+        // against a lookup of each position that never builds the table: its window, the
+        // position's place in the window's bijection, and the shard order's binary search.
         let sizes: Vec<i64> = (0..300).map(|k| 1 + (k * 7919) % 23).collect();
         for window in [1, 5, TABLE_SHARDS as u64, TABLE_SHARDS as u64 + 3] {
-            let o = order(&sizes, window, 9, 4, &[(3, 40)], 2, 1, false);
-            let whole = read(&o); // long segments: the table, up to TABLE_SHARDS shards
-            for (j, &want) in whole.iter().enumerate() {
-                let mut one = [0u64]; // one index: a direct lookup
-                o.fill(j as u64, &mut one, &mut || false).unwrap();
-                assert_eq!(one[0], want, "window {window}, position {j}");
+            for levels in [&[][..], &[(3, 40)][..]] {
+                for (w, r) in [(1, 0), (2, 1), (3, 2)] {
+                    let o = order(&sizes, window, 9, 4, levels, w, r, false);
+                    let whole = read(&o);
+                    assert_eq!(whole.len() as u64, o.len());
+                    for (j, &got) in whole.iter().enumerate() {
+                        let j = j as u64;
+                        let want = if j < o.part_len {
+                            let p = o.s0_of(o.part_start + j);
+                            let win = o.window_of(p);
+                            o.index_at(&win, win.start + win.perm.index(p - win.start))
+                        } else {
+                            o.pad
+                        };
+                        assert_eq!(got, want, "window {window}, {levels:?}, rank {r}/{w}, {j}");
+                    }
+                }
             }
         }
     }
@@ -727,13 +741,32 @@ mod tests {
             sizes in sizes_strategy(), window in 1u64..5, w in 1u64..6, seed: u64,
             drop_last: bool, frac in 0.0f64..1.0,
         ) {
+            use crate::epoch::shards::shard_epoch;
+
+            let shared = Arc::new(ShardSizes::new(&sizes).unwrap());
+            let whole: Vec<Vec<u64>> = (0..w)
+                .map(|r| read(&order(&sizes, window, seed, 2, &[], w, r, drop_last)))
+                .collect(); // the uninterrupted epoch
+            let each = whole[0].len() as u64;
+            let done = ((frac * (each + 1) as f64) as u64).min(each); // every rank read `done`
             for r in 0..w {
-                let o = order(&sizes, window, seed, 2, &[], w, r, drop_last);
-                let seq = read(&o);
-                let done = ((frac * seq.len() as f64) as u64).min(seq.len() as u64);
-                let mut rest = vec![0; seq.len() - done as usize];
-                o.fill(done, &mut rest, &mut || false).unwrap();
-                prop_assert_eq!(&rest[..], &seq[done as usize..]);
+                let want = &whole[r as usize][done as usize..];
+                // The resume the samplers take with as many ranks: a new epoch read from `done`.
+                let e = shard_epoch(Arc::clone(&shared), window, seed, 2, &[], w, r, drop_last)
+                    .unwrap();
+                let v = e.to_vec_from(done, &mut || false).unwrap();
+                let got: Vec<u64> = (0..v.len()).map(|k| v.get(k)).collect();
+                prop_assert_eq!(&got[..], want, "rank {} from {}", r, done);
+                // The elastic rule with as many ranks: the level `(w, done)` cuts what the ranks
+                // had left into each rank's own remainder (padding aside: a rank with nothing
+                // of its own left pads with the sequence's next sample, not its last one).
+                let n: u64 = sizes.iter().map(|&z| z as u64).sum();
+                let own = cut(n, w, r + 1) - cut(n, w, r);
+                let real = (own.min(each).saturating_sub(done)) as usize;
+                let o = order(&sizes, window, seed, 2, &[(w, done)], w, r, drop_last);
+                let resumed = read(&o);
+                prop_assert_eq!(resumed.len(), want.len());
+                prop_assert_eq!(&resumed[..real], &want[..real], "level ({}, {}), rank {}", w, done, r);
             }
         }
     }

@@ -1,5 +1,5 @@
-"""The mixture and length-grouping cores under an address-space limit, in processes of their own
-(used by ``tests/test_reliability_new_samplers.py``).
+"""The mixture, length-grouping and shard cores under an address-space limit, in processes of
+their own (used by ``tests/test_reliability_new_samplers.py``).
 
 ``python new_samplers_limits.py CASE`` runs trials, each in a forked child that sets
 ``RLIMIT_AS`` to its current mapping plus some slack and then does the case's work; for each
@@ -21,6 +21,9 @@ Cases:
   takes the room left while the helpers work.
 - ``mixture-array``: ``array()`` of a mixture epoch of 4 million positions (16 MB, copied out
   through an 8 MB buffer), the slack swept from 0 to 40 MiB in 2 MiB steps.
+- ``shard``: a shard order over 2**20 shards (their offsets and the epoch's shard table, 8 bytes
+  a shard each) and ``array()`` of its epoch (about 1 million positions), the slack swept from 0
+  to 40 MiB in 2 MiB steps.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ N = 100_000
 LENGTHS = ((np.arange(N, dtype=np.uint64) * 2654435761) % 5000).astype(np.uint16)
 LENGTHS.flags.writeable = False  # read in place
 MIXTURE = ([1 << 20, 1 << 19, 3000], [0], [[5, 3, 1]], "lazy", 5)
+SHARD_SIZES = ((np.arange(1 << 20, dtype=np.uint64) * 2654435761) % 3).astype(np.int64)
 READ = 300_000  # chunks of 8192 indices and more are computed ahead on helper threads
 
 
@@ -67,6 +71,10 @@ def mixture_array(epoch: int) -> Any:
     return _core.Mixture(*MIXTURE).epoch(1 << 22, 1, 0, 0, False, epoch).array(0)
 
 
+def shard(epoch: int) -> Any:
+    return _core.ShardSizes(SHARD_SIZES).epoch(8, 7, epoch, [], 1, 0, False).array(0)
+
+
 def value(got: Any) -> Any:
     if isinstance(got, _core.TokenBudgetBatches):
         batches = [got.batch(k) for k in range(len(got))]
@@ -86,6 +94,7 @@ CASES: dict[str, tuple[Callable[[int], Any], bool, list[int]]] = {
     "budget": (budget, False, around(256) + around(2048)),
     "mixture-reader": (mixture_reader, True, list(range(0, 8 << 10, 512))),
     "mixture-array": (mixture_array, False, list(range(0, 40 << 10, 2 << 10))),
+    "shard": (shard, False, list(range(0, 40 << 10, 2 << 10))),
 }
 
 

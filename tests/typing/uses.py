@@ -16,6 +16,7 @@ from resumable_samplers import (
     ResumableRandomSampler,
     ResumableSamplerType,
     ResumableSequentialSampler,
+    ResumableShardSampler,
     ResumableTokenBudgetBatchSampler,
     create_sampler,
     randperm,
@@ -42,4 +43,8 @@ resumables: list[Resumable] = [
     ResumableMixtureSampler([data, data], [1, 2]),
     ResumableLengthGroupedSampler([3, 1, 4], 2),
     ResumableTokenBudgetBatchSampler([3, 1, 4], 8),
+    ResumableShardSampler([3, 1, 4], window=2),
 ]
+shard_sampler: Sampler[int] = ResumableShardSampler(np.array([3, 1, 4]), window=2, seed=5)
+for index in ResumableShardSampler("shard_sizes.npy"):
+    assert_type(index, int)

@@ -1,6 +1,6 @@
 """The benchmark: ``resumable-samplers bench`` (or ``python -m resumable_samplers.bench``).
 
-Eight sections; ``a`` to ``c`` are repeated for every dataset size ``n``:
+Nine sections; ``a`` to ``c`` are repeated for every dataset size ``n``:
 
 - ``a``: a permutation of ``[0, n)``: :func:`resumable_samplers.randperm` against
   ``torch.randperm`` and ``numpy.random.default_rng(seed).permutation``, plus a bit-identity
@@ -24,6 +24,9 @@ Eight sections; ``a`` to ``c`` are repeated for every dataset size ``n``:
   ``MultiNodeWeightedSampler`` restoring a state; with targets.
 - ``h``: length grouping: an epoch, a resume at 50% in a fresh process and their memory, against
   transformers' ``LengthGroupedSampler``, and the padding efficiency; with targets.
+- ``s``: sharded datasets: ``ResumableShardSampler`` against Mosaic Streaming's ``py1e`` and
+  ``py1br`` shuffles: time and memory to the first index (fresh, resumed, elastic), shard
+  loads, open shards and mixing; with targets.
 
 ``ours`` is the default (torch) order; ``lazy`` is ours with ``permutation="lazy"``.
 
@@ -34,15 +37,17 @@ The files, by job:
 - :mod:`~resumable_samplers.bench.plan`: the options and the measurements they select.
 - :mod:`~resumable_samplers.bench.cases`, :mod:`~resumable_samplers.bench.scale_cases`,
   :mod:`~resumable_samplers.bench.trainer_cases`, :mod:`~resumable_samplers.bench.mixture_cases`
-  and :mod:`~resumable_samplers.bench.length_cases`: the measurements themselves (sections
-  ``a``-``d``, ``e``, ``f``, ``g`` and ``h``), run in a child process.
+  :mod:`~resumable_samplers.bench.length_cases` and :mod:`~resumable_samplers.bench.shard_cases`:
+  the measurements themselves (sections ``a``-``d``, ``e``, ``f``, ``g``, ``h`` and ``s``), run
+  in a child process.
 - :mod:`~resumable_samplers.bench.child`: the child process: one measurement and its memory.
 - :mod:`~resumable_samplers.bench.runner`: the parent: one child per measurement, collected.
 - :mod:`~resumable_samplers.bench.progress`: the progress bar.
 - :mod:`~resumable_samplers.bench.checks`: correctness checks gathered from the run.
 - :mod:`~resumable_samplers.bench.targets`: the performance targets of ``e`` and the verdict;
-  :mod:`~resumable_samplers.bench.mixture_targets` and
-  :mod:`~resumable_samplers.bench.length_targets`: the rows and targets of ``g`` and ``h``.
+  :mod:`~resumable_samplers.bench.mixture_targets`,
+  :mod:`~resumable_samplers.bench.length_targets` and
+  :mod:`~resumable_samplers.bench.shard_targets`: the rows and targets of ``g``, ``h`` and ``s``.
 - :mod:`~resumable_samplers.bench.machine`: the CPU, memory, versions and load of the run.
 - :mod:`~resumable_samplers.bench.report` and :mod:`~resumable_samplers.bench.plot`: the tables,
   ``results.json``, ``results.md`` and ``plot.png``.

@@ -19,6 +19,8 @@ from resumable_samplers.bench.plan import Options
 from resumable_samplers.bench.plot import RATIO_OF, plot
 from resumable_samplers.bench.runner import BENCH_EXTRA
 from resumable_samplers.bench.shard_cases import shard_table
+from resumable_samplers.bench.shard_targets import TARGETS as SHARD_TARGETS
+from resumable_samplers.bench.shard_targets import shards
 from resumable_samplers.bench.spec import (
     CASES,
     LAZY_FIRST_NS,
@@ -35,6 +37,7 @@ JUDGED: dict[str, tuple[str, dict[str, str]]] = {
     "e": ("lazy_at_scale", TARGETS),
     "g": ("mixtures", MIXTURE_TARGETS),
     "h": ("length_grouping", LENGTH_TARGETS),
+    "s": ("shards", SHARD_TARGETS),
 }
 """The sections judged on performance targets: their key in ``results.json`` and targets."""
 
@@ -111,7 +114,7 @@ def report_text(outcomes: list[Outcome], result: dict[str, Any]) -> str:
     for section in SECTIONS:
         if any(o.spec.section == section for o in outcomes):
             if section == "s":
-                body = shard_table(outcomes)
+                body = shard_table(outcomes) + "\n\n" + scale_table(result["shards"], SHARD_TARGETS)
             elif section in JUDGED:
                 key, targets = JUDGED[section]
                 body = scale_table(result[key], targets)
@@ -211,6 +214,7 @@ def write_results(
         "lazy_at_scale": lazy_at_scale(outcomes),
         "mixtures": mixtures(outcomes),
         "length_grouping": length_grouping(outcomes),
+        "shards": shards(outcomes),
         "results": [o.to_dict() for o in outcomes],
     }
     text = report_text(outcomes, result)

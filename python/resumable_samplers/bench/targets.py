@@ -357,8 +357,8 @@ def verdict(summary: dict[str, Any], targets: dict[str, str] = TARGETS) -> str:
 
 
 def scale_table(summary: dict[str, Any], targets: dict[str, str] = TARGETS) -> str:
-    """The Markdown table of a section judged on targets (``e``, ``g``, ``h``): the targets next
-    to the numbers, and the verdict."""
+    """The Markdown table of a section judged on targets (``e``, ``g``, ``h``, ``s``): the
+    targets next to the numbers, and the verdict."""
     lines = ["| measurement | n | value | target | verdict |", "|---|---|---|---|---|"]
     for r in summary["rows"]:
         mark = {True: "met", False: "MISSED", None: ""}[r["passed"]]

@@ -741,8 +741,6 @@ mod tests {
             sizes in sizes_strategy(), window in 1u64..5, w in 1u64..6, seed: u64,
             drop_last: bool, frac in 0.0f64..1.0,
         ) {
-            use crate::epoch::shards::shard_epoch;
-
             let shared = Arc::new(ShardSizes::new(&sizes).unwrap());
             let whole: Vec<Vec<u64>> = (0..w)
                 .map(|r| read(&order(&sizes, window, seed, 2, &[], w, r, drop_last)))
@@ -752,10 +750,10 @@ mod tests {
             for r in 0..w {
                 let want = &whole[r as usize][done as usize..];
                 // The resume the samplers take with as many ranks: a new epoch read from `done`.
-                let e = shard_epoch(Arc::clone(&shared), window, seed, 2, &[], w, r, drop_last)
+                let e = ShardOrder::new(Arc::clone(&shared), window, seed, 2, &[], w, r, drop_last)
                     .unwrap();
-                let v = e.to_vec_from(done, &mut || false).unwrap();
-                let got: Vec<u64> = (0..v.len()).map(|k| v.get(k)).collect();
+                let mut got = vec![0u64; (e.len() - done) as usize];
+                e.fill(done, &mut got, &mut || false).unwrap();
                 prop_assert_eq!(&got[..], want, "rank {} from {}", r, done);
                 // The elastic rule with as many ranks: the level `(w, done)` cuts what the ranks
                 // had left into each rank's own remainder (padding aside: a rank with nothing

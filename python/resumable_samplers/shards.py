@@ -73,7 +73,7 @@ def shard_sizes_array(shard_sizes: Any) -> npt.NDArray[np.int64]:
                 raise TypeError(f"shard_sizes[{k}] should be an integer, got a bool ({z})")
             z = _checks.as_int(f"shard_sizes[{k}]", z)
             if not 0 <= z <= _checks.MAX_LEN:
-                raise ValueError(f"shard_sizes[{k}] should be in [0, 2**63 - 1], got {z}")
+                raise ValueError(f"shard_sizes[{k}] should be in {_limits.LEN_RANGE}, got {z}")
         value = np.fromiter(value, dtype=np.int64, count=len(value))
     if value.dtype.kind not in "iu":
         raise TypeError(f"shard_sizes should hold integers, got an array of {value.dtype}")
@@ -81,30 +81,31 @@ def shard_sizes_array(shard_sizes: Any) -> npt.NDArray[np.int64]:
         raise ValueError(f"shard_sizes should be 1-dimensional, got shape {value.shape}")
     if value.dtype.kind == "u" and value.size and int(value.max()) > _checks.MAX_LEN:
         k = int(np.argmax(value > _checks.MAX_LEN))
-        raise ValueError(f"shard_sizes[{k}] should be in [0, 2**63 - 1], got {int(value[k])}")
+        raise ValueError(f"shard_sizes[{k}] should be in {_limits.LEN_RANGE}, got {int(value[k])}")
     out = np.array(value, dtype=np.int64)  # a copy: the core reads it without the GIL
     out.flags.writeable = False
     return out
 
 
-def _levels_field(value: Any) -> Levels:
-    def pair(lv: Any) -> tuple[int, int] | None:
-        if not isinstance(lv, (list, tuple)) or len(lv) != 2:
-            return None
-        try:
-            w, k = (operator.index(x) for x in lv if not _checks._is_bool(x))
-        except (TypeError, ValueError):
-            return None
-        ok = 1 <= w <= MAX_LEVEL_REPLICAS and 0 <= k <= _checks.MAX_LEN
-        return (w, k) if ok else None
+def _level(lv: Any) -> tuple[int, int] | None:
+    """A ``[num_replicas, position]`` pair of ints (a list or tuple, NumPy ints too), or None."""
+    if not isinstance(lv, (list, tuple)) or len(lv) != 2 or any(map(_checks._is_bool, lv)):
+        return None
+    try:
+        w, k = (operator.index(x) for x in lv)
+    except TypeError:
+        return None
+    return (w, k) if 1 <= w <= MAX_LEVEL_REPLICAS and 0 <= k <= _checks.MAX_LEN else None
 
-    pairs = [pair(lv) for lv in value] if isinstance(value, (list, tuple)) else [None]
-    if any(p is None for p in pairs):
+
+def _levels_field(value: Any) -> Levels:
+    levels = [_level(lv) for lv in value] if isinstance(value, (list, tuple)) else [None]
+    if any(lv is None for lv in levels):
         raise ValueError(
             "state field 'levels' should be a list of [num_replicas, position] pairs of ints "
             f"(num_replicas in [1, {_limits.text(MAX_LEVEL_REPLICAS)}]), got {value!r}"
         )
-    return tuple(p for p in pairs if p is not None)
+    return tuple(lv for lv in levels if lv is not None)
 
 
 @SAMPLER_REGISTRY.register

@@ -7,6 +7,7 @@ use crate::epoch::shard::Shard;
 use crate::orders::lazy::LazyPermutation;
 use crate::util::buffer::{IndexElem, IndexSliceMut};
 use crate::util::error::Error;
+use crate::util::thread::cores;
 
 /// Outputs at least this long are filled on all cores (the result never depends on it).
 const PARALLEL_FILL: usize = 1 << 18;
@@ -76,7 +77,7 @@ impl Lazy {
         interrupted: &mut dyn FnMut() -> bool,
     ) -> Result<(), Error> {
         let threads = if out.len() >= PARALLEL_FILL {
-            std::thread::available_parallelism().map_or(1, |t| t.get())
+            cores()
         } else {
             1
         };

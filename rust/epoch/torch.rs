@@ -9,6 +9,7 @@ use crate::epoch::stream::Streamed;
 use crate::orders::torch::{randperm, Generation};
 use crate::util::buffer::IndexVec;
 use crate::util::error::Error;
+use crate::util::thread::cores;
 
 /// Torch-order epochs of at least this many items are shuffled on a helper thread and read as
 /// they become final; smaller ones are shuffled before the first index.
@@ -37,11 +38,6 @@ pub fn epoch(
     }
     let perm = randperm(shard.n(), seed, generation, interrupted)?;
     Stored::share_of(perm, shard, interrupted)
-}
-
-/// The CPUs this process may run on (its affinity mask on Linux).
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |t| t.get())
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use crate::orders::mt19937::TorchMt;
 use crate::orders::torch::{epoch_seed, randperm, randperm_from, Generation};
 use crate::util::buffer::{IndexElem, IndexVec};
 use crate::util::error::{invalid, poll, Error};
+use crate::util::thread::cores;
 
 /// An element of a lengths buffer (any NumPy integer type).
 pub trait LengthElem: Copy + Send + Sync + 'static {
@@ -345,10 +346,6 @@ fn radix_pass<T: Copy>(
     }
 }
 
-fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |t| t.get())
-}
-
 /// [`megabatch_size`] for `n` samples, as a slice length.
 fn megabatch_len(n: u64, megabatch: Megabatch) -> Result<usize, Error> {
     let size = megabatch_size(n, megabatch.batch_size, megabatch.mult)?;
@@ -369,8 +366,8 @@ pub fn length_grouped<L: LengthElem>(
     let size = megabatch_len(n, megabatch)?;
     let mut order = randperm(n, seed, generation, interrupted)?;
     match &mut order {
-        IndexVec::U32(o) => group(o, lengths, size, max_len, threads(), interrupted)?,
-        IndexVec::I64(o) => group(o, lengths, size, max_len, threads(), interrupted)?,
+        IndexVec::U32(o) => group(o, lengths, size, max_len, cores(), interrupted)?,
+        IndexVec::I64(o) => group(o, lengths, size, max_len, cores(), interrupted)?,
     }
     Ok(order)
 }
@@ -485,11 +482,11 @@ pub fn token_budget<L: LengthElem>(
     let mut samples = randperm_from(n, &mut rng, generation, interrupted)?;
     let starts = match &mut samples {
         IndexVec::U32(o) => {
-            sort_megabatches(o, lengths, size, max_len, threads(), interrupted)?;
+            sort_megabatches(o, lengths, size, max_len, cores(), interrupted)?;
             pack(o, lengths, size, max_tokens, max_batch_size)?
         }
         IndexVec::I64(o) => {
-            sort_megabatches(o, lengths, size, max_len, threads(), interrupted)?;
+            sort_megabatches(o, lengths, size, max_len, cores(), interrupted)?;
             pack(o, lengths, size, max_tokens, max_batch_size)?
         }
     };

@@ -45,7 +45,7 @@ use std::sync::Arc;
 use crate::orders::lazy::LazyPermutation;
 use crate::util::buffer::zeroed_vec;
 use crate::util::error::{invalid, Error};
-use crate::util::limits::MAX_LEN;
+use crate::util::limits::{written, MAX_LEN};
 
 /// The largest number of ranks of a resumed level (its runs are kept in memory).
 pub const MAX_LEVEL_REPLICAS: u64 = 1 << 20;
@@ -98,7 +98,12 @@ impl ShardSizes {
             total = total
                 .checked_add(z as u64)
                 .filter(|&t| t <= MAX_LEN)
-                .ok_or_else(|| invalid("shard_sizes should sum to at most 2**63 - 1"))?;
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "shard_sizes should sum to at most {}",
+                        written(MAX_LEN.into())
+                    ))
+                })?;
             nonempty += usize::from(z > 0);
         }
         let mut base = Vec::new();

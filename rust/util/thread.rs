@@ -172,6 +172,11 @@ impl<T> Handle<T> {
     }
 }
 
+/// The CPUs this process may run on (its affinity mask on Linux), at least 1.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |t| t.get())
+}
+
 /// Starts `f` on a helper thread whose result [`Handle::join`] returns; gives `f` back if no
 /// thread could be started.
 pub fn spawn<T, F>(f: F) -> Result<Handle<T>, F>

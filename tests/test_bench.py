@@ -308,7 +308,9 @@ def test_grain_unavailable_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "pip install grain" in report["reason"]
 
 
-def _scale_outcomes(randperm_s: float, overhead: int, iter_overhead_s: float) -> list[Any]:
+def _scale_outcomes(
+    randperm_s: float, overhead: int, iter_overhead_s: float, walk_ratio: float = 1.5
+) -> list[Any]:
     gib = spec.GIB
     first_cases = [
         {"n": n, "where": w, "start_iter": 0, "time_s": 1e-4, "first_index": 0, "in_range": True}
@@ -327,8 +329,32 @@ def _scale_outcomes(randperm_s: float, overhead: int, iter_overhead_s: float) ->
         spec.Outcome(
             make("e", "randperm", "lazy", 10**9),
             "ok",
-            metrics={"time_s": randperm_s, "array_bytes": 4 * 10**9},
+            metrics={
+                "time_s": randperm_s,
+                "array_bytes": 4 * 10**9,
+                "torch_n": 10**8,
+                "torch_s": 6.0,
+                "torch_ratio": randperm_s / 6.0,
+            },
             rss={**rss, "extra": 4 * 10**9 + overhead},
+        ),
+        spec.Outcome(
+            make("e", "walk", "lazy", 10**9),
+            "ok",
+            metrics={
+                "cases": [
+                    {
+                        "n": n,
+                        "power_of_two": 1 << (n.bit_length() - 1),
+                        "ns_per_index": 2.0 * walk_ratio,
+                        "power_of_two_ns_per_index": 2.0,
+                        "ratio": walk_ratio,
+                    }
+                    for n in spec.WALK_NS
+                ],
+                "max_ratio": walk_ratio,
+            },
+            rss=rss,
         ),
         *(
             spec.Outcome(
@@ -367,22 +393,27 @@ def test_lazy_at_scale_verdicts() -> None:
     assert good["passed"] is True
     assert good["not_judged"] == []
     assert all(r["passed"] is not False for r in good["rows"])
-    assert "Performance targets: Met at their stated sizes: 5 of 5" in targets.scale_table(good)
+    assert "Performance targets: Met at their stated sizes: 7 of 7" in targets.scale_table(good)
 
-    slow = targets.lazy_at_scale(_scale_outcomes(6.0, 100 * spec.MIB, 0.5))
+    slow = targets.lazy_at_scale(_scale_outcomes(6.0, 100 * spec.MIB, 0.5, walk_ratio=2.6))
     assert slow["passed"] is False
     failed = {r["key"] for r in slow["rows"] if r["passed"] is False}
-    assert failed == {"randperm_time", "randperm_overhead"}
+    assert failed == {"randperm_time", "randperm_overhead", "randperm_vs_torch", "off_power_of_two"}
     text = targets.scale_table(slow)
     assert "| MISSED |" in text
-    assert "MISSED at their stated sizes: randperm lazy: overhead" in text
-    assert slow["missed"] == ["randperm_time", "randperm_overhead"]
+    assert "MISSED at their stated sizes: lazy per index off / at a power of two" in text
+    assert slow["missed"] == [
+        "randperm_time",
+        "randperm_overhead",
+        "randperm_vs_torch",
+        "off_power_of_two",
+    ]
 
     unfinished = _scale_outcomes(3.0, 0, 0.5)
     unfinished[1] = spec.Outcome(unfinished[1].spec, "skipped", "would need ~4.0 GiB")
     summary = targets.lazy_at_scale(unfinished)
     assert summary["passed"] is None
-    assert summary["not_judged"] == ["randperm_time", "randperm_overhead"]
+    assert summary["not_judged"] == ["randperm_time", "randperm_overhead", "randperm_vs_torch"]
     assert "skipped: would need ~4.0 GiB" in targets.scale_table(summary)
     assert summary["why"]["randperm_time"] == "skipped at n = 1e9: would need ~4.0 GiB"
 

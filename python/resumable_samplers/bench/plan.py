@@ -27,9 +27,11 @@ from resumable_samplers.bench.spec import (
     MIXTURE_KS,
     TORCHDATA_MAX_N,
     TRANSFORMERS_LENGTH_MAX_N,
+    WALK_REPEAT,
     Outcome,
     Spec,
     megatron_n,
+    walk_sizes,
 )
 
 # Bytes per index each implementation holds at its peak, for the "would it fit" estimate.
@@ -86,7 +88,7 @@ def estimate_bytes(case: str, impl: str, n: int) -> int:
         per_index = {"epoch": width * 1.125, "resume": width * 1.125, "loader": width}.get(
             case, width
         )
-    elif impl in ("lazy", "grain") and case in ("perm", "randperm", "grain"):
+    elif impl in ("lazy", "grain") and case in ("perm", "randperm", "grain", "walk"):
         per_index = width  # the lazy randperm's array (the Grain comparison times one too)
     else:
         per_index = _BYTES_PER_INDEX.get((case, impl), 8.0)
@@ -176,6 +178,10 @@ def _plan_scale(options: Options, impls: list[str]) -> list[Spec]:
         specs.append(Spec("e", "first", "lazy", max(LAZY_FIRST_NS), seed, first_repeat))
         n = options.lazy_randperm_n
         specs.append(Spec("e", "randperm", "lazy", n, seed, repeats(options, n)))
+        n = max(options.sizes)
+        if walk_sizes(n):
+            walk_repeat = options.repeat if options.repeat is not None else WALK_REPEAT
+            specs.append(Spec("e", "walk", "lazy", n, seed, walk_repeat))
         for n in options.lazy_iter_ns:
             specs.append(Spec("e", "iterate", "lazy", n, seed, repeats(options, n)))
     if "grain" in impls:

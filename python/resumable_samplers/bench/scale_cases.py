@@ -26,9 +26,11 @@ from resumable_samplers.bench.spec import (
     GRAIN_CALLS,
     GRAIN_ROUNDS,
     LAZY_FIRST_NS,
+    RANDPERM_TORCH_FRACTION,
     RANK,
     WORLD_SIZE,
     Spec,
+    walk_sizes,
 )
 
 GRAIN_INSTALL = "pip install grain"
@@ -76,18 +78,71 @@ def _setup_first(spec: Spec) -> Callable[[], dict[str, Any]]:
 
 
 def _setup_randperm(spec: Spec) -> Callable[[], dict[str, Any]]:
+    import torch
+
     from resumable_samplers import randperm
 
+    torch_n = spec.n // RANDPERM_TORCH_FRACTION
+    generator = torch.Generator()
+
     def run() -> dict[str, Any]:
-        times = []
+        times: list[float] = []
+        torch_times: list[float] = []
         nbytes = 0
+        # In turn, so that both see the same load; the lazy array is dropped before torch's
+        # runs, so the peak is the larger of the two.
         for _ in range(spec.repeat):
             t0 = time.perf_counter()
             out = randperm(spec.n, spec.seed, permutation="lazy")
             times.append(time.perf_counter() - t0)
             nbytes = int(out.nbytes)
             del out
-        return {"time_s": min(times), "times_s": times, "array_bytes": nbytes}
+            t0 = time.perf_counter()
+            theirs = torch.randperm(torch_n, generator=generator.manual_seed(spec.seed))
+            torch_times.append(time.perf_counter() - t0)
+            del theirs
+        return {
+            "time_s": min(times),
+            "times_s": times,
+            "array_bytes": nbytes,
+            "torch_n": torch_n,
+            "torch_s": min(torch_times),
+            "torch_times_s": torch_times,
+            "torch_ratio": min(times) / min(torch_times),
+        }
+
+    return run
+
+
+def _setup_walk(spec: Spec) -> Callable[[], dict[str, Any]]:
+    from resumable_samplers import randperm
+
+    def timed(n: int) -> float:
+        t0 = time.perf_counter()
+        out = randperm(n, spec.seed, permutation="lazy")
+        elapsed = time.perf_counter() - t0
+        del out
+        return elapsed
+
+    def run() -> dict[str, Any]:
+        cases = []
+        for n in walk_sizes(spec.n):
+            ref = 1 << (n.bit_length() - 1)  # the power of two below n: nothing walks there
+            best = {n: math.inf, ref: math.inf}
+            for _ in range(spec.repeat):  # in turn, so that both see the same load
+                for m in (ref, n):
+                    best[m] = min(best[m], timed(m))
+            per, per_ref = best[n] / n * 1e9, best[ref] / ref * 1e9
+            cases.append(
+                {
+                    "n": n,
+                    "power_of_two": ref,
+                    "ns_per_index": per,
+                    "power_of_two_ns_per_index": per_ref,
+                    "ratio": per / per_ref,
+                }
+            )
+        return {"cases": cases, "max_ratio": max(c["ratio"] for c in cases)}
 
     return run
 
@@ -202,6 +257,7 @@ def _setup_grain(spec: Spec) -> Callable[[], dict[str, Any]]:
 SETUPS: dict[str, Setup] = {
     "first": _setup_first,
     "randperm": _setup_randperm,
+    "walk": _setup_walk,
     "iterate": _setup_iterate,
     "grain": _setup_grain,
 }

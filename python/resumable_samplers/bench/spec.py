@@ -75,7 +75,16 @@ LOADER_BATCH_SIZE = 256
 # runs at these sizes whatever --sizes is; the others are bounded by --sizes or set by
 # their own options (smaller with --quick).
 LAZY_FIRST_NS: tuple[int, ...] = (10**9, 2**40, 2**63 - 1)
+WALK_NS: tuple[int, ...] = (2**24 + 1, 10**7, 10**8, 2**27 + 1)
+"""Sizes off a power of two at which ``walk`` times the lazy order against the power of two below
+(the lazy order's Feistel domain is the smallest power of two >= n; values outside [0, n) walk)."""
+WALK_QUICK_NS: tuple[int, ...] = (2**16 + 1, 10**5)
+"""The ``walk`` sizes of a run whose sizes stay below :data:`WALK_NS` (``--quick``, a smoke run)."""
+RANDPERM_TORCH_FRACTION = 10
+"""``randperm`` also times ``torch.randperm(n // RANDPERM_TORCH_FRACTION)`` in the same process."""
 LAZY_FIRST_REPEAT = 5
+WALK_REPEAT = 5
+"""How often ``walk`` times each size and its power of two, in turn (the best is kept)."""
 DEFAULT_LAZY_RANDPERM_N = 10**9
 QUICK_LAZY_RANDPERM_N = 10**6
 DEFAULT_LAZY_ITER_NS: tuple[int, ...] = (10**7, 10**9)
@@ -110,6 +119,14 @@ MIB = 2**20
 GIB = 2**30
 
 
+def walk_sizes(n: int) -> tuple[int, ...]:
+    """The sizes ``walk`` measures when its largest may be ``n``: :data:`WALK_NS` when ``n``
+    reaches their largest, else those of :data:`WALK_QUICK_NS` up to ``n``."""
+    if n >= max(WALK_NS):
+        return WALK_NS
+    return tuple(m for m in WALK_QUICK_NS if m <= n)
+
+
 @dataclasses.dataclass(frozen=True)
 class Spec:
     """One measurement: what a child process runs.
@@ -117,12 +134,13 @@ class Spec:
     Args:
         section: the measurement letter, ``a`` to ``h``.
         case: ``perm``, ``epoch``, ``resume``, ``loader``, ``verify``, ``verify_sampler`` or
-            ``trainer``; in ``e``: ``first``, ``randperm``, ``iterate`` or ``grain``; in ``g``:
+            ``trainer``; in ``e``: ``first``, ``randperm``, ``iterate``, ``walk`` or ``grain``; in ``g``:
             ``mixture_first``, ``mixture_iterate`` or ``mixture_restore``; in ``h``:
             ``length_epoch``, ``length_resume`` or ``length_padding``.
         impl: the implementation measured, e.g. ``ours``, ``lazy`` or ``torch``.
         n: the dataset size (for ``first``, the largest of :data:`LAZY_FIRST_NS`, which it
-            measures all of).
+            measures all of; for ``walk``, the largest of the sizes it measures, those of
+            :data:`WALK_NS` or :data:`WALK_QUICK_NS` up to ``n``).
         seed: the seed of the permutation.
         repeat: how many times to time the operation (the best time is kept).
         k: the number of sources of a mixture (section ``g``); 0 elsewhere.
@@ -142,6 +160,8 @@ class Spec:
             return f"({self.section}) first index lazy n={','.join(map(format_n, LAZY_FIRST_NS))}"
         if self.case == "grain":
             return f"({self.section}) grain vs lazy n={format_n(self.n)}"
+        if self.case == "walk":
+            return f"({self.section}) walk lazy n={','.join(map(format_n, walk_sizes(self.n)))}"
         if self.k:
             return f"({self.section}) {self.case} {self.impl} n={format_n(self.n)} K={self.k}"
         return f"({self.section}) {self.case} {self.impl} n={format_n(self.n)}"

@@ -1,8 +1,9 @@
 """The library's published performance targets for the lazy order, and the verdict on a run.
 
 The targets (listed in ``docs/benchmarks.md``, section "Performance targets") are stated at
-particular sizes: the first index at n = 1e9, 2**40 and 2**63 - 1, ``randperm`` and iteration at
-n = 1e9, the Grain comparison at any size. A target is *judged* only when it was measured at its
+particular sizes: the first index at n = 1e9, 2**40 and 2**63 - 1, ``randperm`` (alone and
+against ``torch.randperm(1e8)`` in the same process) and iteration at n = 1e9, the speed off a
+power of two at n = 2**24 + 1, 1e7, 1e8 and 2**27 + 1, the Grain comparison at any size. A target is *judged* only when it was measured at its
 stated size; a run at smaller sizes shows the same rows, their verdicts in parentheses, as an
 indication only. ``resumable-samplers bench --check`` exits 1 when a judged target is missed.
 """
@@ -16,6 +17,7 @@ from resumable_samplers.bench.spec import (
     LAZY_FIRST_NS,
     MIB,
     RANK,
+    WALK_NS,
     WORLD_SIZE,
     Outcome,
     format_mib,
@@ -27,6 +29,8 @@ FIRST_INDEX_MAX_S = 1e-3
 RANDPERM_MAX_S = 5.0
 RANDPERM_OVERHEAD_MAX_BYTES = 64 * MIB
 TARGET_RANDPERM_N = 10**9
+RANDPERM_TORCH_MAX_RATIO = 0.6
+WALK_MAX_RATIO = 2.5
 ITER_OVERHEAD_MAX_S = 1.0
 TARGET_ITER_N = 10**9
 GRAIN_MIN_RATIO = 10.0
@@ -40,6 +44,13 @@ TARGETS: dict[str, str] = {
     f"<= {RANDPERM_MAX_S:g} s",
     "randperm_overhead": f"randperm({format_n(TARGET_RANDPERM_N)}, permutation='lazy') memory "
     f"beyond its array < {RANDPERM_OVERHEAD_MAX_BYTES // MIB} MiB",
+    "randperm_vs_torch": f"randperm({format_n(TARGET_RANDPERM_N)}, permutation='lazy') "
+    f"<= {RANDPERM_TORCH_MAX_RATIO:g}x torch.randperm({format_n(TARGET_RANDPERM_N // 10)}) "
+    "in the same run",
+    "off_power_of_two": "lazy order per index off a power of two <= "
+    f"{WALK_MAX_RATIO:g}x its time at the power of two below (n = "
+    + ", ".join(map(format_n, WALK_NS))
+    + ")",
     "iterate_overhead": f"iterating one rank of {WORLD_SIZE} at n = {format_n(TARGET_ITER_N)} "
     f"costs < {ITER_OVERHEAD_MAX_S:g} s beyond making as many Python ints",
     "grain": f"lazy core throughput >= {GRAIN_MIN_RATIO:g}x Grain's index_shuffle",
@@ -50,6 +61,8 @@ TARGET_CASES: dict[str, str] = {
     "first_index": "first",
     "randperm_time": "randperm",
     "randperm_overhead": "randperm",
+    "randperm_vs_torch": "randperm",
+    "off_power_of_two": "walk",
     "iterate_overhead": "iterate",
     "grain": "grain",
 }
@@ -95,7 +108,12 @@ def _scale_rows(o: Outcome) -> list[dict[str, Any]]:
     """The rows of the section e table for one outcome."""
     m, n = o.metrics, o.spec.n
     if o.status != "ok":
-        name = {"first": "first index", "randperm": "randperm lazy", "grain": "grain vs lazy"}
+        name = {
+            "first": "first index",
+            "randperm": "randperm lazy",
+            "walk": "lazy order off a power of two",
+            "grain": "grain vs lazy",
+        }
         what = name.get(o.spec.case, f"iterate rank {RANK}/{WORLD_SIZE}")
         return [row(what, None if o.spec.case == "first" else n, f"{o.status}: {o.reason}")]
     if o.spec.case == "first":
@@ -159,6 +177,57 @@ def _scale_rows(o: Outcome) -> list[dict[str, Any]]:
                     key="randperm_overhead",
                 )
             )
+        if m.get("torch_s") is not None:
+            tn = m["torch_n"]
+            rows.append(
+                row(
+                    f"torch.randperm({format_n(tn)}), same process, in turn",
+                    tn,
+                    f"{format_seconds(m['torch_s'])} s",
+                    value=m["torch_s"],
+                    unit="s",
+                )
+            )
+            rows.append(
+                row(
+                    f"randperm lazy n={format_n(n)} / torch.randperm n={format_n(tn)}",
+                    n,
+                    f"{m['torch_ratio']:.2f}x",
+                    value=m["torch_ratio"],
+                    unit="x",
+                    threshold=f"<= {RANDPERM_TORCH_MAX_RATIO:g}x",
+                    passed=m["torch_ratio"] <= RANDPERM_TORCH_MAX_RATIO,
+                    at_target_size=at_size,
+                    key="randperm_vs_torch",
+                )
+            )
+        return rows
+    if o.spec.case == "walk":
+        at_size = tuple(c["n"] for c in m["cases"]) == WALK_NS
+        rows = [
+            row(
+                f"lazy per index n={format_n(c['n'])}: {_ns(c['ns_per_index'])} vs "
+                f"{_ns(c['power_of_two_ns_per_index'])} at 2**{c['power_of_two'].bit_length() - 1}",
+                c["n"],
+                f"{c['ratio']:.2f}x",
+                value=c["ratio"],
+                unit="x",
+            )
+            for c in m["cases"]
+        ]
+        rows.append(
+            row(
+                f"lazy per index off / at a power of two, max over {len(m['cases'])} sizes",
+                None,
+                f"{m['max_ratio']:.2f}x",
+                value=m["max_ratio"],
+                unit="x",
+                threshold=f"<= {WALK_MAX_RATIO:g}x",
+                passed=m["max_ratio"] <= WALK_MAX_RATIO,
+                at_target_size=at_size,
+                key="off_power_of_two",
+            )
+        )
         return rows
     if o.spec.case == "iterate":
         at_size = n == TARGET_ITER_N
@@ -323,6 +392,10 @@ def summarize(
 
 def _why_not_judged(key: str, runs: list[Outcome], rows: list[dict[str, Any]]) -> str:
     measured = [r for r in rows if r["key"] == key and r["passed"] is not None]
+    if measured and key == "off_power_of_two":
+        return "measured at smaller sizes, the target is stated at n = " + ", ".join(
+            map(format_n, WALK_NS)
+        )
     if measured:
         sizes = ", ".join(format_n(r["n"]) for r in measured if r["n"] is not None)
         want = TARGET_RANDPERM_N if key.startswith("randperm") else TARGET_ITER_N

@@ -134,8 +134,8 @@ class Spec:
     Args:
         section: the measurement letter, ``a`` to ``h``.
         case: ``perm``, ``epoch``, ``resume``, ``loader``, ``verify``, ``verify_sampler`` or
-            ``trainer``; in ``e``: ``first``, ``randperm``, ``iterate``, ``walk`` or ``grain``; in ``g``:
-            ``mixture_first``, ``mixture_iterate`` or ``mixture_restore``; in ``h``:
+            ``trainer``; in ``e``: ``first``, ``randperm``, ``iterate``, ``walk`` or ``grain``;
+            in ``g``: ``mixture_first``, ``mixture_iterate`` or ``mixture_restore``; in ``h``:
             ``length_epoch``, ``length_resume`` or ``length_padding``.
         impl: the implementation measured, e.g. ``ours``, ``lazy`` or ``torch``.
         n: the dataset size (for ``first``, the largest of :data:`LAZY_FIRST_NS`, which it

@@ -3,9 +3,10 @@
 The targets (listed in ``docs/benchmarks.md``, section "Performance targets") are stated at
 particular sizes: the first index at n = 1e9, 2**40 and 2**63 - 1, ``randperm`` (alone and
 against ``torch.randperm(1e8)`` in the same process) and iteration at n = 1e9, the speed off a
-power of two at n = 2**24 + 1, 1e7, 1e8 and 2**27 + 1, the Grain comparison at any size. A target is *judged* only when it was measured at its
-stated size; a run at smaller sizes shows the same rows, their verdicts in parentheses, as an
-indication only. ``resumable-samplers bench --check`` exits 1 when a judged target is missed.
+power of two at n = 2**24 + 1, 1e7, 1e8 and 2**27 + 1, the Grain comparison at any size. A target
+is *judged* only when it was measured at its stated size; a run at smaller sizes shows the same
+rows, their verdicts in parentheses, as an indication only. ``resumable-samplers bench --check``
+exits 1 when a judged target is missed.
 """
 
 from __future__ import annotations

@@ -1,19 +1,18 @@
-"""Per-index time of the lazy order at and off powers of two, and randperm(1e9) against torch.
+"""Where the time of the lazy order's iteration and of a streamed torch-order epoch goes.
 
-The lazy order encrypts positions with a Feistel network over the smallest power-of-two domain
-``2**k >= n`` and cycle-walks the values that land in ``[n, 2**k)``; off a power of two about
-``2**k / n - 1`` of the values walk once or more. This script times ``randperm(n, lazy)`` (all
-cores) at each size and at the largest power of two below it (where nothing walks), in turn, so
-both see the same load, then ``randperm(1e9, lazy)`` against ``torch.randperm(1e8)`` in the same
-process (best of ``--repeat``), and prints the load average with each figure: the numbers are
-wall times and the machine may be shared.
+Section (e) of ``resumable-samplers bench`` measures the lazy order as a user runs it (its speed
+off a power of two, ``randperm(1e9, lazy)`` against ``torch.randperm(1e8)``, the iteration
+overhead) and judges it on the library's targets. This script takes two of those figures apart,
+and prints the load average with each (the numbers are wall times and the machine may be
+shared):
 
-    python benches/lazy_walk.py [--repeat 5] [--sizes 2**24+1,1e7,1e8,2**27+1] [--big 1e9]
-        [--iterate 1e9] [--distributed 5e7]
+    python benches/lazy_walk.py [--repeat 5] [--iterate 1e9] [--distributed 5e7]
 
-``--distributed`` times one rank of 8 of a torch-order epoch, built and iterated, each run in a
-process of its own: read while the helper thread shuffles ("stream") or after the whole share is
-built ("build"), on one CPU (the process pinned to it: one free core) and on all, against torch's
+``--iterate`` times one rank of 8 iterated at n against making as many Python ints, split into
+the reader without its helper thread and the fill alone on one CPU. ``--distributed`` times one
+rank of 8 of a torch-order epoch, built and iterated, each run in a process of its own: read
+while the helper thread shuffles ("stream") or after the whole share is built ("build"), on one
+CPU (the process pinned to it: one free core) and on all, against torch's
 ``DistributedSampler``, in turn, best of ``--repeat``.
 """
 
@@ -74,9 +73,6 @@ def best_of(repeat: int, make: Callable[[], Any]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--sizes", default="2**24+1,1e7,1e8,2**27+1")
-    parser.add_argument("--big", default="1e9", help="n of randperm(n, lazy); 0 to skip")
-    parser.add_argument("--torch-n", default="1e8", help="n of torch.randperm in the same run")
     parser.add_argument("--iterate", default="1e9", help="n of the iteration overhead; 0 to skip")
     parser.add_argument(
         "--distributed", default="5e7", help="n of the distributed torch-order epoch; 0 to skip"
@@ -90,38 +86,6 @@ def main() -> None:
     import resumable_samplers as rs
 
     print(f"CPU: {_cpu_model()}, {os.cpu_count()} CPUs; resumable_samplers from {rs.__file__}")
-    for text in filter(None, args.sizes.split(",")):
-        n = _size(text)
-        # The power-of-two speed: the largest power of two <= n (where nothing walks), timed in
-        # turn with n so both see the same load.
-        k = n.bit_length() - 1
-        ref = 1 << k
-        best = {n: float("inf"), ref: float("inf")}
-        for _ in range(args.repeat):
-            for m in (ref, n) if ref != n else (n,):
-                best[m] = min(
-                    best[m], best_of(1, lambda m=m: rs.randperm(m, 1, permutation="lazy"))
-                )
-        per, per_ref = best[n] * 1e9 / n, best[ref] * 1e9 / ref
-        print(
-            f"randperm({text}, lazy): {per:6.2f} ns per index ({best[n]:.3f} s), 2**{k}: "
-            f"{per_ref:6.2f} ns per index, ratio {per / per_ref:.2f}, best of {args.repeat} "
-            f"alternating  [{_load()}]"
-        )
-    big = _size(args.big)
-    if big:
-        import torch
-
-        tn = _size(args.torch_n)
-        g = torch.Generator()
-        ours = theirs = float("inf")
-        for _ in range(args.repeat):  # interleaved, so both see the same load
-            ours = min(ours, best_of(1, lambda: rs.randperm(big, 1, permutation="lazy")))
-            theirs = min(theirs, best_of(1, lambda: torch.randperm(tn, generator=g.manual_seed(1))))
-        print(
-            f"randperm({args.big}, lazy): {ours:.2f} s; torch.randperm({args.torch_n}): "
-            f"{theirs:.2f} s; ratio {ours / theirs:.2f}, best of {args.repeat}  [{_load()}]"
-        )
     n = _size(args.iterate)
     if n:
         iterate(n, args.repeat)

@@ -294,6 +294,39 @@ def test_plan_of_section_e(tmp_path: Path) -> None:
     assert [s.case for s in plan.plan(options)] == ["grain"]
 
 
+def test_plan_of_section_e_times_the_walk_when_the_sizes_reach_it(tmp_path: Path) -> None:
+    # The walk sizes are those of the target when the run reaches 2**27 + 1, small ones below.
+    for sizes, walked in (([10**9], spec.WALK_NS), ([10**6], spec.WALK_QUICK_NS), ([10**4], ())):
+        options = _options(tmp_path, sections=["e"], sizes=sizes, exclude={"grain"})
+        walks = [s for s in plan.plan(options) if s.case == "walk"]
+        if not walked:
+            assert walks == []
+            continue
+        (walk,) = walks
+        assert (walk.n, walk.repeat) == (max(sizes), spec.WALK_REPEAT)
+        assert spec.walk_sizes(walk.n) == walked
+
+
+def test_walk_times_each_size_against_the_power_of_two_below() -> None:
+    report = child.measure(spec.Spec("e", "walk", "lazy", 10**5, repeat=2))
+    assert report["status"] == "ok", report
+    m = report["metrics"]
+    assert [c["n"] for c in m["cases"]] == list(spec.WALK_QUICK_NS)
+    assert [c["power_of_two"] for c in m["cases"]] == [2**16, 2**16]
+    for c in m["cases"]:
+        assert c["ratio"] == pytest.approx(c["ns_per_index"] / c["power_of_two_ns_per_index"])
+    assert m["max_ratio"] == max(c["ratio"] for c in m["cases"])
+
+
+def test_randperm_is_timed_against_torch_in_the_same_process() -> None:
+    report = child.measure(spec.Spec("e", "randperm", "lazy", 10**5, repeat=2))
+    assert report["status"] == "ok", report
+    m = report["metrics"]
+    assert m["torch_n"] == 10**5 // spec.RANDPERM_TORCH_FRACTION
+    assert len(m["torch_times_s"]) == len(m["times_s"]) == 2
+    assert m["torch_ratio"] == pytest.approx(m["time_s"] / m["torch_s"])
+
+
 def test_grain_unavailable_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.import_module
 
